@@ -1,0 +1,267 @@
+"""Builds the ASGI application: one connexion API per configured provider.
+
+``create_app`` takes the validated settings and every outside dependency (clock, HTTP
+transport, key store, catalog) as parameters, so tests run the real app with fakes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from connexion import AsyncApp
+from connexion.exceptions import ProblemException
+from connexion.options import SwaggerUIOptions
+from starlette.exceptions import HTTPException
+
+from app import error_handlers
+from app.clock import Clock, SystemClock
+from app.config import ConfigError, Settings
+from app.errors import BackstageError
+from app.identity.catalog import Catalog, InMemoryCatalog
+from app.identity.keys import KeyStore, MemoryKeyStore
+from app.identity.resolvers import (
+    AuthResolverContext,
+    ResolverConfigError,
+    SignInResolver,
+    build_sign_in_resolver,
+)
+from app.identity.tokens import TokenIssuer
+from app.identity.user_info import MemoryUserInfoStore
+from app.oauth.cookies import OAuthCookieManager
+from app.oauth.origins import OriginFilter, parse_origin
+from app.providers.base import OAuthAuthenticator, ProxyAuthenticator
+from app.providers.registry import REGISTRY
+from app.providers.registry_types import (
+    OAuthProviderBuild,
+    ProviderDefinition,
+    ProviderDeps,
+    ProxyProviderBuild,
+)
+from app.resolver import BoundResolver
+from app.secrets import flow_key_from_settings
+from app.services import (
+    OAuthEnvironment,
+    OAuthProviderRuntime,
+    ProviderRuntime,
+    ProxyProviderRuntime,
+    Services,
+)
+
+log = logging.getLogger(__name__)
+
+SPEC_DIR = Path(__file__).resolve().parent.parent / "spec"
+
+
+@dataclass(frozen=True)
+class Dependencies:
+    """Everything from outside the process; production defaults, test fakes."""
+
+    clock: Clock
+    transport: httpx.AsyncBaseTransport | None = None
+    key_store: KeyStore | None = None
+    catalog: Catalog | None = None
+    data_dir: Path | None = None
+
+
+def create_app(
+    settings: Settings,
+    *,
+    development: bool = False,
+    deps: Dependencies | None = None,
+    validate_responses: bool = False,
+) -> AsyncApp:
+    """Build the application.
+
+    Raises:
+        ConfigError: when a provider's config is invalid (the message names the key path).
+    """
+    deps = deps or Dependencies(clock=SystemClock())
+    services = _build_services(settings, development=development, deps=deps)
+    runtimes = _build_runtimes(settings, services, deps=deps, development=development)
+    closers = [r.authenticator for r in runtimes if isinstance(r, ProxyProviderRuntime)] + [
+        env.authenticator
+        for r in runtimes
+        if isinstance(r, OAuthProviderRuntime)
+        for env in r.environments.values()
+    ]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Any) -> AsyncIterator[None]:
+        yield
+        for authenticator in closers:
+            await authenticator.aclose()
+
+    app = AsyncApp(
+        __name__,
+        specification_dir=str(SPEC_DIR),
+        lifespan=lifespan,
+        swagger_ui_options=SwaggerUIOptions(swagger_ui=True),
+    )
+    for runtime in runtimes:
+        module = "app.handlers.oauth" if runtime.kind == "oauth" else "app.handlers.proxy"
+        app.add_api(
+            "openapi.yaml",
+            base_path=f"/api/auth/{runtime.provider_id}",
+            name=f"auth-{runtime.provider_id}",
+            arguments={"provider": runtime.provider_id, "kind": runtime.kind},
+            resolver=BoundResolver(module, runtime=runtime),
+            pythonic_params=True,
+            validate_responses=validate_responses,
+        )
+    # Mounted last: a mount at /api/auth would otherwise swallow the provider mounts.
+    app.add_api(
+        "identity.yaml",
+        base_path="/api/auth",
+        name="identity",
+        resolver=BoundResolver("app.handlers.identity", services=services),
+        validate_responses=validate_responses,
+    )
+    app.add_api(
+        "health.yaml",
+        base_path="/.backstage/health/v1",
+        name="health",
+        resolver=BoundResolver("app.handlers.identity", services=services),
+        validate_responses=validate_responses,
+    )
+    app.add_error_handler(BackstageError, error_handlers.backstage_error)
+    app.add_error_handler(ProblemException, error_handlers.problem)
+    app.add_error_handler(HTTPException, error_handlers.http_error)
+    app.add_error_handler(Exception, error_handlers.unexpected)
+    return app
+
+
+def _build_services(settings: Settings, *, development: bool, deps: Dependencies) -> Services:
+    app_origin = parse_origin(settings.app_base_url)
+    assert app_origin is not None  # validated by read_settings
+    user_info = MemoryUserInfoStore()
+    issuer = TokenIssuer(
+        issuer=settings.auth_base_url,
+        key_store=deps.key_store or MemoryKeyStore(),
+        clock=deps.clock,
+        algorithm=settings.identity_token_algorithm,
+        expiration_seconds=settings.token_expiration_seconds,
+        omit_ownership_claim=settings.omit_ownership_claim,
+        user_info=user_info,
+    )
+    return Services(
+        settings=settings,
+        clock=deps.clock,
+        development=development,
+        origin_filter=OriginFilter(app_origin, settings.extra_allowed_origins),
+        token_issuer=issuer,
+        user_info=user_info,
+        resolver_context=AuthResolverContext(issuer, deps.catalog or InMemoryCatalog()),
+        flow_key=flow_key_from_settings(settings, development=development, data_dir=deps.data_dir),
+    )
+
+
+def _build_runtimes(
+    settings: Settings, services: Services, *, deps: Dependencies, development: bool
+) -> list[ProviderRuntime]:
+    provider_deps = ProviderDeps(
+        clock=deps.clock, development=development, transport=deps.transport
+    )
+    runtimes: list[ProviderRuntime] = []
+    for provider_id, provider_config in settings.providers.items():
+        definition = REGISTRY.get(provider_id)
+        path = f"auth.providers.{provider_id}"
+        if definition is None:
+            # Backstage: a provider no module registers is simply not mounted (404).
+            log.warning(
+                "auth provider '%s' is not implemented by this server; not mounted", provider_id
+            )
+            continue
+        if definition.kind == "proxy":
+            runtimes.append(
+                _proxy_runtime(
+                    provider_id, definition, dict(provider_config), path, services, provider_deps
+                )
+            )
+        else:
+            runtimes.append(
+                _oauth_runtime(
+                    provider_id, definition, provider_config, path, services, provider_deps
+                )
+            )
+    return runtimes
+
+
+def _sign_in(
+    definition: ProviderDefinition, resolvers: list[dict[str, Any]] | None, path: str
+) -> SignInResolver | None:
+    if not resolvers:
+        return None
+    try:
+        return build_sign_in_resolver(resolvers, available=definition.resolvers, config_path=path)
+    except ResolverConfigError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
+def _oauth_runtime(
+    provider_id: str,
+    definition: ProviderDefinition,
+    config: Any,
+    path: str,
+    services: Services,
+    deps: ProviderDeps,
+) -> OAuthProviderRuntime:
+    environments: dict[str, OAuthEnvironment] = {}
+    for env_name, env_config in config.items():
+        env_path = f"{path}.{env_name}"
+        if not isinstance(env_config, dict):
+            raise ConfigError(f"{env_path}: must be a mapping of provider options")
+        build = definition.factory(env_config, env_path, deps)
+        assert isinstance(build, OAuthProviderBuild)
+        authenticator: OAuthAuthenticator = build.authenticator
+        callback_url = (
+            build.settings.callbackUrl
+            or f"{services.settings.auth_base_url}/{provider_id}/handler/frame"
+        )
+        sign_in = build.settings.signIn
+        environments[env_name] = OAuthEnvironment(
+            name=env_name,
+            authenticator=authenticator,
+            callback_url=callback_url,
+            cookies=OAuthCookieManager(
+                provider_id=provider_id,
+                callback_url=callback_url,
+                default_app_origin=services.app_origin,
+                session_max_age_seconds=build.settings.session_duration_seconds,
+                clock=services.clock,
+            ),
+            sign_in=_sign_in(
+                definition, sign_in.resolvers if sign_in else None, f"{env_path}.signIn.resolvers"
+            ),
+        )
+    return OAuthProviderRuntime(
+        provider_id=provider_id, services=services, environments=environments
+    )
+
+
+def _proxy_runtime(
+    provider_id: str,
+    definition: ProviderDefinition,
+    config: dict[str, Any],
+    path: str,
+    services: Services,
+    deps: ProviderDeps,
+) -> ProxyProviderRuntime:
+    build = definition.factory(config, path, deps)
+    assert isinstance(build, ProxyProviderBuild)
+    authenticator: ProxyAuthenticator = build.authenticator
+    configured = _sign_in(
+        definition, build.sign_in.resolvers if build.sign_in else None, f"{path}.signIn.resolvers"
+    )
+    # Proxy providers: a provider's own resolver first, then config (Backstage).
+    sign_in = build.default_resolver or configured
+    if sign_in is None:
+        raise ConfigError(f"No sign-in resolver configured for proxy auth provider '{provider_id}'")
+    return ProxyProviderRuntime(
+        provider_id=provider_id, services=services, authenticator=authenticator, sign_in=sign_in
+    )

@@ -1,0 +1,1 @@
+"""connexion operationIds. Handlers own the protocol rules and never import a provider."""

@@ -1,0 +1,106 @@
+"""Identity endpoints under ``/api/auth``: JWKS, discovery and userinfo.
+
+(``plugins/auth-backend/src/service/OidcRouter.ts``, ``OidcService.ts``)
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from connexion import request
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+from starlette.responses import Response
+
+from app.errors import AuthenticationError, InputError
+from app.handlers.responses import json_response, respond
+from app.identity.tokens import LIMITED_USER_TOKEN_TYPE, USER_TOKEN_TYPE
+from app.services import Services
+
+_BEARER = re.compile(r"^Bearer[ ]+(\S+)$", re.I)
+
+
+async def jwks(services: Services) -> Response:
+    return json_response({"keys": await services.token_issuer.list_public_keys()})
+
+
+async def openid_configuration(services: Services) -> Response:
+    base = services.settings.auth_base_url
+    # Backstage's key order and values (section 8.4); authorization_endpoint is
+    # advertised even though browser sign-in goes through the provider routes.
+    doc: dict[str, Any] = {
+        "issuer": base,
+        "token_endpoint": f"{base}/v1/token",
+        "userinfo_endpoint": f"{base}/v1/userinfo",
+        "jwks_uri": f"{base}/.well-known/jwks.json",
+        "response_types_supported": ["code", "id_token"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": [
+            "RS256",
+            "RS384",
+            "RS512",
+            "ES256",
+            "ES384",
+            "ES512",
+            "PS256",
+            "PS384",
+            "PS512",
+            "EdDSA",
+        ],
+        "scopes_supported": ["openid"],
+        "token_endpoint_auth_methods_supported": [],
+        "claims_supported": ["sub", "ent"],
+        "grant_types_supported": ["authorization_code"],
+        "authorization_endpoint": f"{base}/v1/authorize",
+        "code_challenge_methods_supported": ["S256"],
+    }
+    return json_response(doc)
+
+
+async def userinfo(services: Services) -> Response:
+    match = _BEARER.match(request.headers.get("authorization", ""))
+    if not match:
+        raise AuthenticationError("No token provided")
+    claims = await _verify_user_token(services, match.group(1))
+    sub = claims.get("sub")
+    if not isinstance(sub, str):
+        raise InputError(
+            "Userinfo endpoint must be called with a token that represents a user principal"
+        )
+    stored = await services.user_info.get(sub)
+    if stored is None:
+        # Backstage answers this one with express's default text body.
+        return respond(b"User info not found", status=404, headers={"Content-Type": "text/plain"})
+    return json_response(stored)
+
+
+async def _verify_user_token(services: Services, token: str) -> dict[str, Any]:
+    """Verify a Backstage user token as other Backstage backends do (section 8.1).
+
+    Raises:
+        AuthenticationError: on any failure.
+    """
+    keys = KeySet.import_key_set({"keys": await services.token_issuer.list_public_keys()})
+    try:
+        decoded = jwt.decode(token, keys, algorithms=[services.token_issuer.algorithm])
+    except (JoseError, ValueError) as exc:
+        raise AuthenticationError(f"Failed user token verification, {exc}") from exc
+    if decoded.header.get("typ") not in (USER_TOKEN_TYPE, LIMITED_USER_TOKEN_TYPE):
+        raise AuthenticationError("Failed user token verification, unexpected token type")
+    registry = jwt.JWTClaimsRegistry(
+        now=int(services.clock.now()),
+        exp={"essential": True},
+        iat={"essential": True},
+        sub={"essential": True},
+    )
+    try:
+        registry.validate(decoded.claims)
+    except JoseError as exc:
+        raise AuthenticationError(f"Failed user token verification, {exc}") from exc
+    return dict(decoded.claims)
+
+
+async def readiness(services: Services) -> Response:
+    return json_response({"status": "ok"})

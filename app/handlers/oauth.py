@@ -1,0 +1,356 @@
+"""The OAuth flow: ``/start``, ``/handler/frame``, ``/refresh``, ``/logout``.
+
+Every protocol rule lives here once, for every provider (Backstage
+``plugins/auth-node/src/oauth/createOAuthRouteHandlers.ts``): environment selection,
+origin and redirect allow-lists, the nonce cookie against the state, the
+``X-Requested-With`` CSRF header, scope persistence, cookies and the error surfaces
+(JSON before the callback's try block, the popup page or a redirect inside it).
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import logging
+import secrets
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+from connexion import request
+from starlette.responses import Response
+
+from app.errors import (
+    AuthenticationError,
+    BackstageError,
+    InputError,
+    NotAllowedError,
+    NotFoundError,
+    serialize_error,
+)
+from app.handlers.responses import TOKEN_HEADERS, json_response, redirect, respond
+from app.identity.types import SignInInfo
+from app.oauth.flow_secrets import derive_flow_secrets
+from app.oauth.origins import Origin, parse_origin
+from app.oauth.scopes import join_scope, merge_scopes, split_scope
+from app.oauth.state import OAuthState, decode_state, decode_state_fields, encode_state
+from app.oauth.web_message import render_web_message
+from app.providers.base import (
+    AuthenticateInput,
+    AuthResult,
+    LogoutInput,
+    RefreshInput,
+    StartInput,
+)
+from app.services import OAuthEnvironment, OAuthProviderRuntime
+
+log = logging.getLogger(__name__)
+audit = logging.getLogger("app.audit")
+
+NONCE_BYTES = 16
+
+
+def select_environment(
+    runtime: OAuthProviderRuntime, env: str | None, state: str | None = None
+) -> OAuthEnvironment:
+    """Backstage's OAuthEnvironmentHandler: ``env`` query, else the state's ``env``.
+
+    Raises:
+        InputError: no env at all. NotAllowedError: undecodable state.
+        NotFoundError: an env that is not configured.
+    """
+    if not env and state is not None:
+        env = decode_state(state).env
+    if not env:
+        raise InputError("Must specify 'env' query to select environment")
+    environment = runtime.environments.get(env)
+    if environment is None:
+        raise NotFoundError(
+            f"No configuration available for the '{env}' environment of this provider."
+        )
+    return environment
+
+
+def _check_csrf_header() -> None:
+    # A custom header forces a CORS preflight, so other sites cannot send this request.
+    if request.headers.get("x-requested-with") != "XMLHttpRequest":
+        raise AuthenticationError("Invalid X-Requested-With header")
+
+
+def _scopes(environment: OAuthEnvironment, requested: str | None, granted: str | None) -> str:
+    auth = environment.authenticator
+    return join_scope(
+        merge_scopes(
+            split_scope(requested),
+            split_scope(granted) if auth.persist_scopes else [],
+            auth.required_scopes,
+            auth.additional_scopes,
+        )
+    )
+
+
+# -- /start ----------------------------------------------------------------------------
+
+
+async def start(
+    runtime: OAuthProviderRuntime,
+    env: str | None = None,
+    scope: str | None = None,
+    origin: str | None = None,
+    flow: str | None = None,
+    redirect_url: str | None = None,
+    **extra_params: str,
+) -> Response:
+    environment = select_environment(runtime, env)
+    services = runtime.services
+    app_origin: Origin | None = None
+    if origin:
+        app_origin = services.origin_filter.check_app_origin(origin)
+    if flow == "redirect":
+        services.origin_filter.check_redirect_url(redirect_url)
+    cookies = environment.cookies
+    nonce = base64.b64encode(secrets.token_bytes(NONCE_BYTES)).decode()
+    auth = environment.authenticator
+    scope_value = _scopes(environment, scope, cookies.get_granted_scopes(request.cookies))
+    state = OAuthState(
+        nonce=nonce,
+        env=environment.name,
+        origin=str(app_origin) if app_origin else None,
+        redirect_url=redirect_url,
+        flow=flow,
+        scope=scope_value if auth.persist_scopes else None,
+    )
+    result = await auth.start(
+        StartInput(
+            state=encode_state(state),
+            scope=scope_value,
+            callback_url=environment.callback_url,
+            secrets=derive_flow_secrets(services.flow_key, nonce),
+            extra_params={k: v for k, v in extra_params.items() if isinstance(v, str)},
+        )
+    )
+    return respond(
+        status=result.status,
+        headers={"Location": result.url},
+        cookies=cookies.set_nonce(nonce, app_origin=app_origin),
+    )
+
+
+# -- /handler/frame --------------------------------------------------------------------
+
+
+async def _callback_params() -> dict[str, str]:
+    params = {k: v for k, v in request.query_params.items()}
+    if request.method == "POST":
+        form = await request.form()
+        for key, value in form.items():
+            if isinstance(value, str):
+                params.setdefault(key, value)
+    return params
+
+
+def _wants_json() -> bool:
+    accept = request.headers.get("accept", "")
+    return "application/json" in accept and "text/html" not in accept and "*/*" not in accept
+
+
+async def frame_handler(
+    runtime: OAuthProviderRuntime,
+    env: str | None = None,
+    state: str | None = None,
+) -> Response:
+    environment = select_environment(runtime, env, state)
+    services = runtime.services
+    # What the error surfaces need, learnt as far as validation gets.
+    reply_origin = services.app_origin
+    fields = decode_state_fields(state or "")
+    flow = fields.get("flow")
+    try:
+        decoded = decode_state(state or "")
+        if decoded.flow == "redirect":
+            services.origin_filter.check_redirect_url(decoded.redirect_url)
+        if decoded.origin is not None:
+            reply_origin = services.origin_filter.check_app_origin(
+                decoded.origin, invalid=NotAllowedError
+            )
+        cookie_nonce = environment.cookies.get_nonce(request.cookies)
+        if not cookie_nonce:
+            raise NotAllowedError("Auth response is missing cookie nonce")
+        if not hmac.compare_digest(cookie_nonce.encode(), decoded.nonce.encode()):
+            raise NotAllowedError("Invalid nonce")
+        result = await environment.authenticator.authenticate(
+            AuthenticateInput(
+                params=await _callback_params(),
+                callback_url=environment.callback_url,
+                secrets=derive_flow_secrets(services.flow_key, decoded.nonce),
+            )
+        )
+        cookies: list[str] = []
+        if environment.authenticator.persist_scopes:
+            if decoded.scope is None:
+                raise AuthenticationError("No scope found in OAuth state")
+            granted = decoded.scope
+            cookies += environment.cookies.set_granted_scopes(
+                granted, app_origin=reply_origin, request_cookies=request.cookies
+            )
+        else:
+            granted = result.session.scope
+        response = await _client_auth_response(runtime, environment, result, granted)
+        if result.session.refresh_token:
+            cookies += environment.cookies.set_refresh_token(
+                result.session.refresh_token,
+                app_origin=reply_origin,
+                request_cookies=request.cookies,
+            )
+        # The nonce is single use: a replayed callback finds no cookie.
+        cookies += environment.cookies.clear_nonce(app_origin=reply_origin)
+    except Exception as exc:  # noqa: BLE001 - every failure goes back to the app window
+        if not isinstance(exc, BackstageError):
+            log.exception("sign-in callback failed")
+        audit.info(
+            "sign_in_failed",
+            extra={"provider": runtime.provider_id, "reason": serialize_error(exc)["message"]},
+        )
+        return _frame_error(exc, flow, reply_origin, services.settings.app_base_url)
+    audit.info("sign_in", extra={"provider": runtime.provider_id})
+    if decoded.flow == "redirect" and decoded.redirect_url:
+        return redirect(decoded.redirect_url, cookies=cookies)
+    if _wants_json():
+        return json_response(
+            {"type": "auth-result", "payload": {**response["providerInfo"], **response}},
+            cookies=cookies,
+            headers=TOKEN_HEADERS,
+        )
+    message = {"type": "authorization_response", "response": response}
+    page = render_web_message(message, str(reply_origin))
+    return respond(page.body, headers=page.headers, cookies=cookies)
+
+
+def _frame_error(exc: Exception, flow: str | None, origin: Origin, app_base_url: str) -> Response:
+    error = serialize_error(exc)
+    error.pop("cause", None)
+    if flow == "redirect":
+        # Backstage: back to the app with ?error=<message>, fragment dropped.
+        parts = urlsplit(app_base_url)
+        target = urlunsplit(
+            (
+                parts.scheme,
+                parts.netloc,
+                parts.path or "/",
+                urlencode({"error": error["message"]}),
+                "",
+            )
+        )
+        return redirect(target)
+    if _wants_json():
+        return json_response({"type": "auth-result", "error": error}, headers=TOKEN_HEADERS)
+    page = render_web_message({"type": "authorization_response", "error": error}, str(origin))
+    return respond(page.body, headers=page.headers)
+
+
+frame_handler_alias = frame_handler
+
+
+async def _client_auth_response(
+    runtime: OAuthProviderRuntime,
+    environment: OAuthEnvironment,
+    result: AuthResult,
+    granted_scope: str,
+) -> dict[str, Any]:
+    session = result.session
+    provider_info = session.provider_info()
+    provider_info["scope"] = granted_scope
+    response: dict[str, Any] = {"profile": result.profile.to_json(), "providerInfo": provider_info}
+    if environment.sign_in is not None:
+        identity = await environment.sign_in(
+            SignInInfo(runtime.provider_id, result.profile, result.sign_in_facts),
+            runtime.services.resolver_context,
+        )
+        response["backstageIdentity"] = identity.to_json()
+    return response
+
+
+# -- /refresh --------------------------------------------------------------------------
+
+
+async def refresh(
+    runtime: OAuthProviderRuntime,
+    env: str | None = None,
+    scope: str | None = None,
+    optional: str | None = None,
+) -> Response:
+    environment = select_environment(runtime, env)
+    _check_csrf_header()
+    cookies_in: Mapping[str, str] = request.cookies
+    app_origin = parse_origin(request.headers.get("origin", ""))
+    manager = environment.cookies
+    auth = environment.authenticator
+    try:
+        refresh_token = manager.get_refresh_token(cookies_in)
+        if not refresh_token:
+            raise InputError("Missing session cookie")
+        granted_cookie = manager.get_granted_scopes(cookies_in)
+        scope_value = _scopes(environment, scope, granted_cookie)
+        already_granted = None
+        if auth.persist_scopes:
+            granted = set(split_scope(granted_cookie))
+            already_granted = all(s in granted for s in split_scope(scope_value))
+        result = await auth.refresh(
+            RefreshInput(
+                refresh_token=refresh_token,
+                scope=scope_value,
+                scope_already_granted=already_granted,
+            )
+        )
+        cookies: list[str] = []
+        if auth.persist_scopes:
+            granted_scope = scope_value
+            cookies += manager.set_granted_scopes(
+                scope_value, app_origin=app_origin, request_cookies=cookies_in
+            )
+        else:
+            granted_scope = result.session.scope
+        new_token = result.session.refresh_token
+        if new_token and new_token != refresh_token:
+            cookies += manager.set_refresh_token(
+                new_token, app_origin=app_origin, request_cookies=cookies_in
+            )
+        response = await _client_auth_response(runtime, environment, result, granted_scope)
+    except Exception as exc:
+        if not isinstance(exc, BackstageError):
+            log.exception("refresh failed")
+        audit.info(
+            "refresh_failed",
+            extra={"provider": runtime.provider_id, "reason": serialize_error(exc)["message"]},
+        )
+        raise AuthenticationError("Refresh failed", cause=exc) from exc
+    return json_response(response, cookies=cookies, headers=TOKEN_HEADERS)
+
+
+# -- /logout ---------------------------------------------------------------------------
+
+
+async def logout(runtime: OAuthProviderRuntime, env: str | None = None) -> Response:
+    environment = select_environment(runtime, env)
+    _check_csrf_header()
+    raw_origin = request.headers.get("origin")
+    runtime.services.origin_filter.check_header_origin(raw_origin)
+    cookies_in: Mapping[str, str] = request.cookies
+    manager = environment.cookies
+    result = await environment.authenticator.logout(
+        LogoutInput(refresh_token=manager.get_refresh_token(cookies_in), app_origin=raw_origin)
+    )
+    app_origin = parse_origin(raw_origin or "")
+    cookies = manager.clear_refresh_token(app_origin=app_origin, request_cookies=cookies_in)
+    if environment.authenticator.persist_scopes:
+        cookies += manager.clear_granted_scopes(app_origin=app_origin, request_cookies=cookies_in)
+    audit.info("logout", extra={"provider": runtime.provider_id})
+    if result.logout_url and _is_safe_logout_url(result.logout_url):
+        return json_response({"logoutUrl": result.logout_url}, cookies=cookies)
+    return respond(cookies=cookies)
+
+
+def _is_safe_logout_url(url: str) -> bool:
+    # Backstage passes a provider logout URL on only if it is https or on localhost.
+    parts = urlsplit(url)
+    return parts.scheme == "https" or (parts.scheme == "http" and parts.hostname == "localhost")

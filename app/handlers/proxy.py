@@ -1,0 +1,51 @@
+"""Proxy-style providers (guest, and the ones behind authenticating proxies).
+
+Their identity comes from the incoming request (or from nowhere, for guest), so
+``/refresh`` signs in on every call: no CSRF header, no cookies, ``env`` ignored;
+``/start`` and ``/handler/frame`` are 501.
+(``plugins/auth-node/src/proxy/createProxyRouteHandlers.ts``)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from connexion import request
+from starlette.responses import Response
+
+from app.errors import NotImplementedError_
+from app.handlers.responses import TOKEN_HEADERS, json_response
+from app.identity.types import SignInInfo
+from app.providers.base import ProxyRequest
+from app.services import ProxyProviderRuntime
+
+
+async def start(runtime: ProxyProviderRuntime, **_: Any) -> Response:
+    raise NotImplementedError_("Not implemented")
+
+
+async def frame_handler(runtime: ProxyProviderRuntime, **_: Any) -> Response:
+    raise NotImplementedError_("Not implemented")
+
+
+frame_handler_alias = frame_handler
+
+
+async def refresh(runtime: ProxyProviderRuntime, **_: Any) -> Response:
+    client = request.client
+    result = await runtime.authenticator.authenticate(
+        ProxyRequest(
+            headers=dict(request.headers),
+            cookies=dict(request.cookies),
+            client_host=client.host if client else None,
+        )
+    )
+    identity = await runtime.sign_in(
+        SignInInfo(runtime.provider_id, result.profile, result.sign_in_facts),
+        runtime.services.resolver_context,
+    )
+    body: dict[str, Any] = {"profile": result.profile.to_json()}
+    if result.provider_info is not None:
+        body["providerInfo"] = dict(result.provider_info)
+    body["backstageIdentity"] = identity.to_json()
+    return json_response(body, headers=TOKEN_HEADERS)

@@ -1,0 +1,1 @@
+"""Backstage identity: user tokens, signing keys, sign-in resolvers, the catalog."""

@@ -1,0 +1,220 @@
+"""Backstage user tokens, as ``TokenFactory`` in ``@backstage/plugin-auth-backend`` issues them.
+
+Each process signs with its own lazily generated key pair. Only the public half goes to
+the shared key store, and it goes there before the first signature, so any process can
+verify any token as soon as it exists.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from joserfc import jws
+from joserfc.jwk import ECKey, RSAKey
+
+from app.clock import Clock
+from app.errors import BackstageError, InputError
+from app.identity.entity_ref import canonical_entity_ref
+from app.identity.keys import KeyStore, StoredKey
+from app.identity.user_info import UserInfoStore
+
+logger = logging.getLogger(__name__)
+
+USER_TOKEN_TYPE = "vnd.backstage.user"
+LIMITED_USER_TOKEN_TYPE = "vnd.backstage.limited-user"
+AUDIENCE = "backstage"
+MAX_TOKEN_LENGTH = 32768
+
+_EC_CURVES = {"ES256": "P-256", "ES384": "P-384", "ES512": "P-521"}
+_RSA_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"})
+SUPPORTED_ALGORITHMS = frozenset(_EC_CURVES) | _RSA_ALGORITHMS
+
+_INVALID_SUB = '"sub" claim provided by the auth resolver is not a valid EntityRef.'
+_INVALID_ENT = '"ent" claim provided by the auth resolver contains an invalid EntityRef.'
+
+
+def _json(value: Any) -> bytes:
+    # JSON.stringify's bytes: compact, key order kept, non-ASCII left unescaped.
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def canonicalize_identity(sub: str, ent: Sequence[str]) -> tuple[str, tuple[str, ...]]:
+    """Canonical ``sub`` and de-duplicated canonical ``ent`` (order kept); refs need a kind."""
+    try:
+        canonical_sub = canonical_entity_ref(sub)
+    except ValueError:
+        raise InputError(_INVALID_SUB) from None
+    try:
+        canonical_ent = tuple(dict.fromkeys(canonical_entity_ref(ref) for ref in ent))
+    except ValueError:
+        raise InputError(_INVALID_ENT) from None
+    return canonical_sub, canonical_ent
+
+
+@dataclass(frozen=True)
+class _SigningKey:
+    kid: str
+    private_key: ECKey | RSAKey
+    expires_at: float
+
+
+def _public_jwk(key: ECKey | RSAKey, kid: str, algorithm: str) -> dict[str, Any]:
+    # The member order of jose's exportJWK (what Backstage stores), plus kid and alg.
+    public = key.as_dict(private=False)
+    if isinstance(key, ECKey):
+        ordered = {m: public[m] for m in ("kty", "x", "y", "crv")}
+    else:
+        ordered = {m: public[m] for m in ("kty", "n", "e")}
+    return {**ordered, "kid": kid, "alg": algorithm}
+
+
+def _key_generator(algorithm: str) -> Callable[[], ECKey | RSAKey]:
+    if algorithm in _EC_CURVES:
+        curve = _EC_CURVES[algorithm]
+        return lambda: ECKey.generate_key(curve)
+    if algorithm in _RSA_ALGORITHMS:
+        # jose's generateKeyPair default modulus length.
+        return lambda: RSAKey.generate_key(2048)
+    raise ValueError(
+        f"Unsupported identity token algorithm '{algorithm}'; "
+        f"expected one of {', '.join(sorted(SUPPORTED_ALGORITHMS))}"
+    )
+
+
+class TokenIssuer:
+    def __init__(
+        self,
+        *,
+        issuer: str,
+        key_store: KeyStore,
+        clock: Clock,
+        algorithm: str = "ES256",
+        expiration_seconds: int = 3600,
+        omit_ownership_claim: bool = True,
+        user_info: UserInfoStore | None = None,
+    ) -> None:
+        # Fail at startup rather than on the first sign-in.
+        self._generate = _key_generator(algorithm)
+        self._issuer = issuer
+        self._key_store = key_store
+        self._clock = clock
+        self._algorithm = algorithm
+        self._expiration_seconds = expiration_seconds
+        self._omit_ownership_claim = omit_ownership_claim
+        self._user_info = user_info
+        self._current: _SigningKey | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def expiration_seconds(self) -> int:
+        return self._expiration_seconds
+
+    @property
+    def algorithm(self) -> str:
+        return self._algorithm
+
+    async def issue_token(
+        self,
+        *,
+        sub: str,
+        ent: Sequence[str],
+        extra_claims: Mapping[str, Any] | None = None,
+    ) -> str:
+        sub, ownership = canonicalize_identity(sub, ent)
+        # sub and ent are destructured out of the resolver's claims in Backstage.
+        extra = {k: v for k, v in (extra_claims or {}).items() if k not in ("sub", "ent")}
+        key = await self._signing_key()
+
+        iat = math.floor(self._clock.now())
+        exp = iat + self._expiration_seconds
+        uip = self._user_identity_proof(key, sub=sub, iat=iat, exp=exp)
+
+        # Assignment order mirrors `{...additionalClaims, iss, sub, ent, aud, iat, exp, uip}`:
+        # a custom claim that shadows a standard one keeps its position but loses its value.
+        claims: dict[str, Any] = dict(extra)
+        claims["iss"] = self._issuer
+        claims["sub"] = sub
+        if not self._omit_ownership_claim:
+            claims["ent"] = list(ownership)
+        claims["aud"] = AUDIENCE
+        claims["iat"] = iat
+        claims["exp"] = exp
+        claims["uip"] = uip
+
+        header = {"typ": USER_TOKEN_TYPE, "alg": self._algorithm, "kid": key.kid}
+        token = self._sign(key, header, _json(claims))
+        if len(token) > MAX_TOKEN_LENGTH:
+            raise BackstageError(
+                "Failed to issue a new user token. The resulting token is excessively large, "
+                "with either too many ownership claims or too large custom claims. You likely "
+                "have a bug either in the sign-in resolver or catalog data. The following "
+                f"claims were requested: '{_json(claims).decode()}'"
+            )
+
+        logger.info("Issuing token for %s, with entities %s", sub, ",".join(ownership))
+        if self._user_info is not None:
+            await self._user_info.put(sub, {"sub": sub, "ent": list(ownership), **extra})
+        return token
+
+    async def list_public_keys(self) -> list[dict[str, Any]]:
+        """Keys that may have signed a still-valid token: younger than 3x the key lifetime."""
+        now = self._clock.now()
+        window = 3 * self._expiration_seconds
+        valid: list[dict[str, Any]] = []
+        expired: list[str] = []
+        for stored in await self._key_store.list_keys():
+            if stored.created_at + window > now:
+                valid.append(dict(stored.jwk))
+            else:
+                expired.append(stored.kid)
+        if expired:
+            logger.info("Removing expired signing keys, '%s'", "', '".join(expired))
+            try:
+                await self._key_store.remove_keys(expired)
+            except Exception:
+                # Pruning is housekeeping; serving the JWKS matters more.
+                logger.exception("Failed to remove expired signing keys")
+        return valid
+
+    async def _signing_key(self) -> _SigningKey:
+        current = self._current
+        if current is not None and current.expires_at > self._clock.now():
+            return current
+        # Concurrent issuers queue here and reuse the key the first one generated.
+        async with self._lock:
+            now = self._clock.now()
+            current = self._current
+            if current is not None and current.expires_at > now:
+                return current
+            if current is not None:
+                logger.info("Signing key has expired, generating new key")
+            private_key = self._generate()
+            kid = str(uuid.uuid4())
+            # The key may not sign anything until verifiers can find it.
+            await self._key_store.add_key(
+                StoredKey(
+                    kid=kid,
+                    jwk=_public_jwk(private_key, kid, self._algorithm),
+                    created_at=now,
+                )
+            )
+            logger.info("Created new signing key %s", kid)
+            self._current = _SigningKey(kid, private_key, now + self._expiration_seconds)
+            return self._current
+
+    def _user_identity_proof(self, key: _SigningKey, *, sub: str, iat: int, exp: int) -> str:
+        # Other backends rebuild `b64(header).b64(payload).uip` from these exact bytes.
+        header = {"typ": LIMITED_USER_TOKEN_TYPE, "alg": self._algorithm, "kid": key.kid}
+        payload = _json({"sub": sub, "iat": iat, "exp": exp})
+        return self._sign(key, header, payload).rsplit(".", 1)[1]
+
+    def _sign(self, key: _SigningKey, header: dict[str, Any], payload: bytes) -> str:
+        # joserfc keeps the header's key order and signs the payload bytes as given.
+        return jws.serialize_compact(header, payload, key.private_key, algorithms=[self._algorithm])

@@ -1,0 +1,1 @@
+"""Wire formats of Backstage's OAuth flow, independent of any provider."""

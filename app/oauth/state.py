@@ -1,0 +1,71 @@
+"""The OAuth ``state`` parameter, in Backstage's wire format.
+
+Fields, in this order when present: ``nonce``, ``env``, ``origin``, ``redirectUrl``,
+``flow``, ``scope``. They are form-urlencoded (spaces as ``+``) and the UTF-8 bytes are
+rendered as lower-case hex (Backstage ``plugins/auth-node/src/oauth/state.ts``). Absent
+fields are dropped, empty strings kept.
+"""
+
+from __future__ import annotations
+
+import binascii
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlencode
+
+from app.errors import NotAllowedError
+
+_FIELDS = (
+    ("nonce", "nonce"),
+    ("env", "env"),
+    ("origin", "origin"),
+    ("redirectUrl", "redirect_url"),
+    ("flow", "flow"),
+    ("scope", "scope"),
+)
+
+
+@dataclass(frozen=True)
+class OAuthState:
+    nonce: str
+    env: str
+    origin: str | None = None
+    redirect_url: str | None = None
+    flow: str | None = None
+    # Only set by providers that persist scopes.
+    scope: str | None = None
+
+
+def encode_state(state: OAuthState) -> str:
+    pairs = [(wire, value) for wire, attr in _FIELDS if (value := getattr(state, attr)) is not None]
+    return urlencode(pairs).encode().hex()
+
+
+def decode_state_fields(encoded: str) -> dict[str, str]:
+    """Decode without validating. Undecodable input yields ``{}``, as Node's hex decoder
+    stops at the first bad pair and Backstage then reports a missing env."""
+    try:
+        text = binascii.unhexlify(encoded).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return {}
+    return dict(parse_qsl(text, keep_blank_values=True))
+
+
+def decode_state(encoded: str) -> OAuthState:
+    """Decode and validate a state.
+
+    Raises:
+        NotAllowedError: when ``env`` or ``nonce`` is missing (Backstage's messages).
+    """
+    fields = decode_state_fields(encoded)
+    if not fields.get("env"):
+        raise NotAllowedError("OAuth state is invalid, missing env")
+    if not fields.get("nonce"):
+        raise NotAllowedError("OAuth state is invalid, missing nonce")
+    return OAuthState(
+        nonce=fields["nonce"],
+        env=fields["env"],
+        origin=fields.get("origin"),
+        redirect_url=fields.get("redirectUrl"),
+        flow=fields.get("flow"),
+        scope=fields.get("scope"),
+    )

@@ -1,0 +1,285 @@
+"""The shared authorization-code flow, over Authlib's async httpx client.
+
+Providers subclass ``OAuth2Authenticator`` and override only what differs: endpoints,
+scopes, extra authorize parameters, the profile fetch. Upstream failures are wrapped
+here, at the provider boundary, into messages the popup or the refresh caller can show.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from authlib.integrations.base_client.errors import OAuthError
+from authlib.integrations.httpx_client import AsyncOAuth2Client
+from joserfc import jws
+from joserfc.errors import JoseError
+
+from app.errors import AuthenticationError, BackstageError, ServiceUnavailableError
+from app.identity.types import ProfileInfo
+from app.providers.base import (
+    AuthenticateInput,
+    AuthResult,
+    LogoutInput,
+    LogoutResult,
+    OAuthSession,
+    RefreshInput,
+    StartInput,
+    StartResult,
+)
+
+DEFAULT_TIMEOUT_SECONDS = 10.0
+
+
+class UpstreamError(ServiceUnavailableError):
+    """Raised when the identity provider fails, times out or answers garbage."""
+
+
+@dataclass(frozen=True)
+class OAuth2Endpoints:
+    authorization_url: str
+    token_url: str
+    userinfo_url: str | None = None
+    revocation_url: str | None = None
+
+
+@dataclass(frozen=True)
+class ClientCredentials:
+    client_id: str
+    client_secret: str
+    # client_secret_basic | client_secret_post
+    token_endpoint_auth_method: str = "client_secret_basic"
+
+
+def decode_unverified_claims(id_token: str | None) -> dict[str, Any]:
+    """Claims of an ID token used only to fill profile gaps, as Backstage does; never
+    for authorization decisions (OIDC verifies its ID tokens separately)."""
+    if not id_token:
+        return {}
+    try:
+        payload = json.loads(jws.extract_compact(id_token.encode()).payload)
+    except (JoseError, ValueError, UnicodeDecodeError):
+        return {}
+    return payload if isinstance(payload, dict) else {}
+
+
+class OAuth2Authenticator:
+    persist_scopes = False
+    required_scopes: tuple[str, ...] = ()
+    # PKCE S256 is harmless for services that ignore it and stops code injection where
+    # they honour it (RFC 9700 2.1.1).
+    use_pkce = True
+    # Passport strategies send the scope on refresh; openid-client does not.
+    send_scope_on_refresh = True
+
+    def __init__(
+        self,
+        *,
+        credentials: ClientCredentials,
+        endpoints: OAuth2Endpoints,
+        additional_scopes: tuple[str, ...] = (),
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+        extra_authorize_params: Mapping[str, str] | None = None,
+    ) -> None:
+        self.credentials = credentials
+        self.endpoints = endpoints
+        self.additional_scopes = additional_scopes
+        self.extra_authorize_params = dict(extra_authorize_params or {})
+        self.timeout_seconds = timeout_seconds
+        # One long-lived client per provider environment keeps the connection pool warm.
+        # Its ``token`` attribute is shared state, so we only ever use return values.
+        self.client = AsyncOAuth2Client(
+            client_id=credentials.client_id,
+            client_secret=credentials.client_secret,
+            token_endpoint_auth_method=credentials.token_endpoint_auth_method,
+            code_challenge_method="S256" if self.use_pkce else None,
+            timeout=httpx.Timeout(timeout_seconds),
+            transport=transport,
+            follow_redirects=False,
+        )
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+    # -- hooks -----------------------------------------------------------------------
+
+    async def authorization_endpoint(self) -> str:
+        return self.endpoints.authorization_url
+
+    async def token_endpoint(self) -> str:
+        return self.endpoints.token_url
+
+    def authorize_params(self, request: StartInput) -> dict[str, str]:
+        """Provider-specific authorize parameters (after the standard ones)."""
+        return dict(self.extra_authorize_params)
+
+    async def fetch_profile(self, session: OAuthSession) -> tuple[ProfileInfo, dict[str, Any]]:
+        """Profile plus sign-in facts. The generic provider knows only the ID token."""
+        claims = decode_unverified_claims(session.id_token)
+        return profile_from_claims(claims), {"claims": claims}
+
+    def rejected_message(self, error: str, description: str | None) -> str:
+        # passport-oauth2: access_denied is a rejection, anything else a failure.
+        if error == "access_denied":
+            return f"Authentication rejected, {description or error}"
+        return f"Authentication failed, {description or error}"
+
+    # -- the flow --------------------------------------------------------------------
+
+    async def start(self, request: StartInput) -> StartResult:
+        params = {"redirect_uri": request.callback_url, **self.authorize_params(request)}
+        if request.scope:
+            params["scope"] = request.scope
+        url, _ = self.client.create_authorization_url(
+            await self.authorization_endpoint(),
+            state=request.state,
+            code_verifier=request.secrets.code_verifier if self.use_pkce else None,
+            **params,
+        )
+        return StartResult(url=url)
+
+    async def authenticate(self, request: AuthenticateInput) -> AuthResult:
+        params = request.params
+        if params.get("error"):
+            raise BackstageError(
+                self.rejected_message(params["error"], params.get("error_description"))
+            )
+        code = params.get("code")
+        if not code:
+            raise BackstageError("Authentication failed, missing authorization code")
+        extra: dict[str, str] = {}
+        if self.use_pkce:
+            extra["code_verifier"] = request.secrets.code_verifier
+        token = await self._token_request(
+            "Authentication failed, Failed to obtain access token",
+            self.client.fetch_token(
+                await self.token_endpoint(),
+                grant_type="authorization_code",
+                code=code,
+                redirect_uri=request.callback_url,
+                **extra,
+            ),
+        )
+        session = self.session_from_token(token, fallback_scope="")
+        await self.verify_session(session, request)
+        profile, facts = await self._profile(session)
+        return AuthResult(session=session, profile=profile, sign_in_facts=facts)
+
+    async def refresh(self, request: RefreshInput) -> AuthResult:
+        extra: dict[str, str] = {}
+        if self.send_scope_on_refresh and request.scope:
+            extra["scope"] = request.scope
+        token = await self._token_request(
+            "Failed to refresh access token",
+            self.client.refresh_token(
+                await self.token_endpoint(), refresh_token=request.refresh_token, **extra
+            ),
+        )
+        session = self.session_from_token(token, fallback_scope=request.scope)
+        if session.refresh_token is None:
+            # The IdP did not rotate: the old refresh token stays valid.
+            session = dataclasses.replace(session, refresh_token=request.refresh_token)
+        profile, facts = await self._profile(session)
+        return AuthResult(session=session, profile=profile, sign_in_facts=facts)
+
+    async def logout(self, request: LogoutInput) -> LogoutResult:
+        return LogoutResult()
+
+    async def verify_session(self, session: OAuthSession, request: AuthenticateInput) -> None:
+        """Check the token response (OIDC validates its ID token here)."""
+
+    # -- helpers ---------------------------------------------------------------------
+
+    async def _token_request(self, failure: str, call: Any) -> Mapping[str, Any]:
+        try:
+            token = await call
+        except OAuthError as exc:
+            detail = exc.error + (f" ({exc.description})" if exc.description else "")
+            if exc.error == "invalid_grant":
+                raise AuthenticationError(f"{failure}, {detail}") from exc
+            raise UpstreamError(f"{failure}, {detail}") from exc
+        except httpx.TimeoutException as exc:
+            raise UpstreamError(
+                f"{failure}, the identity provider did not answer within "
+                f"{self.timeout_seconds:g} seconds"
+            ) from exc
+        except httpx.HTTPStatusError as exc:
+            raise UpstreamError(
+                f"{failure}, the identity provider answered {exc.response.status_code}"
+            ) from exc
+        except httpx.HTTPError as exc:
+            raise UpstreamError(f"{failure}, could not reach the identity provider") from exc
+        except ValueError as exc:
+            raise UpstreamError(f"{failure}, the identity provider answered garbage") from exc
+        if not isinstance(token, Mapping) or not isinstance(token.get("access_token"), str):
+            raise UpstreamError(f"{failure}, the token response has no access_token")
+        return token
+
+    async def _profile(self, session: OAuthSession) -> tuple[ProfileInfo, dict[str, Any]]:
+        try:
+            return await self.fetch_profile(session)
+        except BackstageError:
+            raise
+        except httpx.TimeoutException as exc:
+            raise UpstreamError(
+                f"Failed to fetch user profile, the identity provider did not answer within "
+                f"{self.timeout_seconds:g} seconds"
+            ) from exc
+        except (httpx.HTTPError, ValueError) as exc:
+            raise UpstreamError(f"Failed to fetch user profile, {exc}") from exc
+
+    def session_from_token(self, token: Mapping[str, Any], *, fallback_scope: str) -> OAuthSession:
+        scope = token.get("scope")
+        if isinstance(scope, list):
+            scope = " ".join(str(s) for s in scope)
+        expires_in = token.get("expires_in")
+        return OAuthSession(
+            access_token=str(token["access_token"]),
+            token_type=str(token.get("token_type") or "bearer"),
+            scope=" ".join(str(scope).split()) if scope else fallback_scope,
+            id_token=_opt_str(token.get("id_token")),
+            expires_in_seconds=_opt_int(expires_in),
+            refresh_token=_opt_str(token.get("refresh_token")),
+        )
+
+    async def get_json(self, url: str, access_token: str) -> Any:
+        response = await self.client.get(
+            url,
+            headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
+            withhold_token=True,
+        )
+        if response.status_code != 200:
+            raise UpstreamError(
+                f"Failed to fetch user profile, {url} answered {response.status_code}"
+            )
+        return response.json()
+
+
+def profile_from_claims(claims: Mapping[str, Any]) -> ProfileInfo:
+    email = claims.get("email")
+    if claims.get("email_verified") is False:
+        email = None
+    return ProfileInfo(
+        email=email if isinstance(email, str) else None,
+        display_name=_opt_str(claims.get("name")),
+        picture=_opt_str(claims.get("picture")),
+    )
+
+
+def _opt_str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _opt_int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return int(value)
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None

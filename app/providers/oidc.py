@@ -1,0 +1,357 @@
+"""``oidc``: any OpenID Connect provider, configured by discovery.
+
+Deltas from the OAuth2 base: endpoints come from ``metadataUrl``; the authorize request
+carries ``nonce`` and ``prompt`` (default ``none``, ``auto`` omits it) and
+``startUrlSearchParams``; the ID token is verified (signature by the IdP's JWKS, ``iss``,
+``aud``, ``azp``, ``exp``, ``iat``, ``nonce``); the profile comes from userinfo; refresh
+does not send the scope (openid-client); logout revokes the refresh token (RFC 7009).
+(``plugins/auth-backend-module-oidc-provider/src/authenticator.ts``)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from joserfc import jws, jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+from joserfc.jwt import ClaimsOption
+from pydantic import Field, field_validator, model_validator
+
+from app.clock import Clock
+from app.config import validate_model
+from app.durations import parse_duration_seconds
+from app.errors import BackstageError
+from app.identity.types import ProfileInfo
+from app.providers.base import (
+    AuthenticateInput,
+    LogoutInput,
+    LogoutResult,
+    OAuthSession,
+    StartInput,
+)
+from app.providers.oauth2_base import (
+    ClientCredentials,
+    OAuth2Authenticator,
+    OAuth2Endpoints,
+    UpstreamError,
+    profile_from_claims,
+)
+from app.providers.registry_types import OAuthProviderBuild, ProviderDeps
+from app.providers.settings import OAuthEnvSettings, absolute_http_url, refuse_scope_key
+
+log = logging.getLogger(__name__)
+
+# Asymmetric algorithms only: "none" and HMAC (keyed with the client secret) are refused.
+ALLOWED_ID_TOKEN_ALGORITHMS = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+)
+CLOCK_SKEW_SECONDS = 60
+# A kid we have not seen triggers a JWKS reload, at most this often (IdP key rotation).
+JWKS_RELOAD_INTERVAL_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class OidcMetadata:
+    issuer: str
+    authorization_endpoint: str
+    token_endpoint: str
+    userinfo_endpoint: str
+    jwks_uri: str
+    revocation_endpoint: str | None
+    end_session_endpoint: str | None
+    id_token_algorithms: tuple[str, ...]
+
+
+class OidcAuthenticator(OAuth2Authenticator):
+    persist_scopes = True
+    required_scopes: tuple[str, ...] = ("openid", "profile", "email")
+    send_scope_on_refresh = False
+
+    def __init__(
+        self,
+        *,
+        credentials: ClientCredentials,
+        metadata_url: str,
+        clock: Clock,
+        additional_scopes: tuple[str, ...] = (),
+        prompt: str = "none",
+        start_url_search_params: Mapping[str, str] | None = None,
+        id_token_algorithm: str | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout_seconds: float = 10.0,
+    ) -> None:
+        super().__init__(
+            credentials=credentials,
+            endpoints=OAuth2Endpoints(authorization_url="", token_url=""),
+            additional_scopes=additional_scopes,
+            transport=transport,
+            timeout_seconds=timeout_seconds,
+        )
+        self.metadata_url = metadata_url
+        self.prompt = prompt
+        self.start_url_search_params = dict(start_url_search_params or {})
+        self.id_token_algorithm = id_token_algorithm
+        self._clock = clock
+        self._metadata: OidcMetadata | None = None
+        self._metadata_lock = asyncio.Lock()
+        self._jwks: KeySet | None = None
+        self._jwks_loaded_at = float("-inf")
+        self._jwks_lock = asyncio.Lock()
+
+    # -- discovery -------------------------------------------------------------------
+
+    async def metadata(self) -> OidcMetadata:
+        """Discovery, fetched once and cached; a failure is retried on the next call."""
+        if self._metadata is not None:
+            return self._metadata
+        async with self._metadata_lock:
+            if self._metadata is None:
+                self._metadata = await self._discover()
+        return self._metadata
+
+    async def _discover(self) -> OidcMetadata:
+        failure = f"Failed to discover OpenID provider metadata from {self.metadata_url}"
+        try:
+            response = await self.client.get(self.metadata_url, withhold_token=True)
+        except httpx.TimeoutException as exc:
+            raise UpstreamError(f"{failure}, timed out") from exc
+        except httpx.HTTPError as exc:
+            raise UpstreamError(f"{failure}, {exc.__class__.__name__}") from exc
+        if response.status_code != 200:
+            raise UpstreamError(f"{failure}, status {response.status_code}")
+        try:
+            doc = response.json()
+        except ValueError as exc:
+            raise UpstreamError(f"{failure}, not JSON") from exc
+        if not isinstance(doc, dict):
+            raise UpstreamError(f"{failure}, not a JSON object")
+        missing = [
+            k
+            for k in ("issuer", "authorization_endpoint", "token_endpoint", "jwks_uri")
+            if not isinstance(doc.get(k), str)
+        ]
+        if missing:
+            raise UpstreamError(f"{failure}, missing {', '.join(missing)}")
+        if not isinstance(doc.get("userinfo_endpoint"), str):
+            # Backstage requires it too: the profile comes from userinfo.
+            raise UpstreamError(f"{failure}, the provider has no userinfo_endpoint")
+        supported = doc.get("id_token_signing_alg_values_supported") or ["RS256"]
+        if self.id_token_algorithm:
+            algorithms: tuple[str, ...] = (self.id_token_algorithm,)
+        else:
+            algorithms = tuple(
+                a for a in supported if isinstance(a, str) and a in ALLOWED_ID_TOKEN_ALGORITHMS
+            )
+        return OidcMetadata(
+            issuer=doc["issuer"],
+            authorization_endpoint=doc["authorization_endpoint"],
+            token_endpoint=doc["token_endpoint"],
+            userinfo_endpoint=doc["userinfo_endpoint"],
+            jwks_uri=doc["jwks_uri"],
+            revocation_endpoint=_opt(doc.get("revocation_endpoint")),
+            end_session_endpoint=_opt(doc.get("end_session_endpoint")),
+            id_token_algorithms=algorithms,
+        )
+
+    async def authorization_endpoint(self) -> str:
+        return (await self.metadata()).authorization_endpoint
+
+    async def token_endpoint(self) -> str:
+        return (await self.metadata()).token_endpoint
+
+    # -- flow deltas -----------------------------------------------------------------
+
+    def authorize_params(self, request: StartInput) -> dict[str, str]:
+        params = {"nonce": request.secrets.oidc_nonce}
+        if self.prompt != "auto":
+            params["prompt"] = self.prompt
+        # startUrlSearchParams cannot override the standard parameters.
+        for key, value in self.start_url_search_params.items():
+            if key not in {"client_id", "redirect_uri", "response_type", "scope", "state"}:
+                params.setdefault(key, value)
+        return params
+
+    def rejected_message(self, error: str, description: str | None) -> str:
+        # openid-client: server_error and invalid* fail, other OP errors are rejections.
+        text = f"{error} ({description})" if description else error
+        if error == "server_error" or error.startswith("invalid"):
+            return f"Authentication failed, {text}"
+        return f"Authentication rejected, {text}"
+
+    async def verify_session(self, session: OAuthSession, request: AuthenticateInput) -> None:
+        if not session.id_token:
+            raise BackstageError("Authentication failed, the token response has no id_token")
+        await self.verify_id_token(session.id_token, nonce=request.secrets.oidc_nonce)
+
+    async def fetch_profile(self, session: OAuthSession) -> tuple[ProfileInfo, dict[str, Any]]:
+        meta = await self.metadata()
+        userinfo = await self.get_json(meta.userinfo_endpoint, session.access_token)
+        if not isinstance(userinfo, dict):
+            raise UpstreamError("Failed to fetch user profile, userinfo is not a JSON object")
+        # OIDC Core 5.3.2 (token substitution): userinfo must describe the ID token's user.
+        id_claims = await self.verify_id_token(session.id_token) if session.id_token else {}
+        if id_claims and userinfo.get("sub") != id_claims.get("sub"):
+            raise UpstreamError("Failed to fetch user profile, userinfo sub does not match")
+        # Backstage's oidc provider takes the email only when it is verified.
+        profile = profile_from_claims(userinfo)
+        if userinfo.get("email_verified") is not True:
+            profile = ProfileInfo(display_name=profile.display_name, picture=profile.picture)
+        return profile, {"claims": {**id_claims, **userinfo}}
+
+    async def logout(self, request: LogoutInput) -> LogoutResult:
+        meta = await self.metadata()
+        if request.refresh_token and meta.revocation_endpoint:
+            try:
+                response = await self.client.revoke_token(
+                    meta.revocation_endpoint,
+                    token=request.refresh_token,
+                    token_type_hint="refresh_token",
+                )
+                if response.status_code >= 400:
+                    log.warning("token revocation answered %s", response.status_code)
+            except httpx.HTTPError as exc:
+                # The session cookies are cleared regardless: a failed revocation must not
+                # keep the user signed in here.
+                log.warning("token revocation failed: %s", exc.__class__.__name__)
+        return LogoutResult()
+
+    # -- ID tokens -------------------------------------------------------------------
+
+    async def _keys(self, *, reload: bool) -> KeySet:
+        async with self._jwks_lock:
+            now = self._clock.now()
+            stale = reload and now - self._jwks_loaded_at >= JWKS_RELOAD_INTERVAL_SECONDS
+            if self._jwks is None or stale:
+                meta = await self.metadata()
+                try:
+                    response = await self.client.get(meta.jwks_uri, withhold_token=True)
+                    response.raise_for_status()
+                    self._jwks = KeySet.import_key_set(response.json())
+                except (httpx.HTTPError, ValueError, JoseError) as exc:
+                    raise UpstreamError(
+                        f"Failed to fetch the identity provider's keys, {exc.__class__.__name__}"
+                    ) from exc
+                self._jwks_loaded_at = now
+            return self._jwks
+
+    async def verify_id_token(self, id_token: str, *, nonce: str | None = None) -> dict[str, Any]:
+        """Verify an ID token and return its claims.
+
+        Raises:
+            BackstageError: "Authentication failed, ..." when any check fails.
+        """
+        meta = await self.metadata()
+        try:
+            header = jws.extract_compact(id_token.encode()).headers()
+        except (JoseError, ValueError) as exc:
+            raise BackstageError("Authentication failed, the ID token is malformed") from exc
+        if header.get("alg") not in meta.id_token_algorithms:
+            raise BackstageError(
+                f"Authentication failed, unexpected ID token algorithm {header.get('alg')!r}"
+            )
+        if header.get("crit") or "jwk" in header or "jku" in header or "x5u" in header:
+            # Keys come from the IdP's JWKS only, never from the token itself.
+            raise BackstageError("Authentication failed, unsupported ID token header")
+        keys = await self._keys(reload=False)
+        kid = header.get("kid")
+        if kid is not None and not any(k.kid == kid for k in keys):
+            keys = await self._keys(reload=True)
+        try:
+            token = jwt.decode(id_token, keys, algorithms=list(meta.id_token_algorithms))
+        except (JoseError, ValueError) as exc:
+            raise BackstageError(
+                f"Authentication failed, ID token signature invalid ({exc.__class__.__name__})"
+            ) from exc
+        claims = dict(token.claims)
+        options: dict[str, ClaimsOption] = {
+            "iss": {"essential": True, "value": meta.issuer},
+            "aud": {"essential": True, "value": self.credentials.client_id},
+            "exp": {"essential": True},
+            "iat": {"essential": True},
+            "sub": {"essential": True},
+        }
+        if nonce is not None:
+            options["nonce"] = {"essential": True, "value": nonce}
+        registry = jwt.JWTClaimsRegistry(
+            now=int(self._clock.now()), leeway=CLOCK_SKEW_SECONDS, **options
+        )
+        try:
+            registry.validate(claims)
+        except JoseError as exc:
+            raise BackstageError(f"Authentication failed, ID token rejected: {exc}") from exc
+        aud = claims.get("aud")
+        if (
+            isinstance(aud, list)
+            and len(aud) > 1
+            and claims.get("azp") != self.credentials.client_id
+        ):
+            raise BackstageError("Authentication failed, ID token azp does not match the client")
+        return claims
+
+
+def _opt(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+class OidcSettings(OAuthEnvSettings):
+    metadataUrl: str
+    tokenEndpointAuthMethod: str = "client_secret_basic"
+    tokenSignedResponseAlg: str | None = None
+    prompt: str = "none"
+    timeout: Any = None
+    startUrlSearchParams: dict[str, str] = Field(default_factory=dict)
+
+    _url = field_validator("metadataUrl")(absolute_http_url)
+
+    @field_validator("tokenEndpointAuthMethod")
+    @classmethod
+    def _auth_method(cls, value: str) -> str:
+        if value not in {"client_secret_basic", "client_secret_post"}:
+            raise ValueError("must be client_secret_basic or client_secret_post")
+        return value
+
+    @field_validator("tokenSignedResponseAlg")
+    @classmethod
+    def _alg(cls, value: str | None) -> str | None:
+        if value is not None and value not in ALLOWED_ID_TOKEN_ALGORITHMS:
+            raise ValueError(f"must be one of {', '.join(sorted(ALLOWED_ID_TOKEN_ALGORITHMS))}")
+        return value
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout(cls, value: Any) -> Any:
+        if value is not None and parse_duration_seconds(value) <= 0:
+            raise ValueError("must be positive")
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_scope(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            refuse_scope_key(data)
+        return data
+
+
+def create(raw: dict[str, Any], path: str, deps: ProviderDeps) -> OAuthProviderBuild:
+    settings = validate_model(OidcSettings, raw, path)
+    timeout = parse_duration_seconds(settings.timeout) if settings.timeout is not None else 10.0
+    authenticator = OidcAuthenticator(
+        credentials=ClientCredentials(
+            settings.clientId, settings.clientSecret, settings.tokenEndpointAuthMethod
+        ),
+        metadata_url=settings.metadataUrl,
+        clock=deps.clock,
+        additional_scopes=settings.additional_scopes,
+        prompt=settings.prompt,
+        start_url_search_params=settings.startUrlSearchParams,
+        id_token_algorithm=settings.tokenSignedResponseAlg,
+        transport=deps.transport,
+        timeout_seconds=timeout,
+    )
+    return OAuthProviderBuild(authenticator=authenticator, settings=settings)

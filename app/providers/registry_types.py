@@ -1,0 +1,47 @@
+"""What provider factories receive and return."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import httpx
+
+from app.clock import Clock
+from app.identity.resolvers import ResolverFactory
+from app.providers.base import OAuthAuthenticator, ProxyAuthenticator
+from app.providers.settings import OAuthEnvSettings, SignInSettings
+
+
+@dataclass(frozen=True)
+class ProviderDeps:
+    clock: Clock
+    development: bool
+    transport: httpx.AsyncBaseTransport | None = None
+
+
+@dataclass(frozen=True)
+class OAuthProviderBuild:
+    authenticator: OAuthAuthenticator
+    settings: OAuthEnvSettings
+
+
+@dataclass(frozen=True)
+class ProxyProviderBuild:
+    authenticator: ProxyAuthenticator
+    sign_in: SignInSettings | None
+    # A provider's own default resolver, used when config names none (guest's).
+    default_resolver: Any = None
+
+
+OAuthFactory = Callable[[dict[str, Any], str, ProviderDeps], OAuthProviderBuild]
+ProxyFactory = Callable[[dict[str, Any], str, ProviderDeps], ProxyProviderBuild]
+
+
+@dataclass(frozen=True)
+class ProviderDefinition:
+    kind: Literal["oauth", "proxy"]
+    factory: OAuthFactory | ProxyFactory
+    # Sign-in resolvers available to this provider's config, by name.
+    resolvers: Mapping[str, ResolverFactory] = field(default_factory=dict)

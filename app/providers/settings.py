@@ -1,0 +1,70 @@
+"""Config models shared by providers (each provider file extends them)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from app.durations import parse_duration_seconds
+from app.oauth.origins import parse_origin
+from app.oauth.scopes import split_scope
+
+
+class Lenient(BaseModel):
+    # Unknown keys are ignored, as Backstage's provider config readers do.
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+
+
+class SignInSettings(Lenient):
+    resolvers: list[dict[str, Any]] = Field(default_factory=list)
+
+    @field_validator("resolvers")
+    @classmethod
+    def _names(cls, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for i, item in enumerate(value):
+            if not isinstance(item.get("resolver"), str):
+                raise ValueError(f"resolvers[{i}] needs a 'resolver' name")
+        return value
+
+
+class OAuthEnvSettings(Lenient):
+    """Options every OAuth provider environment reads (``auth.providers.<id>.<env>``)."""
+
+    clientId: str = Field(min_length=1)
+    clientSecret: str = Field(min_length=1)
+    callbackUrl: str | None = None
+    sessionDuration: Any = None
+    additionalScopes: str | list[str] | None = None
+    signIn: SignInSettings | None = None
+
+    @field_validator("sessionDuration")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        if value is not None and parse_duration_seconds(value) <= 0:
+            raise ValueError("must be positive")
+        return value
+
+    @property
+    def session_duration_seconds(self) -> int | None:
+        if self.sessionDuration is None:
+            return None
+        return int(parse_duration_seconds(self.sessionDuration))
+
+    @property
+    def additional_scopes(self) -> tuple[str, ...]:
+        return tuple(split_scope(self.additionalScopes))
+
+
+def refuse_scope_key(raw: dict[str, Any]) -> None:
+    """oidc and oauth2 refuse a ``scope`` key (Backstage: use additionalScopes)."""
+    if "scope" in raw or "scopes" in raw:
+        raise ValueError(
+            "The scope/scopes config option is not supported, use additionalScopes instead"
+        )
+
+
+def absolute_http_url(value: str) -> str:
+    if parse_origin(value) is None:
+        raise ValueError("must be an absolute http(s) URL")
+    return value

@@ -1,0 +1,63 @@
+"""What handlers are given: shared services and one runtime per mounted provider."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from app.clock import Clock
+from app.config import Settings
+from app.identity.resolvers import AuthResolverContext, SignInResolver
+from app.identity.tokens import TokenIssuer
+from app.identity.user_info import UserInfoStore
+from app.oauth.cookies import OAuthCookieManager
+from app.oauth.origins import Origin, OriginFilter
+from app.providers.base import OAuthAuthenticator, ProxyAuthenticator
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    clock: Clock
+    development: bool
+    origin_filter: OriginFilter
+    token_issuer: TokenIssuer
+    user_info: UserInfoStore
+    resolver_context: AuthResolverContext
+    # Derives per-sign-in secrets (PKCE verifier, OIDC nonce); from auth.session.secret.
+    flow_key: bytes
+
+    @property
+    def app_origin(self) -> Origin:
+        return self.origin_filter.app_origin
+
+
+@dataclass(frozen=True)
+class OAuthEnvironment:
+    name: str
+    authenticator: OAuthAuthenticator
+    callback_url: str
+    cookies: OAuthCookieManager
+    sign_in: SignInResolver | None
+
+
+@dataclass(frozen=True)
+class OAuthProviderRuntime:
+    provider_id: str
+    services: Services
+    environments: Mapping[str, OAuthEnvironment]
+    kind: Literal["oauth"] = "oauth"
+
+
+@dataclass(frozen=True)
+class ProxyProviderRuntime:
+    provider_id: str
+    services: Services
+    authenticator: ProxyAuthenticator
+    sign_in: SignInResolver
+    kind: Literal["proxy"] = "proxy"
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+
+ProviderRuntime = OAuthProviderRuntime | ProxyProviderRuntime
