@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +67,8 @@ class Dependencies:
     key_store: KeyStore | None = None
     catalog: Catalog | None = None
     data_dir: Path | None = None
+    # Provider id -> definition; tests add stub providers here.
+    providers: Mapping[str, ProviderDefinition] = field(default_factory=lambda: REGISTRY)
 
 
 def create_app(
@@ -169,7 +171,7 @@ def _build_runtimes(
     )
     runtimes: list[ProviderRuntime] = []
     for provider_id, provider_config in settings.providers.items():
-        definition = REGISTRY.get(provider_id)
+        definition = deps.providers.get(provider_id)
         path = f"auth.providers.{provider_id}"
         if definition is None:
             # Backstage: a provider no module registers is simply not mounted (404).
