@@ -248,7 +248,8 @@ class OAuth2Authenticator:
         )
 
     async def get_json(self, url: str, access_token: str) -> Any:
-        response = await self.client.get(
+        response = await self.client.request(
+            "GET",
             url,
             headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
             withhold_token=True,

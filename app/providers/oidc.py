@@ -118,7 +118,7 @@ class OidcAuthenticator(OAuth2Authenticator):
     async def _discover(self) -> OidcMetadata:
         failure = f"Failed to discover OpenID provider metadata from {self.metadata_url}"
         try:
-            response = await self.client.get(self.metadata_url, withhold_token=True)
+            response = await self.client.request("GET", self.metadata_url, withhold_token=True)
         except httpx.TimeoutException as exc:
             raise UpstreamError(f"{failure}, timed out") from exc
         except httpx.HTTPError as exc:
@@ -230,7 +230,7 @@ class OidcAuthenticator(OAuth2Authenticator):
             if self._jwks is None or stale:
                 meta = await self.metadata()
                 try:
-                    response = await self.client.get(meta.jwks_uri, withhold_token=True)
+                    response = await self.client.request("GET", meta.jwks_uri, withhold_token=True)
                     response.raise_for_status()
                     self._jwks = KeySet.import_key_set(response.json())
                 except (httpx.HTTPError, ValueError, JoseError) as exc:
