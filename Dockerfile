@@ -1,0 +1,22 @@
+# A small, non-root image that runs `auth-backend serve` with a config mounted at
+# /etc/auth-backend/app-config.yaml.
+FROM python:3.11-slim AS build
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY app ./app
+COPY spec ./spec
+RUN pip install --no-cache-dir --prefix=/install .
+
+FROM python:3.11-slim
+RUN useradd --system --uid 10001 --home-dir /var/lib/auth-backend --create-home auth-backend
+COPY --from=build /install /usr/local
+# The spec is read at start-up, next to the installed package.
+COPY spec /usr/local/lib/python3.11/site-packages/spec
+USER auth-backend
+WORKDIR /var/lib/auth-backend
+ENV AUTH_BACKEND_DATA_DIR=/var/lib/auth-backend/data
+EXPOSE 7007
+HEALTHCHECK --interval=30s --timeout=3s --start-period=10s \
+  CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:7007/.backstage/health/v1/readiness', timeout=2).status == 200 else 1)"
+ENTRYPOINT ["auth-backend", "serve"]
+CMD ["--config", "/etc/auth-backend/app-config.yaml", "--host", "0.0.0.0"]

@@ -1,0 +1,41 @@
+# Two commands set everything up on a fresh machine:
+#   make run    venv + install + serve on http://localhost:7007 (embedded default config)
+#   make test   everything the tests need + every test
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
+NODE_STAMP := tests/op/node_modules/.installed tests/compat/peer_idp/node_modules/.installed
+
+.PHONY: run test lint typecheck check clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(TEST_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+%/node_modules/.installed: %/package.json %/package-lock.json
+	cd $* && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+run: $(STAMP)
+	$(BIN)/auth-backend serve --development
+
+lint: $(TEST_STAMP)
+	$(BIN)/ruff check app tests
+	$(BIN)/ruff format --check app tests
+
+typecheck: $(TEST_STAMP)
+	$(BIN)/mypy
+
+test: $(TEST_STAMP) $(NODE_STAMP) lint typecheck
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) tests/op/node_modules tests/compat/peer_idp/node_modules
