@@ -1,0 +1,344 @@
+"""The whole OIDC sign-in against a real OpenID provider process (oidc-provider 9).
+
+This server runs as a real process from a real config file; the "browser" is an httpx
+client with a cookie jar that logs in through the provider's own login and consent pages.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from joserfc import jwt
+from joserfc.jwk import KeySet
+
+from tests.support.oidc_provider import (
+    OpenIDProvider,
+    free_port,
+    login_through_interactions,
+    start_openid_provider,
+)
+from tests.support.popup import popup_message, popup_target_origin
+from tests.support.server import AuthServer
+
+pytestmark = pytest.mark.integration
+
+APP_ORIGIN = "http://localhost:3000"
+SCOPE = "openid email profile offline_access"
+XRW = {"X-Requested-With": "XMLHttpRequest"}
+
+
+def _oidc_env(op: OpenIDProvider, **extra: Any) -> dict[str, Any]:
+    return {
+        "metadataUrl": op.metadata_url,
+        "clientId": "backstage",
+        "clientSecret": "backstage-secret",
+        "signIn": {
+            "resolvers": [
+                {
+                    "resolver": "emailLocalPartMatchingUserEntityName",
+                    "dangerouslyAllowSignInWithoutUserInCatalog": True,
+                }
+            ]
+        },
+        **extra,
+    }
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[OpenIDProvider, AuthServer]]:
+    port = free_port()
+    op = start_openid_provider(
+        clients=[
+            {
+                "client_id": "backstage",
+                "client_secret": "backstage-secret",
+                "redirect_uris": [f"http://localhost:{port}/api/auth/oidc/handler/frame"],
+            }
+        ]
+    )
+    config = {
+        "app": {"baseUrl": APP_ORIGIN},
+        "backend": {"baseUrl": f"http://localhost:{port}"},
+        "auth": {
+            "session": {"secret": "integration-test-secret"},
+            "providers": {
+                "oidc": {
+                    # Backstage users set prompt: auto for an IdP without a session yet.
+                    "development": _oidc_env(op, prompt="auto"),
+                    # Backstage's default prompt=none.
+                    "silent": _oidc_env(op),
+                }
+            },
+        },
+    }
+    server = AuthServer(config, tmp_path_factory.mktemp("server"), port=port)
+    try:
+        server.start()
+        yield op, server
+    finally:
+        server.stop()
+        op.stop()
+
+
+def _browser() -> httpx.Client:
+    return httpx.Client(follow_redirects=False, timeout=15.0)
+
+
+def _sign_in(
+    browser: httpx.Client,
+    stack: tuple[OpenIDProvider, AuthServer],
+    *,
+    login: str,
+    env: str = "development",
+    **params: str,
+) -> httpx.Response:
+    op, server = stack
+    start = browser.get(
+        f"{server.base_url}/api/auth/oidc/start",
+        params={"scope": SCOPE, "origin": APP_ORIGIN, "flow": "popup", "env": env, **params},
+    )
+    assert start.status_code == 302, start.text
+    assert start.headers["location"].startswith(op.issuer)
+    back = login_through_interactions(browser, start.headers["location"], login=login)
+    callback = back.headers["location"]
+    assert callback.startswith(f"{server.base_url}/api/auth/oidc/handler/frame?")
+    return browser.get(callback)
+
+
+def _refresh(browser: httpx.Client, server: AuthServer) -> httpx.Response:
+    return browser.get(
+        f"{server.base_url}/api/auth/oidc/refresh",
+        params={"optional": "", "scope": SCOPE, "env": "development"},
+        headers=XRW,
+    )
+
+
+def _verify_backstage_token(server: AuthServer, token: str) -> dict[str, Any]:
+    keys = httpx.get(f"{server.base_url}/api/auth/.well-known/jwks.json").json()
+    decoded = jwt.decode(token, KeySet.import_key_set(keys), algorithms=["ES256"])
+    assert decoded.header["typ"] == "vnd.backstage.user"
+    return dict(decoded.claims)
+
+
+def test_popup_sign_in_refresh_and_logout(stack: tuple[OpenIDProvider, AuthServer]) -> None:
+    op, server = stack
+    op.reset_counts()
+    with _browser() as browser:
+        page = _sign_in(browser, stack, login="alice")
+        assert page.status_code == 200
+        assert page.headers["content-type"].startswith("text/html")
+        assert page.headers["content-security-policy"].startswith("script-src 'sha256-")
+        assert popup_target_origin(page.text) == APP_ORIGIN
+        message = popup_message(page.text)
+        assert message["type"] == "authorization_response", message
+        response = message["response"]
+        assert response["profile"] == {
+            "email": "alice@example.com",
+            "displayName": "Alice",
+            "picture": response["profile"]["picture"],
+        }
+        assert set(response["providerInfo"]["scope"].split()) >= set(SCOPE.split())
+        assert response["providerInfo"]["idToken"].count(".") == 2
+        identity = response["backstageIdentity"]
+        assert identity["identity"]["userEntityRef"] == "user:default/alice"
+        claims = _verify_backstage_token(server, identity["token"])
+        assert claims["sub"] == "user:default/alice"
+        assert claims["iss"] == f"{server.base_url}/api/auth"
+        first_token = browser.cookies.get("oidc-refresh-token")
+        assert first_token
+        # The nonce is single use: the callback cleared it.
+        assert browser.cookies.get("oidc-nonce", path="/api/auth/oidc/handler") is None
+
+        refreshed = _refresh(browser, server)
+        assert refreshed.status_code == 200, refreshed.text
+        body = refreshed.json()
+        assert body["profile"]["email"] == "alice@example.com"
+        assert _verify_backstage_token(server, body["backstageIdentity"]["token"])["sub"] == (
+            "user:default/alice"
+        )
+        # The provider rotated the refresh token; the cookie follows it.
+        second_token = browser.cookies.get("oidc-refresh-token")
+        assert second_token and second_token != first_token
+        assert _refresh(browser, server).status_code == 200
+        assert op.counts()["token"] == {"authorization_code": 1, "refresh_token": 2}
+
+        logout = browser.post(
+            f"{server.base_url}/api/auth/oidc/logout",
+            params={"env": "development"},
+            headers={**XRW, "Origin": APP_ORIGIN},
+        )
+        assert logout.status_code == 200
+        assert logout.content == b""
+        assert op.counts()["revocation"] == 1
+        assert browser.cookies.get("oidc-refresh-token") is None
+
+        after = _refresh(browser, server)
+        assert after.status_code == 401
+        assert after.json()["error"]["cause"] == {
+            "name": "InputError",
+            "message": "Missing session cookie",
+        }
+
+
+def test_reused_rotated_refresh_token_is_refused(stack: tuple[OpenIDProvider, AuthServer]) -> None:
+    _, server = stack
+    with _browser() as browser:
+        assert _sign_in(browser, stack, login="bob").status_code == 200
+        old = browser.cookies.get("oidc-refresh-token")
+        assert _refresh(browser, server).status_code == 200
+        replay = httpx.get(
+            f"{server.base_url}/api/auth/oidc/refresh",
+            params={"env": "development"},
+            headers={**XRW, "Cookie": f"oidc-refresh-token={old}"},
+        )
+        assert replay.status_code == 401
+        error = replay.json()["error"]
+        assert error["name"] == "AuthenticationError"
+        assert error["message"].startswith("Refresh failed; caused by AuthenticationError: ")
+        assert "invalid_grant" in error["message"]
+
+
+def test_redirect_flow(stack: tuple[OpenIDProvider, AuthServer]) -> None:
+    _, server = stack
+    target = f"{APP_ORIGIN}/catalog?kind=component"
+    with _browser() as browser:
+        done = _sign_in(browser, stack, login="carol", flow="redirect", redirectUrl=target)
+        assert done.status_code == 302
+        assert done.headers["location"] == target
+        assert browser.cookies.get("oidc-refresh-token")
+        refreshed = _refresh(browser, server)
+        assert refreshed.status_code == 200
+        assert refreshed.json()["backstageIdentity"]["identity"]["userEntityRef"] == (
+            "user:default/carol"
+        )
+
+
+def test_prompt_none_without_a_provider_session_is_reported(
+    stack: tuple[OpenIDProvider, AuthServer],
+) -> None:
+    op, server = stack
+    with _browser() as browser:
+        start = browser.get(
+            f"{server.base_url}/api/auth/oidc/start",
+            params={"scope": SCOPE, "origin": APP_ORIGIN, "env": "silent"},
+        )
+        assert "prompt=none" in start.headers["location"]
+        back = login_through_interactions(browser, start.headers["location"], login="dave")
+        page = browser.get(back.headers["location"])
+        error = popup_message(page.text)["error"]
+        assert error["name"] == "Error"
+        assert error["message"].startswith("Authentication rejected, login_required")
+
+
+def test_tampered_code_is_an_error_page(stack: tuple[OpenIDProvider, AuthServer]) -> None:
+    op, server = stack
+    with _browser() as browser:
+        start = browser.get(
+            f"{server.base_url}/api/auth/oidc/start",
+            params={"scope": SCOPE, "origin": APP_ORIGIN, "env": "development"},
+        )
+        back = login_through_interactions(browser, start.headers["location"], login="erin")
+        url = httpx.URL(back.headers["location"])
+        page = browser.get(url.copy_set_param("code", "forged-code"))
+        assert page.status_code == 200
+        error = popup_message(page.text)["error"]
+        assert error["message"].startswith(
+            "Authentication failed, Failed to obtain access token, invalid_grant"
+        )
+        assert browser.cookies.get("oidc-refresh-token") is None
+
+
+# -- an identity provider that is down, slow or broken ---------------------------------
+
+
+class _SilentServer:
+    """Accepts connections and never answers: a hung identity provider."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self._conns: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self._conns.append(conn)
+
+    def close(self) -> None:
+        self.sock.close()
+        for conn in self._conns:
+            conn.close()
+
+
+@pytest.fixture(scope="module")
+def broken_idps(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthServer]:
+    silent = _SilentServer()
+    garbage_dir: Path = tmp_path_factory.mktemp("garbage")
+    (garbage_dir / "index.html").write_text("<html>not discovery</html>")
+
+    def env(url: str, **extra: Any) -> dict[str, Any]:
+        return {"metadataUrl": url, "clientId": "c", "clientSecret": "s", **extra}
+
+    port = free_port()
+    config = {
+        "app": {"baseUrl": APP_ORIGIN},
+        "backend": {"baseUrl": f"http://localhost:{port}"},
+        "auth": {
+            "session": {"secret": "integration-test-secret"},
+            "providers": {
+                "oidc": {
+                    "down": env(f"http://127.0.0.1:{free_port()}/.well-known/openid-configuration"),
+                    "slow": env(
+                        f"http://127.0.0.1:{silent.port}/.well-known/openid-configuration",
+                        timeout={"seconds": 1},
+                    ),
+                    "garbage": env(f"http://127.0.0.1:{port}/api/auth/oidc/ui/"),
+                }
+            },
+        },
+    }
+    server = AuthServer(config, tmp_path_factory.mktemp("broken"), port=port)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        silent.close()
+
+
+@pytest.mark.parametrize(
+    ("env", "reason"),
+    [
+        ("down", "ConnectError"),
+        ("slow", "timed out"),
+        ("garbage", "not JSON"),
+    ],
+)
+def test_identity_provider_failures_are_clean_errors(
+    broken_idps: AuthServer, env: str, reason: str
+) -> None:
+    response = httpx.get(
+        f"{broken_idps.base_url}/api/auth/oidc/start",
+        params={"env": env, "scope": "openid"},
+        timeout=10.0,
+    )
+    assert response.status_code == 503
+    error = response.json()["error"]
+    assert error["name"] == "ServiceUnavailableError"
+    assert error["message"].startswith("Failed to discover OpenID provider metadata")
+    assert reason in error["message"]
+    # The server stays healthy.
+    assert httpx.get(f"{broken_idps.base_url}/.backstage/health/v1/readiness").status_code == 200
