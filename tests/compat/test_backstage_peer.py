@@ -148,6 +148,9 @@ def test_cookie_names_paths_and_attributes_match(peer_run: Path) -> None:
     ours = cookies(peer_run)
     # The one addition: we clear the nonce in the callback (single use); Backstage lets
     # it expire.
-    nonce_clear = "oidc-nonce path=/api/auth/oidc/handler cleared=True attrs=Expires,HttpOnly,Max-Age,Path,SameSite"
+    nonce_clear = (
+        "oidc-nonce path=/api/auth/oidc/handler cleared=True "
+        "attrs=Expires,HttpOnly,Max-Age,Path,SameSite"
+    )
     assert ours - theirs == {nonce_clear}
     assert theirs - ours == set()
