@@ -16,12 +16,14 @@ from typing import Any
 import httpx
 from connexion import AsyncApp
 from connexion.exceptions import ProblemException
+from connexion.middleware import MiddlewarePosition
 from connexion.options import SwaggerUIOptions
 from starlette.exceptions import HTTPException
 
 from app import error_handlers
 from app.clock import Clock, SystemClock
 from app.config import ConfigError, Settings
+from app.cors import BackstageCORSMiddleware
 from app.errors import BackstageError
 from app.identity.catalog import Catalog, InMemoryCatalog
 from app.identity.keys import KeyStore, MemoryKeyStore
@@ -131,6 +133,14 @@ def create_app(
         resolver=BoundResolver("app.handlers.identity", services=services),
         validate_responses=validate_responses,
     )
+    if settings.cors is not None:
+        # Outside the exception middleware, so error responses (the 401 of the first
+        # /refresh above all) carry the CORS headers too.
+        app.add_middleware(
+            BackstageCORSMiddleware,
+            position=MiddlewarePosition.BEFORE_EXCEPTION,
+            settings=settings.cors,
+        )
     app.add_error_handler(BackstageError, error_handlers.backstage_error)
     app.add_error_handler(ProblemException, error_handlers.problem)
     app.add_error_handler(HTTPException, error_handlers.http_error)

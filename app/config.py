@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from app.cors import DEFAULT_METHODS, CorsSettings
 from app.durations import parse_duration_seconds
 from app.oauth.origins import OriginPattern, parse_origin
 
@@ -175,21 +176,65 @@ class _Listen(_Lenient):
     port: int = Field(7007, ge=0, le=65535)
 
 
+def _string_list(value: Any) -> list[str]:
+    """Backstage accepts a string, a comma-separated string or a list."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return value
+    raise ValueError("must be a string or a list of strings")
+
+
+class _CorsConfig(_Lenient):
+    origin: str | list[str]
+    methods: Any = None
+    credentials: bool = False
+    allowedHeaders: Any = None
+    exposedHeaders: Any = None
+    maxAge: int | None = Field(None, ge=0)
+
+    @field_validator("origin")
+    @classmethod
+    def _origins(cls, value: str | list[str]) -> str | list[str]:
+        for pattern in [value] if isinstance(value, str) else value:
+            OriginPattern.compile(pattern)
+        return value
+
+    @field_validator("methods", "allowedHeaders", "exposedHeaders")
+    @classmethod
+    def _lists(cls, value: Any) -> Any:
+        _string_list(value)
+        return value
+
+    def settings(self) -> CorsSettings:
+        return CorsSettings(
+            origins=tuple([self.origin] if isinstance(self.origin, str) else self.origin),
+            methods=tuple(_string_list(self.methods)) or DEFAULT_METHODS,
+            credentials=self.credentials,
+            allowed_headers=tuple(_string_list(self.allowedHeaders)),
+            exposed_headers=tuple(_string_list(self.exposedHeaders)),
+            max_age_seconds=self.maxAge,
+        )
+
+
 class _BackendConfig(_Lenient):
     baseUrl: str
-    listen: _Listen | str = Field(default_factory=lambda: _Listen())
+    listen: _Listen = Field(default_factory=lambda: _Listen())
+    cors: _CorsConfig | None = None
 
     _check_url = field_validator("baseUrl")(_http_url)
 
-    @field_validator("listen")
+    @field_validator("listen", mode="before")
     @classmethod
-    def _listen(cls, value: _Listen | str) -> _Listen | str:
+    def _listen(cls, value: Any) -> Any:
         if isinstance(value, str):
             # Backstage accepts "host:port" or ":port".
             host, _, port = value.rpartition(":")
             if not port.isdigit():
                 raise ValueError("must be an object {host, port} or a string 'host:port'")
-            return _Listen(host=host, port=int(port))
+            return {"host": host, "port": int(port)}
         return value
 
 
@@ -251,6 +296,7 @@ class Settings:
     token_expiration_seconds: int
     identity_token_algorithm: str
     omit_ownership_claim: bool
+    cors: CorsSettings | None = None
     # The whole merged config, for sections read elsewhere (backend.cors, catalog, ...).
     raw: Mapping[str, Any] = field(default_factory=dict)
 
@@ -276,7 +322,6 @@ def read_settings(raw: Mapping[str, Any]) -> Settings:
             min(max(seconds, MIN_TOKEN_EXPIRATION_SECONDS), MAX_TOKEN_EXPIRATION_SECONDS)
         )
     listen = root.backend.listen
-    assert isinstance(listen, _Listen)
     return Settings(
         app_base_url=root.app.baseUrl,
         backend_base_url=root.backend.baseUrl,
@@ -290,5 +335,6 @@ def read_settings(raw: Mapping[str, Any]) -> Settings:
         token_expiration_seconds=expiration,
         identity_token_algorithm=auth.identityTokenAlgorithm,
         omit_ownership_claim=auth.omitIdentityTokenOwnershipClaim,
+        cors=root.backend.cors.settings() if root.backend.cors else None,
         raw=dict(raw),
     )

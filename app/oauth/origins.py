@@ -9,10 +9,13 @@ a port or userinfo (the allow-list bypasses behind Backstage's and oauth2-proxy'
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
+
+import idna
 
 from app.errors import InputError, NotAllowedError
 
@@ -20,6 +23,7 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 # WHATWG URL parsing treats these specially (or strips them); we refuse them instead of
 # guessing which host a browser would see.
 _SUSPICIOUS = re.compile(r"[\x00-\x20\x7f\\]")
+_FORBIDDEN_HOST = re.compile(r"[%<>^|#/?@\[\]:*\"'`{}]")
 
 
 @dataclass(frozen=True)
@@ -51,15 +55,38 @@ def parse_origin(value: str) -> Origin | None:
     if "@" in parts.netloc:
         # Userinfo is the classic "https://allowed.com@evil.com" trick.
         return None
-    try:
-        host = parts.hostname.encode("idna").decode("ascii").lower()
-    except UnicodeError:
-        return None
-    if not host or host.endswith(".."):
+    host = _ascii_host(parts.hostname)
+    if host is None:
         return None
     if port == _DEFAULT_PORTS[scheme]:
         port = None
     return Origin(scheme, host, port)
+
+
+def _ascii_host(hostname: str) -> str | None:
+    """The host as a browser resolves it, or None when a browser would refuse it."""
+    if ":" in hostname:
+        try:
+            return ipaddress.IPv6Address(hostname).compressed
+        except ValueError:
+            return None
+    if hostname.isascii():
+        host = hostname.lower()
+    else:
+        # IDNA 2008 with UTS #46 (non-transitional), as browsers do: Python's own codec
+        # is IDNA 2003, which folds "ß" to "ss" and so names a different domain.
+        try:
+            host = idna.encode(hostname, uts46=True, transitional=False).decode("ascii")
+        except (idna.IDNAError, UnicodeError):
+            return None
+    # Percent-escapes are decoded by browsers ("a%2eb" is "a.b"), so a wildcard could
+    # span a dot; these and the other characters WHATWG forbids in hosts are refused.
+    if _FORBIDDEN_HOST.search(host):
+        return None
+    labels = host.removesuffix(".").split(".")
+    if not all(0 < len(label) <= 63 for label in labels):
+        return None
+    return host
 
 
 def _glob_to_regex(pattern: str, *, any_char: str) -> str:

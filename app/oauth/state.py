@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import binascii
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, quote_plus
 
 from app.errors import NotAllowedError
 
@@ -37,7 +37,12 @@ class OAuthState:
 
 def encode_state(state: OAuthState) -> str:
     pairs = [(wire, value) for wire, attr in _FIELDS if (value := getattr(state, attr)) is not None]
-    return urlencode(pairs).encode().hex()
+    # WHATWG URLSearchParams keeps "*" and escapes "~" (Python does the opposite).
+    return "&".join(f"{_form(k)}={_form(v)}" for k, v in pairs).encode().hex()
+
+
+def _form(value: str) -> str:
+    return quote_plus(value, safe="*").replace("~", "%7E")
 
 
 def decode_state_fields(encoded: str) -> dict[str, str]:

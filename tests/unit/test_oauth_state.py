@@ -78,10 +78,6 @@ def test_absent_fields_dropped_empty_strings_kept(state: OAuthState, decoded: st
     assert _text(encode_state(state)) == decoded
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: urlencode/quote_plus keeps '~' and escapes '*', URLSearchParams does the opposite",
-)
 @pytest.mark.parametrize(
     ("redirect_url", "wire"),
     [
