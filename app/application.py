@@ -37,6 +37,7 @@ from app.identity.tokens import TokenIssuer
 from app.identity.user_info import MemoryUserInfoStore
 from app.oauth.cookies import OAuthCookieManager
 from app.oauth.origins import OriginFilter, parse_origin
+from app.oauth.sessions import SessionCodec
 from app.providers.base import OAuthAuthenticator, ProxyAuthenticator
 from app.providers.registry import REGISTRY
 from app.providers.registry_types import (
@@ -46,7 +47,7 @@ from app.providers.registry_types import (
     ProxyProviderBuild,
 )
 from app.resolver import BoundResolver
-from app.secrets import flow_key_from_settings
+from app.secrets import server_secrets
 from app.services import (
     OAuthEnvironment,
     OAuthProviderRuntime,
@@ -151,6 +152,7 @@ def create_app(
 def _build_services(settings: Settings, *, development: bool, deps: Dependencies) -> Services:
     app_origin = parse_origin(settings.app_base_url)
     assert app_origin is not None  # validated by read_settings
+    secrets = server_secrets(settings, development=development, data_dir=deps.data_dir)
     user_info = MemoryUserInfoStore()
     issuer = TokenIssuer(
         issuer=settings.auth_base_url,
@@ -169,7 +171,8 @@ def _build_services(settings: Settings, *, development: bool, deps: Dependencies
         token_issuer=issuer,
         user_info=user_info,
         resolver_context=AuthResolverContext(issuer, deps.catalog or InMemoryCatalog()),
-        flow_key=flow_key_from_settings(settings, development=development, data_dir=deps.data_dir),
+        flow_key=secrets.flow_key,
+        sessions=SessionCodec(secrets.all),
     )
 
 

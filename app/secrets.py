@@ -1,8 +1,9 @@
-"""The server's own secret, from ``auth.session.secret``.
+"""The server's secrets, from ``auth.session.secret`` (and ``previousSecrets``).
 
-It keys the per-sign-in secrets (``app.oauth.flow_secrets``). Without a configured
-secret, development generates one and keeps it in the data directory, so a restart does
-not break sign-ins in progress; production refuses to start.
+They key the per-sign-in secrets (``app.oauth.flow_secrets``) and the sealed refresh
+sessions (``app.oauth.sessions``). Without a configured secret, development generates one
+and keeps it in the data directory (so restarts keep sessions); production refuses to
+start when an OAuth provider needs it.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.hazmat.primitives import hashes
@@ -20,12 +22,24 @@ from app.config import ConfigError, Settings
 log = logging.getLogger(__name__)
 
 GENERATED_SECRET_FILE = "session-secret"
+# Proxy-style providers keep no sessions and start no flows.
+_PROVIDERS_WITHOUT_SESSIONS = frozenset({"guest"})
 
 
-def _derive(secret: str, purpose: bytes) -> bytes:
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose).derive(
-        secret.encode()
-    )
+@dataclass(frozen=True)
+class ServerSecrets:
+    current: str
+    previous: tuple[str, ...] = ()
+
+    @property
+    def all(self) -> tuple[str, ...]:
+        return (self.current, *self.previous)
+
+    @property
+    def flow_key(self) -> bytes:
+        return HKDF(
+            algorithm=hashes.SHA256(), length=32, salt=None, info=b"backstage-auth-backend flow key"
+        ).derive(self.current.encode())
 
 
 def _development_secret(data_dir: Path) -> str:
@@ -34,28 +48,32 @@ def _development_secret(data_dir: Path) -> str:
         return path.read_text().strip()
     data_dir.mkdir(parents=True, exist_ok=True)
     value = secrets.token_urlsafe(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        # Another worker created it first.
+        return path.read_text().strip()
     with os.fdopen(fd, "w") as f:
         f.write(value)
-    log.warning("auth.session.secret is not set: generated a development secret in %s", path)
+    log.warning(
+        "auth.session.secret is not set: generated a development secret in %s "
+        "(set auth.session.secret in production)",
+        path,
+    )
     return value
 
 
-def flow_key_from_settings(
+def server_secrets(
     settings: Settings, *, development: bool, data_dir: Path | None
-) -> bytes:
-    """Raises ConfigError in production without ``auth.session.secret`` when an OAuth
-    provider needs it."""
+) -> ServerSecrets:
+    """Raises ConfigError outside development without ``auth.session.secret`` when an
+    OAuth provider is configured."""
     secret = settings.session_secret
     if secret is None:
-        needs_secret = any(pid not in {"guest"} for pid in settings.providers)
-        if not development and needs_secret:
+        if not development and set(settings.providers) - _PROVIDERS_WITHOUT_SESSIONS:
             raise ConfigError(
                 "auth.session.secret: required outside development (it protects sign-ins "
-                "in progress); set it to a long random value"
+                "in progress and refresh sessions); set it to a long random value"
             )
-        if data_dir is None:
-            secret = secrets.token_urlsafe(32)
-        else:
-            secret = _development_secret(data_dir)
-    return _derive(secret, b"backstage-auth-backend flow key")
+        secret = secrets.token_urlsafe(32) if data_dir is None else _development_secret(data_dir)
+    return ServerSecrets(secret, settings.previous_session_secrets)

@@ -10,6 +10,7 @@ origin and redirect allow-lists, the nonce cookie against the state, the
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hmac
 import logging
 import secrets
@@ -33,6 +34,7 @@ from app.identity.types import SignInInfo
 from app.oauth.flow_secrets import derive_flow_secrets
 from app.oauth.origins import Origin, parse_origin
 from app.oauth.scopes import join_scope, merge_scopes, split_scope
+from app.oauth.sessions import RefreshSession
 from app.oauth.state import OAuthState, decode_state, decode_state_fields, encode_state
 from app.oauth.web_message import render_web_message
 from app.providers.base import (
@@ -197,10 +199,20 @@ async def frame_handler(
             granted = result.session.scope
         response = await _client_auth_response(runtime, environment, result, granted)
         if result.session.refresh_token:
+            sealed = _seal(
+                runtime,
+                environment,
+                RefreshSession(
+                    refresh_token=result.session.refresh_token,
+                    provider_id=runtime.provider_id,
+                    env=environment.name,
+                    scope=granted,
+                    issued_at=int(services.clock.now()),
+                    id_token=result.session.id_token,
+                ),
+            )
             cookies += environment.cookies.set_refresh_token(
-                result.session.refresh_token,
-                app_origin=reply_origin,
-                request_cookies=request.cookies,
+                sealed, app_origin=reply_origin, request_cookies=request.cookies
             )
         # The nonce is single use: a replayed callback finds no cookie.
         cookies += environment.cookies.clear_nonce(app_origin=reply_origin)
@@ -286,9 +298,11 @@ async def refresh(
     manager = environment.cookies
     auth = environment.authenticator
     try:
-        refresh_token = manager.get_refresh_token(cookies_in)
-        if not refresh_token:
+        sealed = manager.get_refresh_token(cookies_in)
+        if not sealed:
             raise InputError("Missing session cookie")
+        # Opened before any call to the identity provider: a forged cookie costs nothing.
+        session = _open(runtime, environment, sealed)
         granted_cookie = manager.get_granted_scopes(cookies_in)
         scope_value = _scopes(environment, scope, granted_cookie)
         already_granted = None
@@ -297,7 +311,7 @@ async def refresh(
             already_granted = all(s in granted for s in split_scope(scope_value))
         result = await auth.refresh(
             RefreshInput(
-                refresh_token=refresh_token,
+                refresh_token=session.refresh_token,
                 scope=scope_value,
                 scope_already_granted=already_granted,
             )
@@ -311,9 +325,17 @@ async def refresh(
         else:
             granted_scope = result.session.scope
         new_token = result.session.refresh_token
-        if new_token and new_token != refresh_token:
+        if new_token and new_token != session.refresh_token:
+            rotated = dataclasses.replace(
+                session,
+                refresh_token=new_token,
+                scope=granted_scope,
+                id_token=result.session.id_token or session.id_token,
+            )
             cookies += manager.set_refresh_token(
-                new_token, app_origin=app_origin, request_cookies=cookies_in
+                _seal(runtime, environment, rotated),
+                app_origin=app_origin,
+                request_cookies=cookies_in,
             )
         response = await _client_auth_response(runtime, environment, result, granted_scope)
     except Exception as exc:
@@ -337,8 +359,20 @@ async def logout(runtime: OAuthProviderRuntime, env: str | None = None) -> Respo
     runtime.services.origin_filter.check_header_origin(raw_origin)
     cookies_in: Mapping[str, str] = request.cookies
     manager = environment.cookies
+    session: RefreshSession | None = None
+    sealed = manager.get_refresh_token(cookies_in)
+    if sealed:
+        try:
+            session = _open(runtime, environment, sealed)
+        except AuthenticationError:
+            # Nothing to revoke; the cookies are cleared all the same.
+            audit.info("logout_invalid_session", extra={"provider": runtime.provider_id})
     result = await environment.authenticator.logout(
-        LogoutInput(refresh_token=manager.get_refresh_token(cookies_in), app_origin=raw_origin)
+        LogoutInput(
+            refresh_token=session.refresh_token if session else None,
+            app_origin=raw_origin,
+            id_token=session.id_token if session else None,
+        )
     )
     app_origin = parse_origin(raw_origin or "")
     cookies = manager.clear_refresh_token(app_origin=app_origin, request_cookies=cookies_in)
@@ -348,6 +382,25 @@ async def logout(runtime: OAuthProviderRuntime, env: str | None = None) -> Respo
     if result.logout_url and _is_safe_logout_url(result.logout_url):
         return json_response({"logoutUrl": result.logout_url}, cookies=cookies)
     return respond(cookies=cookies)
+
+
+def _seal(
+    runtime: OAuthProviderRuntime, environment: OAuthEnvironment, session: RefreshSession
+) -> str:
+    return runtime.services.sessions.seal(
+        session, cookie_name=environment.cookies.refresh_token_name
+    )
+
+
+def _open(
+    runtime: OAuthProviderRuntime, environment: OAuthEnvironment, sealed: str
+) -> RefreshSession:
+    return runtime.services.sessions.open(
+        sealed,
+        cookie_name=environment.cookies.refresh_token_name,
+        provider_id=runtime.provider_id,
+        env=environment.name,
+    )
 
 
 def _is_safe_logout_url(url: str) -> bool:

@@ -89,6 +89,8 @@ class RefreshInput:
 class LogoutInput:
     refresh_token: str | None
     app_origin: str | None = None
+    # The last ID token of the session, for RP-initiated logout (id_token_hint).
+    id_token: str | None = None
 
 
 @dataclass(frozen=True)

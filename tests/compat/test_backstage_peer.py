@@ -26,6 +26,14 @@ IDP_DIR = Path(__file__).resolve().parent / "peer_idp"
 
 # Exchanges where we differ on purpose (docs/compatibility.md says why).
 EXPECTED_DIFFERENCES = {
+    # The refresh cookie is a sealed session (JWE), not the IdP's token: a forged value
+    # is refused before any call to the identity provider (Backstage forwards it, and the
+    # peer's mock IdP accepts anything).
+    17: (
+        "401",
+        "AuthenticationError: Refresh failed; caused by AuthenticationError: "
+        "Invalid session cookie",
+    ),
     # Backstage keeps the PKCE verifier in an express session (connect.sid); we derive it
     # from the nonce cookie, so a callback without connect.sid succeeds.
     28: ("200", "HTML postMessage authorization_response (success)"),

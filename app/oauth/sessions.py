@@ -1,0 +1,116 @@
+"""The refresh session, sealed into the ``<id>-refresh-token`` cookie.
+
+Backstage stores the identity provider's refresh token in that cookie as plain text.
+We store a JWE (``dir`` + ``A256GCM``, joserfc) of the whole session instead: the
+provider's refresh token, provider id, environment, granted scope, issue time and the ID
+token (for RP-initiated logout). The cookie name travels in the authenticated protected
+header, so a value cannot be replayed under another cookie or provider. Keys derive from
+``auth.session.secret``; previous secrets keep opening existing cookies during a rotation.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from joserfc import jwe
+from joserfc.errors import JoseError
+from joserfc.jwe import JWERegistry
+from joserfc.jwk import OctKey
+from joserfc.registry import HeaderParameter
+
+from app.errors import AuthenticationError
+
+_REGISTRY = JWERegistry(
+    header_registry={"cnm": HeaderParameter("Name of the cookie holding this value", "str", True)},
+    algorithms=["dir", "A256GCM"],
+)
+
+
+@dataclass(frozen=True)
+class RefreshSession:
+    refresh_token: str
+    provider_id: str
+    env: str
+    scope: str
+    issued_at: int
+    id_token: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "rt": self.refresh_token,
+            "pid": self.provider_id,
+            "env": self.env,
+            "scp": self.scope,
+            "iat": self.issued_at,
+        }
+        if self.id_token:
+            out["idt"] = self.id_token
+        return out
+
+    @classmethod
+    def from_json(cls, data: Any) -> RefreshSession:
+        if not isinstance(data, dict):
+            raise ValueError("not an object")
+        id_token = data.get("idt")
+        session = cls(
+            refresh_token=data["rt"],
+            provider_id=data["pid"],
+            env=data["env"],
+            scope=data["scp"],
+            issued_at=data["iat"],
+            id_token=id_token if isinstance(id_token, str) else None,
+        )
+        if not all(isinstance(v, str) for v in (session.refresh_token, session.provider_id)):
+            raise ValueError("bad field types")
+        return session
+
+
+def _key(secret: str) -> OctKey:
+    raw = HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=None, info=b"backstage-auth-backend session"
+    ).derive(secret.encode())
+    return OctKey.import_key(raw)
+
+
+class SessionCodec:
+    def __init__(self, secrets: Sequence[str]) -> None:
+        """``secrets``: the current secret first, then previous ones still accepted."""
+        if not secrets:
+            raise ValueError("at least one secret is required")
+        # The current key seals and is tried first.
+        self._keys = [_key(s) for s in secrets]
+
+    def seal(self, session: RefreshSession, *, cookie_name: str) -> str:
+        header = {"alg": "dir", "enc": "A256GCM", "cnm": cookie_name}
+        payload = json.dumps(session.to_json(), separators=(",", ":")).encode()
+        return jwe.encrypt_compact(header, payload, self._keys[0], registry=_REGISTRY)
+
+    def open(self, value: str, *, cookie_name: str, provider_id: str, env: str) -> RefreshSession:
+        """Decrypt and check a session cookie.
+
+        Raises:
+            AuthenticationError: "Invalid session cookie" for anything tampered, foreign,
+            sealed with an unknown key or meant for another cookie, provider or env.
+        """
+        for key in self._keys:
+            try:
+                message = jwe.decrypt_compact(value, key, registry=_REGISTRY)
+            except (JoseError, ValueError):
+                continue
+            try:
+                if message.protected.get("cnm") != cookie_name:
+                    raise ValueError("sealed for another cookie")
+                session = RefreshSession.from_json(json.loads(message.plaintext or b""))
+            except (ValueError, KeyError, TypeError) as exc:
+                raise AuthenticationError("Invalid session cookie") from exc
+            break
+        else:
+            raise AuthenticationError("Invalid session cookie")
+        if session.provider_id != provider_id or session.env != env:
+            raise AuthenticationError("Invalid session cookie")
+        return session
