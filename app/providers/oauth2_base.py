@@ -103,6 +103,7 @@ class OAuth2Authenticator:
             client_id=credentials.client_id,
             client_secret=credentials.client_secret,
             token_endpoint_auth_method=credentials.token_endpoint_auth_method,
+            revocation_endpoint_auth_method=credentials.token_endpoint_auth_method,
             code_challenge_method="S256" if self.use_pkce else None,
             timeout=httpx.Timeout(timeout_seconds),
             transport=transport,

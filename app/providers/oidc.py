@@ -197,7 +197,7 @@ class OidcAuthenticator(OAuth2Authenticator):
         # OIDC Core 5.3.2 (token substitution): userinfo must describe the ID token's user.
         id_claims = await self.verify_id_token(session.id_token) if session.id_token else {}
         if id_claims and userinfo.get("sub") != id_claims.get("sub"):
-            raise UpstreamError("Failed to fetch user profile, userinfo sub does not match")
+            raise BackstageError("Authentication failed, userinfo sub does not match the ID token")
         # Backstage's oidc provider takes the email only when it is verified.
         profile = profile_from_claims(userinfo)
         if userinfo.get("email_verified") is not True:
@@ -205,7 +205,12 @@ class OidcAuthenticator(OAuth2Authenticator):
         return profile, {"claims": {**id_claims, **userinfo}}
 
     async def logout(self, request: LogoutInput) -> LogoutResult:
-        meta = await self.metadata()
+        try:
+            meta = await self.metadata()
+        except UpstreamError as exc:
+            # Logging out must not depend on the IdP being up: cookies are cleared anyway.
+            log.warning("logout without revocation: %s", exc.message)
+            return LogoutResult()
         if request.refresh_token and meta.revocation_endpoint:
             try:
                 response = await self.client.revoke_token(
@@ -285,12 +290,12 @@ class OidcAuthenticator(OAuth2Authenticator):
             registry.validate(claims)
         except JoseError as exc:
             raise BackstageError(f"Authentication failed, ID token rejected: {exc}") from exc
-        aud = claims.get("aud")
-        if (
-            isinstance(aud, list)
-            and len(aud) > 1
-            and claims.get("azp") != self.credentials.client_id
-        ):
+        aud, azp = claims.get("aud"), claims.get("azp")
+        if isinstance(aud, list) and len(aud) > 1 and azp is None:
+            raise BackstageError(
+                "Authentication failed, ID token with several audiences has no azp"
+            )
+        if azp is not None and azp != self.credentials.client_id:
             raise BackstageError("Authentication failed, ID token azp does not match the client")
         return claims
 

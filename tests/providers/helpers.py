@@ -1,0 +1,69 @@
+"""Shared inputs and a sign-in driver for provider tests against ``FakeIdP``."""
+
+from __future__ import annotations
+
+import binascii
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import httpx
+
+from app.providers.base import (
+    AuthenticateInput,
+    AuthResult,
+    FlowSecrets,
+    OAuthAuthenticator,
+    StartInput,
+)
+from app.providers.registry_types import ProviderDeps
+from tests.fakes.clock import FakeClock
+from tests.fakes.fake_idp import FakeIdP
+
+SECRETS = FlowSecrets(
+    code_verifier="dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
+    oidc_nonce="n-0S6_WzA2Mj-fake-nonce",
+)
+# An encoded Backstage state (hex of "nonce=...&env=development").
+STATE = binascii.hexlify(b"nonce=abc123&env=development").decode()
+CALLBACK_URL = "http://localhost:7007/api/auth/{provider}/handler/frame"
+SCOPE = "openid profile email"
+
+
+def callback(provider: str) -> str:
+    return CALLBACK_URL.format(provider=provider)
+
+
+def deps(fake: FakeIdP, clock: FakeClock, *, development: bool = True) -> ProviderDeps:
+    return ProviderDeps(clock=clock, development=development, transport=httpx.MockTransport(fake))
+
+
+def query_of(url: str) -> dict[str, str]:
+    return dict(parse_qsl(urlsplit(url).query, keep_blank_values=True))
+
+
+def origin_and_path(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}"
+
+
+async def sign_in(
+    auth: OAuthAuthenticator,
+    fake: FakeIdP,
+    *,
+    provider: str = "oidc",
+    scope: str = SCOPE,
+    secrets: FlowSecrets = SECRETS,
+    **extra_params: Any,
+) -> AuthResult:
+    """start -> the user at the fake's authorize page -> callback -> authenticate."""
+    started = await auth.start(
+        StartInput(state=STATE, scope=scope, callback_url=callback(provider), secrets=secrets)
+    )
+    code = fake.authorize(started.url)
+    return await auth.authenticate(
+        AuthenticateInput(
+            params={"code": code, "state": STATE, **extra_params},
+            callback_url=callback(provider),
+            secrets=secrets,
+        )
+    )

@@ -1,0 +1,216 @@
+"""Every OAuth provider in the registry honours the common ``OAuthAuthenticator`` contract.
+
+Each provider id in ``app.providers.registry.REGISTRY`` with ``kind == "oauth"`` runs
+start -> authenticate -> refresh -> logout against ``FakeIdP``. A provider added to the
+registry is picked up automatically; until it has an entry in ``CONFIG_BUILDERS`` (its
+config pointed at the fake) its conformance test FAILS, on purpose.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from app.errors import AuthenticationError, BackstageError
+from app.identity.types import ProfileInfo
+from app.oauth.scopes import merge_scopes
+from app.providers.base import (
+    AuthenticateInput,
+    AuthResult,
+    LogoutInput,
+    LogoutResult,
+    OAuthAuthenticator,
+    RefreshInput,
+    StartInput,
+)
+from app.providers.oauth2_base import UpstreamError
+from app.providers.registry import REGISTRY
+from tests.fakes.clock import FakeClock
+from tests.fakes.fake_idp import FakeIdP
+from tests.providers.helpers import SECRETS, STATE, callback, deps, query_of
+
+pytestmark = pytest.mark.anyio
+
+ConfigBuilder = Callable[[FakeIdP], dict[str, Any]]
+
+
+def _credentials(fake: FakeIdP) -> dict[str, Any]:
+    return {"clientId": fake.client_id, "clientSecret": fake.client_secret}
+
+
+# One entry per OAuth provider id: its environment config, pointed at the fake.
+CONFIG_BUILDERS: dict[str, ConfigBuilder] = {
+    "oidc": lambda fake: {**_credentials(fake), "metadataUrl": fake.metadata_url},
+    "oauth2": lambda fake: {
+        **_credentials(fake),
+        "authorizationUrl": fake.url("authorize"),
+        "tokenUrl": fake.url("token"),
+        "additionalScopes": ["openid", "email"],
+    },
+}
+
+OAUTH_PROVIDERS = sorted(pid for pid, d in REGISTRY.items() if d.kind == "oauth")
+
+
+def builder_for(provider_id: str) -> ConfigBuilder:
+    builder = CONFIG_BUILDERS.get(provider_id)
+    if builder is None:
+        pytest.fail(
+            f"OAuth provider {provider_id!r} is in app.providers.registry.REGISTRY but has no "
+            f"FakeIdP config builder: add one to CONFIG_BUILDERS in "
+            f"tests/providers/test_conformance.py (its environment config, with every "
+            f"endpoint pointed at the fake identity provider)",
+            pytrace=False,
+        )
+    return builder
+
+
+MakeProvider = Callable[[str], OAuthAuthenticator]
+
+
+@pytest.fixture
+async def make_provider(
+    fake: FakeIdP, clock: FakeClock, anyio_backend: str
+) -> AsyncIterator[MakeProvider]:
+    created: list[OAuthAuthenticator] = []
+
+    def make(provider_id: str) -> OAuthAuthenticator:
+        raw = builder_for(provider_id)(fake)
+        path = f"auth.providers.{provider_id}.development"
+        build = REGISTRY[provider_id].factory(raw, path, deps(fake, clock))
+        authenticator = build.authenticator
+        created.append(authenticator)  # type: ignore[arg-type]
+        return authenticator  # type: ignore[return-value]
+
+    yield make
+    for authenticator in created:
+        await authenticator.aclose()
+
+
+def _scope(auth: OAuthAuthenticator) -> str:
+    return " ".join(merge_scopes(auth.required_scopes, auth.additional_scopes))
+
+
+async def _authenticate(auth: OAuthAuthenticator, fake: FakeIdP, provider_id: str) -> AuthResult:
+    started = await auth.start(
+        StartInput(
+            state=STATE, scope=_scope(auth), callback_url=callback(provider_id), secrets=SECRETS
+        )
+    )
+    code = fake.authorize(started.url)
+    return await auth.authenticate(
+        AuthenticateInput(
+            params={"code": code, "state": STATE},
+            callback_url=callback(provider_id),
+            secrets=SECRETS,
+        )
+    )
+
+
+def test_every_builder_names_a_registered_oauth_provider() -> None:
+    assert set(CONFIG_BUILDERS) <= set(OAUTH_PROVIDERS)
+
+
+def test_a_provider_without_a_builder_fails_rather_than_skips() -> None:
+    with pytest.raises(pytest.fail.Exception, match="add one to CONFIG_BUILDERS"):
+        builder_for("a-provider-added-later")
+
+
+@pytest.mark.parametrize("rotate", [False, True], ids=["refresh-kept", "refresh-rotated"])
+@pytest.mark.parametrize("provider_id", OAUTH_PROVIDERS)
+async def test_oauth_flow_contract(
+    make_provider: MakeProvider, fake: FakeIdP, provider_id: str, rotate: bool
+) -> None:
+    fake.rotate_refresh_tokens = rotate
+    auth = make_provider(provider_id)
+    cb = callback(provider_id)
+
+    # start: a redirect to the IdP with our state and callback.
+    started = await auth.start(
+        StartInput(state=STATE, scope=_scope(auth), callback_url=cb, secrets=SECRETS)
+    )
+    assert started.status == 302
+    query = query_of(started.url)
+    assert query["state"] == STATE
+    assert query["redirect_uri"] == cb
+    assert query["client_id"] == fake.client_id
+    assert query["response_type"] == "code"
+
+    # authenticate: the code is exchanged at the token endpoint for a session.
+    code = fake.authorize(started.url)
+    result = await auth.authenticate(
+        AuthenticateInput(params={"code": code, "state": STATE}, callback_url=cb, secrets=SECRETS)
+    )
+    assert fake.last_request_to("token").form["redirect_uri"] == cb
+    assert result.session.access_token.startswith("at-")
+    assert result.session.refresh_token
+    assert isinstance(result.profile, ProfileInfo)
+    info = result.session.provider_info()
+    assert info["accessToken"] == result.session.access_token
+    assert "scope" in info
+
+    # refresh: a new session that still has a refresh token.
+    old_refresh = result.session.refresh_token
+    refreshed = await auth.refresh(RefreshInput(refresh_token=old_refresh, scope=_scope(auth)))
+    assert refreshed.session.access_token.startswith("at-")
+    assert refreshed.session.access_token != result.session.access_token
+    assert refreshed.session.refresh_token
+    if rotate:
+        assert refreshed.session.refresh_token != old_refresh
+    else:
+        assert refreshed.session.refresh_token == old_refresh
+    assert fake.last_request_to("token").form["refresh_token"] == old_refresh
+
+    # logout
+    logged_out = await auth.logout(
+        LogoutInput(
+            refresh_token=refreshed.session.refresh_token, app_origin="http://localhost:3000"
+        )
+    )
+    assert isinstance(logged_out, LogoutResult)
+
+
+@pytest.mark.parametrize("provider_id", OAUTH_PROVIDERS)
+async def test_access_denied_is_a_rejection(make_provider: MakeProvider, provider_id: str) -> None:
+    auth = make_provider(provider_id)
+    with pytest.raises(BackstageError, match="^Authentication rejected, "):
+        await auth.authenticate(
+            AuthenticateInput(
+                params={"error": "access_denied", "error_description": "nope", "state": STATE},
+                callback_url=callback(provider_id),
+                secrets=SECRETS,
+            )
+        )
+
+
+@pytest.mark.parametrize("provider_id", OAUTH_PROVIDERS)
+async def test_invalid_grant_is_an_authentication_error(
+    make_provider: MakeProvider, fake: FakeIdP, provider_id: str
+) -> None:
+    auth = make_provider(provider_id)
+    fake.fail("token", "invalid_grant")
+    with pytest.raises(AuthenticationError):
+        await _authenticate(auth, fake, provider_id)
+    with pytest.raises(AuthenticationError, match="^Failed to refresh access token"):
+        await auth.refresh(RefreshInput(refresh_token="rt-unknown", scope=_scope(auth)))
+
+
+@pytest.mark.parametrize("mode", ["5xx", "garbage", "timeout"])
+@pytest.mark.parametrize("provider_id", OAUTH_PROVIDERS)
+async def test_token_endpoint_outage_is_an_upstream_error(
+    make_provider: MakeProvider, fake: FakeIdP, provider_id: str, mode: str
+) -> None:
+    auth = make_provider(provider_id)
+    # Let discovery (if any) through first; only the token endpoint misbehaves.
+    await auth.start(
+        StartInput(state=STATE, scope="", callback_url=callback(provider_id), secrets=SECRETS)
+    )
+    fake.fail("token", mode)
+    with pytest.raises(UpstreamError) as info:
+        await _authenticate(auth, fake, provider_id)
+    assert info.value.status_code == 503
+    refresh_token = fake.issue_refresh_token()
+    with pytest.raises(UpstreamError, match="^Failed to refresh access token"):
+        await auth.refresh(RefreshInput(refresh_token=refresh_token, scope=_scope(auth)))
