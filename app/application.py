@@ -37,6 +37,7 @@ from app.identity.tokens import TokenIssuer
 from app.identity.user_info import MemoryUserInfoStore
 from app.oauth.cookies import OAuthCookieManager
 from app.oauth.origins import OriginFilter, parse_origin
+from app.oauth.refresh_coalescing import InProcessRefreshCoordinator
 from app.oauth.sessions import SessionCodec
 from app.providers.base import OAuthAuthenticator, ProxyAuthenticator
 from app.providers.registry import REGISTRY
@@ -173,6 +174,9 @@ def _build_services(settings: Settings, *, development: bool, deps: Dependencies
         resolver_context=AuthResolverContext(issuer, deps.catalog or InMemoryCatalog()),
         flow_key=secrets.flow_key,
         sessions=SessionCodec(secrets.all),
+        refresh_coordinator=InProcessRefreshCoordinator(
+            deps.clock, grace_seconds=settings.refresh_grace_seconds
+        ),
     )
 
 

@@ -27,6 +27,7 @@ from app.oauth.origins import OriginPattern, parse_origin
 M = TypeVar("M", bound=BaseModel)
 
 DEFAULT_TOKEN_EXPIRATION_SECONDS = 3600
+DEFAULT_REFRESH_GRACE_SECONDS = 5.0
 MIN_TOKEN_EXPIRATION_SECONDS = 600
 MAX_TOKEN_EXPIRATION_SECONDS = 86400
 
@@ -242,6 +243,15 @@ class _SessionConfig(_Lenient):
     secret: str | None = Field(None, min_length=1)
     # Ours: secrets that still decrypt during a rotation.
     previousSecrets: list[str] = Field(default_factory=list)
+    # Ours: how long a refresh result is reused for requests racing behind it.
+    refreshGracePeriod: Any = None
+
+    @field_validator("refreshGracePeriod")
+    @classmethod
+    def _grace(cls, value: Any) -> Any:
+        if value is not None and parse_duration_seconds(value) < 0:
+            raise ValueError("must not be negative")
+        return value
 
 
 class _AuthConfig(_Lenient):
@@ -297,6 +307,7 @@ class Settings:
     identity_token_algorithm: str
     omit_ownership_claim: bool
     cors: CorsSettings | None = None
+    refresh_grace_seconds: float = DEFAULT_REFRESH_GRACE_SECONDS
     # The whole merged config, for sections read elsewhere (backend.cors, catalog, ...).
     raw: Mapping[str, Any] = field(default_factory=dict)
 
@@ -336,5 +347,10 @@ def read_settings(raw: Mapping[str, Any]) -> Settings:
         identity_token_algorithm=auth.identityTokenAlgorithm,
         omit_ownership_claim=auth.omitIdentityTokenOwnershipClaim,
         cors=root.backend.cors.settings() if root.backend.cors else None,
+        refresh_grace_seconds=(
+            parse_duration_seconds(auth.session.refreshGracePeriod)
+            if auth.session.refreshGracePeriod is not None
+            else DEFAULT_REFRESH_GRACE_SECONDS
+        ),
         raw=dict(raw),
     )

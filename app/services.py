@@ -13,6 +13,7 @@ from app.identity.tokens import TokenIssuer
 from app.identity.user_info import UserInfoStore
 from app.oauth.cookies import OAuthCookieManager
 from app.oauth.origins import Origin, OriginFilter
+from app.oauth.refresh_coalescing import RefreshCoordinator
 from app.oauth.sessions import SessionCodec
 from app.providers.base import OAuthAuthenticator, ProxyAuthenticator
 
@@ -29,6 +30,7 @@ class Services:
     # Derives per-sign-in secrets (PKCE verifier, OIDC nonce); from auth.session.secret.
     flow_key: bytes
     sessions: SessionCodec
+    refresh_coordinator: RefreshCoordinator
 
     @property
     def app_origin(self) -> Origin:

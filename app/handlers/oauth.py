@@ -33,6 +33,7 @@ from app.handlers.responses import TOKEN_HEADERS, json_response, redirect, respo
 from app.identity.types import SignInInfo
 from app.oauth.flow_secrets import derive_flow_secrets
 from app.oauth.origins import Origin, parse_origin
+from app.oauth.refresh_coalescing import session_key
 from app.oauth.scopes import join_scope, merge_scopes, split_scope
 from app.oauth.sessions import RefreshSession
 from app.oauth.state import OAuthState, decode_state, decode_state_fields, encode_state
@@ -309,12 +310,15 @@ async def refresh(
         if auth.persist_scopes:
             granted = set(split_scope(granted_cookie))
             already_granted = all(s in granted for s in split_scope(scope_value))
-        result = await auth.refresh(
-            RefreshInput(
-                refresh_token=session.refresh_token,
-                scope=scope_value,
-                scope_already_granted=already_granted,
-            )
+        refresh_input = RefreshInput(
+            refresh_token=session.refresh_token,
+            scope=scope_value,
+            scope_already_granted=already_granted,
+        )
+        # Racing refreshes of one session share one upstream call (rotation-safe).
+        result = await runtime.services.refresh_coordinator.run(
+            session_key(runtime.provider_id, environment.name, session.refresh_token),
+            lambda: auth.refresh(refresh_input),
         )
         cookies: list[str] = []
         if auth.persist_scopes:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
+from app.oauth.sessions import SessionCodec
 from tests.support.oidc_provider import (
     OpenIDProvider,
     free_port,
@@ -31,6 +33,7 @@ pytestmark = pytest.mark.integration
 APP_ORIGIN = "http://localhost:3000"
 SCOPE = "openid email profile offline_access"
 XRW = {"X-Requested-With": "XMLHttpRequest"}
+SECRET = "integration-test-secret"
 
 
 def _oidc_env(op: OpenIDProvider, **extra: Any) -> dict[str, Any]:
@@ -66,7 +69,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[OpenIDProv
         "app": {"baseUrl": APP_ORIGIN},
         "backend": {"baseUrl": f"http://localhost:{port}"},
         "auth": {
-            "session": {"secret": "integration-test-secret"},
+            "session": {"secret": SECRET, "refreshGracePeriod": "1s"},
             "providers": {
                 "oidc": {
                     # Backstage users set prompt: auto for an IdP without a session yet.
@@ -117,6 +120,14 @@ def _refresh(browser: httpx.Client, server: AuthServer) -> httpx.Response:
         params={"optional": "", "scope": SCOPE, "env": "development"},
         headers=XRW,
     )
+
+
+def _idp_refresh_token(sealed: str) -> str:
+    """What the sealed session cookie holds (the test knows the server's secret)."""
+    codec = SessionCodec([SECRET])
+    return codec.open(
+        sealed, cookie_name="oidc-refresh-token", provider_id="oidc", env="development"
+    ).refresh_token
 
 
 def _verify_backstage_token(server: AuthServer, token: str) -> dict[str, Any]:
@@ -186,19 +197,36 @@ def test_popup_sign_in_refresh_and_logout(stack: tuple[OpenIDProvider, AuthServe
         }
 
 
-def test_reused_rotated_refresh_token_is_refused(stack: tuple[OpenIDProvider, AuthServer]) -> None:
-    _, server = stack
+def test_reused_rotated_refresh_token_is_refused_after_the_grace_window(
+    stack: tuple[OpenIDProvider, AuthServer],
+) -> None:
+    op, server = stack
     with _browser() as browser:
         assert _sign_in(browser, stack, login="bob").status_code == 200
         old = browser.cookies.get("oidc-refresh-token")
+        op.reset_counts()
         assert _refresh(browser, server).status_code == 200
-        replay = httpx.get(
-            f"{server.base_url}/api/auth/oidc/refresh",
-            params={"env": "development"},
-            headers={**XRW, "Cookie": f"oidc-refresh-token={old}"},
+
+        def replay() -> httpx.Response:
+            return httpx.get(
+                f"{server.base_url}/api/auth/oidc/refresh",
+                params={"env": "development"},
+                headers={**XRW, "Cookie": f"oidc-refresh-token={old}"},
+            )
+
+        # A request racing just behind the refresh gets the rotated session...
+        within = replay()
+        assert within.status_code == 200
+        assert _idp_refresh_token(within.cookies["oidc-refresh-token"]) == _idp_refresh_token(
+            browser.cookies["oidc-refresh-token"]
         )
-        assert replay.status_code == 401
-        error = replay.json()["error"]
+        assert op.counts()["token"] == {"refresh_token": 1}
+        # ...but after the grace window (1 s here) the old token goes to the IdP, which
+        # refuses the reuse.
+        time.sleep(1.2)
+        late = replay()
+        assert late.status_code == 401
+        error = late.json()["error"]
         assert error["name"] == "AuthenticationError"
         assert error["message"].startswith("Refresh failed; caused by AuthenticationError: ")
         assert "invalid_grant" in error["message"]
@@ -342,3 +370,46 @@ def test_identity_provider_failures_are_clean_errors(
     assert reason in error["message"]
     # The server stays healthy.
     assert httpx.get(f"{broken_idps.base_url}/.backstage/health/v1/readiness").status_code == 200
+
+
+def test_parallel_refreshes_share_one_upstream_refresh(
+    stack: tuple[OpenIDProvider, AuthServer],
+) -> None:
+    """20 tabs refresh one session at once against an IdP that rotates refresh tokens and
+    revokes the grant on reuse: nobody is logged out, and the IdP sees one refresh."""
+    import asyncio
+
+    op, server = stack
+    with _browser() as browser:
+        assert _sign_in(browser, stack, login="frank").status_code == 200
+        cookie = browser.cookies.get("oidc-refresh-token")
+    op.reset_counts()
+
+    async def refresh_all() -> list[httpx.Response]:
+        async with httpx.AsyncClient(timeout=15.0) as client:
+            return await asyncio.gather(
+                *[
+                    client.get(
+                        f"{server.base_url}/api/auth/oidc/refresh",
+                        params={"env": "development", "scope": SCOPE},
+                        headers={**XRW, "Cookie": f"oidc-refresh-token={cookie}"},
+                    )
+                    for _ in range(20)
+                ]
+            )
+
+    responses = asyncio.run(refresh_all())
+    assert [r.status_code for r in responses] == [200] * 20, [r.text for r in responses]
+    assert op.counts()["token"] == {"refresh_token": 1}
+    rotated = {r.cookies.get("oidc-refresh-token") for r in responses}
+    assert len(rotated - {None}) >= 1
+    # Every tab can go on with the rotated session it was handed.
+    follow_up = httpx.get(
+        f"{server.base_url}/api/auth/oidc/refresh",
+        params={"env": "development"},
+        headers={
+            **XRW,
+            "Cookie": f"oidc-refresh-token={responses[-1].cookies['oidc-refresh-token']}",
+        },
+    )
+    assert follow_up.status_code == 200, follow_up.text

@@ -1,0 +1,103 @@
+"""In-process refresh coalescing (app/oauth/refresh_coalescing.py)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from app.oauth.refresh_coalescing import InProcessRefreshCoordinator, session_key
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def now(self) -> float:
+        return self.t
+
+
+class Upstream:
+    def __init__(self, *, fail_first: bool = False) -> None:
+        self.calls = 0
+        self.fail_first = fail_first
+        self.release = asyncio.Event()
+
+    async def refresh(self) -> str:
+        self.calls += 1
+        await self.release.wait()
+        if self.fail_first and self.calls == 1:
+            raise RuntimeError("invalid_grant")
+        return f"rotated-{self.calls}"
+
+
+def test_concurrent_callers_share_one_refresh() -> None:
+    async def scenario() -> None:
+        coordinator = InProcessRefreshCoordinator(Clock())
+        upstream = Upstream()
+        tasks = [asyncio.create_task(coordinator.run("k", upstream.refresh)) for _ in range(20)]
+        await asyncio.sleep(0)
+        upstream.release.set()
+        assert await asyncio.gather(*tasks) == ["rotated-1"] * 20
+        assert upstream.calls == 1
+
+    asyncio.run(scenario())
+
+
+def test_results_are_reused_within_the_grace_window_only() -> None:
+    async def scenario() -> None:
+        clock = Clock()
+        coordinator = InProcessRefreshCoordinator(clock, grace_seconds=5)
+        upstream = Upstream()
+        upstream.release.set()
+        assert await coordinator.run("k", upstream.refresh) == "rotated-1"
+        clock.t += 4.9
+        assert await coordinator.run("k", upstream.refresh) == "rotated-1"
+        clock.t += 0.2
+        assert await coordinator.run("k", upstream.refresh) == "rotated-2"
+        assert upstream.calls == 2
+
+    asyncio.run(scenario())
+
+
+def test_failures_are_not_reused() -> None:
+    async def scenario() -> None:
+        coordinator = InProcessRefreshCoordinator(Clock())
+        upstream = Upstream(fail_first=True)
+        upstream.release.set()
+        with pytest.raises(RuntimeError):
+            await coordinator.run("k", upstream.refresh)
+        assert await coordinator.run("k", upstream.refresh) == "rotated-2"
+
+    asyncio.run(scenario())
+
+
+def test_a_caller_that_goes_away_does_not_cancel_the_others() -> None:
+    async def scenario() -> None:
+        coordinator = InProcessRefreshCoordinator(Clock())
+        upstream = Upstream()
+        first = asyncio.create_task(coordinator.run("k", upstream.refresh))
+        second = asyncio.create_task(coordinator.run("k", upstream.refresh))
+        await asyncio.sleep(0)
+        first.cancel()
+        upstream.release.set()
+        assert await second == "rotated-1"
+
+    asyncio.run(scenario())
+
+
+def test_different_sessions_do_not_share() -> None:
+    async def scenario() -> None:
+        coordinator = InProcessRefreshCoordinator(Clock())
+        upstream = Upstream()
+        upstream.release.set()
+        await coordinator.run(session_key("oidc", "development", "a"), upstream.refresh)
+        await coordinator.run(session_key("oidc", "development", "b"), upstream.refresh)
+        await coordinator.run(session_key("oidc", "production", "a"), upstream.refresh)
+        assert upstream.calls == 3
+
+    asyncio.run(scenario())
+
+
+def test_the_key_does_not_contain_the_token() -> None:
+    assert "secret-token" not in session_key("oidc", "development", "secret-token")
