@@ -25,7 +25,8 @@ from app.clock import Clock, SystemClock
 from app.config import ConfigError, Settings
 from app.cors import BackstageCORSMiddleware
 from app.errors import BackstageError
-from app.identity.catalog import Catalog, InMemoryCatalog
+from app.identity.catalog import Catalog
+from app.identity.catalog_config import aclose_catalog, catalog_from_config
 from app.identity.keys import KeyStore, MemoryKeyStore
 from app.identity.resolvers import (
     AuthResolverContext,
@@ -70,6 +71,8 @@ class Dependencies:
     transport: httpx.AsyncBaseTransport | None = None
     key_store: KeyStore | None = None
     catalog: Catalog | None = None
+    # Relative catalog file targets resolve against this (the first config file's folder).
+    config_dir: Path | None = None
     data_dir: Path | None = None
     # Provider id -> definition; tests add stub providers here.
     providers: Mapping[str, ProviderDefinition] = field(default_factory=lambda: REGISTRY)
@@ -88,7 +91,15 @@ def create_app(
         ConfigError: when a provider's config is invalid (the message names the key path).
     """
     deps = deps or Dependencies(clock=SystemClock())
-    services = _build_services(settings, development=development, deps=deps)
+    catalog = deps.catalog
+    if catalog is None:
+        catalog = catalog_from_config(
+            settings.raw,
+            config_dir=deps.config_dir or Path.cwd(),
+            clock=deps.clock,
+            transport=deps.transport,
+        )
+    services = _build_services(settings, catalog, development=development, deps=deps)
     runtimes = _build_runtimes(settings, services, deps=deps, development=development)
     closers = [r.authenticator for r in runtimes if isinstance(r, ProxyProviderRuntime)] + [
         env.authenticator
@@ -102,6 +113,7 @@ def create_app(
         yield
         for authenticator in closers:
             await authenticator.aclose()
+        await aclose_catalog(catalog)
 
     app = AsyncApp(
         __name__,
@@ -150,7 +162,9 @@ def create_app(
     return app
 
 
-def _build_services(settings: Settings, *, development: bool, deps: Dependencies) -> Services:
+def _build_services(
+    settings: Settings, catalog: Catalog, *, development: bool, deps: Dependencies
+) -> Services:
     app_origin = parse_origin(settings.app_base_url)
     assert app_origin is not None  # validated by read_settings
     secrets = server_secrets(settings, development=development, data_dir=deps.data_dir)
@@ -171,7 +185,7 @@ def _build_services(settings: Settings, *, development: bool, deps: Dependencies
         origin_filter=OriginFilter(app_origin, settings.extra_allowed_origins),
         token_issuer=issuer,
         user_info=user_info,
-        resolver_context=AuthResolverContext(issuer, deps.catalog or InMemoryCatalog()),
+        resolver_context=AuthResolverContext(issuer, catalog),
         flow_key=secrets.flow_key,
         sessions=SessionCodec(secrets.all),
         refresh_coordinator=InProcessRefreshCoordinator(

@@ -29,11 +29,16 @@ def serve(args: argparse.Namespace) -> int:
     from app.clock import SystemClock
 
     development = _is_development(args.development)
-    settings = _settings(args.config or [DEFAULT_CONFIG])
+    configs = args.config or [DEFAULT_CONFIG]
+    settings = _settings(configs)
     app = create_app(
         settings,
         development=development,
-        deps=Dependencies(clock=SystemClock(), data_dir=Path(args.data_dir)),
+        deps=Dependencies(
+            clock=SystemClock(),
+            data_dir=Path(args.data_dir),
+            config_dir=configs[0].resolve().parent,
+        ),
     )
     host = args.host or settings.listen_host or "0.0.0.0"
     port = args.port if args.port is not None else settings.listen_port
@@ -79,9 +84,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return serve(args)
-        from app.application import create_app
+        from app.application import Dependencies, create_app
+        from app.clock import SystemClock
 
-        create_app(_settings(args.config), development=True)
+        create_app(
+            _settings(args.config),
+            development=True,
+            deps=Dependencies(clock=SystemClock(), config_dir=args.config[0].resolve().parent),
+        )
         print("configuration OK")
         return 0
     except ConfigError as exc:

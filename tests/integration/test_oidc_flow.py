@@ -34,6 +34,24 @@ APP_ORIGIN = "http://localhost:3000"
 SCOPE = "openid email profile offline_access"
 XRW = {"X-Requested-With": "XMLHttpRequest"}
 SECRET = "integration-test-secret"
+ORG = """
+apiVersion: backstage.io/v1alpha1
+kind: User
+metadata: {name: grace}
+spec:
+  profile: {email: grace@example.com, displayName: Grace}
+  memberOf: [team-a]
+---
+apiVersion: backstage.io/v1alpha1
+kind: Group
+metadata: {name: team-a}
+spec: {type: team, children: [], members: [grace]}
+---
+apiVersion: backstage.io/v1alpha1
+kind: Group
+metadata: {name: guild, namespace: guilds}
+spec: {type: guild, children: [], members: [default/grace]}
+"""
 
 
 def _oidc_env(op: OpenIDProvider, **extra: Any) -> dict[str, Any]:
@@ -65,9 +83,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[OpenIDProv
             }
         ]
     )
+    workdir = tmp_path_factory.mktemp("server")
+    (workdir / "org.yaml").write_text(ORG)
     config = {
         "app": {"baseUrl": APP_ORIGIN},
         "backend": {"baseUrl": f"http://localhost:{port}"},
+        "catalog": {
+            "rules": [{"allow": ["User", "Group"]}],
+            "locations": [{"type": "file", "target": "./org.yaml"}],
+        },
         "auth": {
             "session": {"secret": SECRET, "refreshGracePeriod": "1s"},
             "providers": {
@@ -76,11 +100,18 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[OpenIDProv
                     "development": _oidc_env(op, prompt="auto"),
                     # Backstage's default prompt=none.
                     "silent": _oidc_env(op),
+                    # Users must be in the catalog.
+                    "catalog": {
+                        **_oidc_env(op, prompt="auto"),
+                        "signIn": {
+                            "resolvers": [{"resolver": "emailMatchingUserEntityProfileEmail"}]
+                        },
+                    },
                 }
             },
         },
     }
-    server = AuthServer(config, tmp_path_factory.mktemp("server"), port=port)
+    server = AuthServer(config, workdir, port=port)
     try:
         server.start()
         yield op, server
@@ -230,6 +261,26 @@ def test_reused_rotated_refresh_token_is_refused_after_the_grace_window(
         assert error["name"] == "AuthenticationError"
         assert error["message"].startswith("Refresh failed; caused by AuthenticationError: ")
         assert "invalid_grant" in error["message"]
+
+
+def test_sign_in_resolves_users_from_catalog_files(
+    stack: tuple[OpenIDProvider, AuthServer],
+) -> None:
+    _, server = stack
+    with _browser() as browser:
+        page = _sign_in(browser, stack, login="grace", env="catalog")
+        identity = popup_message(page.text)["response"]["backstageIdentity"]["identity"]
+        assert identity["userEntityRef"] == "user:default/grace"
+        assert identity["ownershipEntityRefs"] == [
+            "user:default/grace",
+            "group:default/team-a",
+            "group:guilds/guild",
+        ]
+    with _browser() as browser:
+        page = _sign_in(browser, stack, login="mallory", env="catalog")
+        error = popup_message(page.text)["error"]
+        assert error["message"].startswith("Failed to sign-in, unable to resolve user identity.")
+        assert browser.cookies.get("oidc-refresh-token") is None
 
 
 def test_redirect_flow(stack: tuple[OpenIDProvider, AuthServer]) -> None:

@@ -1,0 +1,232 @@
+"""Users from a running Backstage catalog, over its REST API.
+
+``GET <baseUrl>/api/catalog/entities/by-query?filter=kind=user,...`` with a static
+``Authorization: Bearer <token>`` (on the Backstage side, a ``backend.auth.externalAccess``
+entry of ``type: static``). The response is ``{items, totalItems, pageInfo: {nextCursor?}}``;
+later pages are fetched with ``cursor=<nextCursor>`` alone, as ``@backstage/catalog-client``
+does. Ownership comes from the ``memberOf`` relations of each user (``spec.memberOf`` when
+the entity carries no relations).
+
+Filter values cannot be escaped in Backstage's filter syntax (a ``,`` splits conditions),
+so results are checked again here; the catalog only ever narrows the candidates.
+Results, including empty ones, are cached for ``cache_ttl_seconds`` by the injected clock.
+Failures raise ``ServiceUnavailableError`` and are not cached.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from app.clock import Clock
+from app.errors import ServiceUnavailableError
+from app.identity.catalog import CatalogUser, InMemoryCatalog
+from app.identity.entity_ref import canonical_entity_ref, parse_entity_ref, stringify_entity_ref
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CACHE_TTL_SECONDS = 10.0
+DEFAULT_TIMEOUT_SECONDS = 10.0
+PAGE_LIMIT = 100
+MAX_PAGES = 100
+MAX_CACHE_ENTRIES = 1000
+_FIELDS = ",".join(
+    (
+        "kind",
+        "metadata.name",
+        "metadata.namespace",
+        "metadata.annotations",
+        "spec.profile.email",
+        "spec.memberOf",
+        "relations",
+    )
+)
+
+_CacheKey = tuple[str, ...]
+
+
+def _relation_target(relation: Mapping[str, Any]) -> str | None:
+    target_ref = relation.get("targetRef")
+    if isinstance(target_ref, str):
+        return target_ref
+    target = relation.get("target")  # catalogs from before targetRef
+    if isinstance(target, Mapping) and all(
+        isinstance(target.get(k), str) for k in ("kind", "namespace", "name")
+    ):
+        return stringify_entity_ref(target["kind"], target["namespace"], target["name"])
+    return None
+
+
+def user_from_entity(entity: Mapping[str, Any]) -> CatalogUser | None:
+    """A ``CatalogUser`` from a stitched catalog entity; None when it is not a usable user."""
+    metadata = entity.get("metadata")
+    raw_spec = entity.get("spec")
+    spec: Mapping[str, Any] = raw_spec if isinstance(raw_spec, Mapping) else {}
+    if str(entity.get("kind", "")).lower() != "user":
+        return None
+    if not isinstance(metadata, Mapping) or not isinstance(metadata.get("name"), str):
+        return None
+    namespace = metadata.get("namespace")
+    namespace = namespace if isinstance(namespace, str) and namespace else "default"
+    annotations = metadata.get("annotations")
+    profile = spec.get("profile")
+    email = profile.get("email") if isinstance(profile, Mapping) else None
+    relations = entity.get("relations")
+    member_of: list[str] = []
+    if isinstance(relations, list):
+        for relation in relations:
+            if isinstance(relation, Mapping) and relation.get("type") == "memberOf":
+                target = _relation_target(relation)
+                if target is not None:
+                    member_of.append(target)
+    elif isinstance(spec.get("memberOf"), list):
+        for ref in spec["memberOf"]:
+            if isinstance(ref, str):
+                try:
+                    parts = parse_entity_ref(ref, default_kind="group", default_namespace=namespace)
+                except ValueError:
+                    continue
+                member_of.append(stringify_entity_ref(*parts))
+    return CatalogUser(
+        ref=stringify_entity_ref("user", namespace, metadata["name"]),
+        email=email if isinstance(email, str) and email else None,
+        annotations={
+            k: v
+            for k, v in (annotations.items() if isinstance(annotations, Mapping) else ())
+            if isinstance(k, str) and isinstance(v, str)
+        },
+        member_of=tuple(dict.fromkeys(member_of)),
+    )
+
+
+class RemoteCatalog:
+    """The ``Catalog`` protocol over a Backstage catalog's REST API."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        clock: Clock,
+        transport: httpx.AsyncBaseTransport | None = None,
+        cache_ttl_seconds: float = DEFAULT_CACHE_TTL_SECONDS,
+        timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._clock = clock
+        self._ttl = cache_ttl_seconds
+        self._timeout = timeout_seconds
+        self._cache: OrderedDict[_CacheKey, tuple[float, list[CatalogUser]]] = OrderedDict()
+        self._client = httpx.AsyncClient(
+            base_url=f"{self.base_url}/api/catalog",
+            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+            timeout=httpx.Timeout(timeout_seconds),
+            transport=transport,
+            follow_redirects=False,
+        )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    # -- the Catalog protocol -----------------------------------------------------------
+
+    async def get_user(self, ref: str) -> CatalogUser | None:
+        try:
+            kind, namespace, name = parse_entity_ref(canonical_entity_ref(ref))
+        except ValueError:
+            return None
+        if kind != "user":
+            return None
+        users = await self._query(
+            ("ref", namespace.lower(), name.lower()),
+            [("metadata.namespace", namespace), ("metadata.name", name)],
+        )
+        return await InMemoryCatalog(users).get_user(ref)
+
+    async def find_users(
+        self,
+        *,
+        annotations: Mapping[str, str] | None = None,
+        email: str | None = None,
+    ) -> list[CatalogUser]:
+        conditions = [(f"metadata.annotations.{k}", v) for k, v in (annotations or {}).items()]
+        if email is not None:
+            conditions.append(("spec.profile.email", email))
+        key = ("find", *sorted(f"{k.lower()}={v.lower()}" for k, v in conditions))
+        users = await self._query(key, conditions)
+        return await InMemoryCatalog(users).find_users(annotations=annotations, email=email)
+
+    # -- HTTP ---------------------------------------------------------------------------
+
+    async def _query(self, key: _CacheKey, conditions: list[tuple[str, str]]) -> list[CatalogUser]:
+        now = self._clock.now()
+        cached = self._cache.get(key)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        filter_ = ",".join(["kind=user", *(f"{k}={v}" for k, v in conditions)])
+        params: dict[str, str | int] = {"filter": filter_, "fields": _FIELDS, "limit": PAGE_LIMIT}
+        users: list[CatalogUser] = []
+        for _ in range(MAX_PAGES):
+            page = await self._get_page(params)
+            for item in page["items"]:
+                user = user_from_entity(item) if isinstance(item, Mapping) else None
+                if user is not None:
+                    users.append(user)
+            cursor = (page.get("pageInfo") or {}).get("nextCursor")
+            if not isinstance(cursor, str) or not cursor:
+                break
+            params = {"cursor": cursor, "fields": _FIELDS, "limit": PAGE_LIMIT}
+        else:
+            log.warning("catalog at %s: stopped after %d pages", self.base_url, MAX_PAGES)
+        self._remember(key, users, now)
+        return users
+
+    def _remember(self, key: _CacheKey, users: list[CatalogUser], now: float) -> None:
+        if self._ttl <= 0:
+            return
+        self._cache.pop(key, None)
+        self._cache[key] = (now + self._ttl, users)
+        while len(self._cache) > MAX_CACHE_ENTRIES:
+            self._cache.popitem(last=False)
+
+    async def _get_page(self, params: Mapping[str, str | int]) -> Mapping[str, Any]:
+        where = f"the catalog at {self.base_url}"
+        try:
+            response = await self._client.get("/entities/by-query", params=params)
+        except httpx.TimeoutException as exc:
+            raise ServiceUnavailableError(
+                f"User lookup failed, {where} did not answer within {self._timeout:g} seconds",
+                exc,
+            ) from exc
+        except httpx.HTTPError as exc:
+            raise ServiceUnavailableError(
+                f"User lookup failed, could not reach {where}", exc
+            ) from exc
+        if response.status_code in (401, 403):
+            raise ServiceUnavailableError(
+                f"User lookup failed, {where} refused the token (HTTP {response.status_code}); "
+                "check auth.catalog.remote.token against the catalog's "
+                "backend.auth.externalAccess static tokens"
+            )
+        if response.status_code != 200:
+            raise ServiceUnavailableError(
+                f"User lookup failed, {where} answered HTTP {response.status_code}"
+            )
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if (
+            not isinstance(body, dict)
+            or not isinstance(body.get("items"), list)
+            or not isinstance(body.get("pageInfo") or {}, dict)
+        ):
+            raise ServiceUnavailableError(
+                f"User lookup failed, {where} returned an unexpected response "
+                "(is baseUrl the Backstage backend's base URL?)"
+            )
+        return body
