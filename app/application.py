@@ -257,6 +257,12 @@ def _oauth_runtime(
             or f"{services.settings.auth_base_url}/{provider_id}/handler/frame"
         )
         sign_in = build.settings.signIn
+        post_logout = build.settings.postLogoutRedirectUri
+        if post_logout is not None:
+            try:
+                services.origin_filter.check_redirect_url(post_logout)
+            except BackstageError as exc:
+                raise ConfigError(f"{env_path}.postLogoutRedirectUri: {exc.message}") from exc
         environments[env_name] = OAuthEnvironment(
             name=env_name,
             authenticator=authenticator,
@@ -271,6 +277,7 @@ def _oauth_runtime(
             sign_in=_sign_in(
                 definition, sign_in.resolvers if sign_in else None, f"{env_path}.signIn.resolvers"
             ),
+            post_logout_redirect_uri=post_logout,
         )
     return OAuthProviderRuntime(
         provider_id=provider_id, services=services, environments=environments

@@ -44,6 +44,7 @@ class OAuthEnvironment:
     callback_url: str
     cookies: OAuthCookieManager
     sign_in: SignInResolver | None
+    post_logout_redirect_uri: str | None = None
 
 
 @dataclass(frozen=True)

@@ -376,6 +376,7 @@ async def logout(runtime: OAuthProviderRuntime, env: str | None = None) -> Respo
             refresh_token=session.refresh_token if session else None,
             app_origin=raw_origin,
             id_token=session.id_token if session else None,
+            post_logout_redirect_uri=environment.post_logout_redirect_uri,
         )
     )
     app_origin = parse_origin(raw_origin or "")

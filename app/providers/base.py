@@ -91,6 +91,8 @@ class LogoutInput:
     app_origin: str | None = None
     # The last ID token of the session, for RP-initiated logout (id_token_hint).
     id_token: str | None = None
+    # Configured and allowed (checked at start-up).
+    post_logout_redirect_uri: str | None = None
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from authlib.common.urls import add_params_to_uri
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
@@ -212,19 +213,28 @@ class OidcAuthenticator(OAuth2Authenticator):
             log.warning("logout without revocation: %s", exc.message)
             return LogoutResult()
         if request.refresh_token and meta.revocation_endpoint:
-            try:
-                response = await self.client.revoke_token(
-                    meta.revocation_endpoint,
-                    token=request.refresh_token,
-                    token_type_hint="refresh_token",
-                )
-                if response.status_code >= 400:
-                    log.warning("token revocation answered %s", response.status_code)
-            except httpx.HTTPError as exc:
-                # The session cookies are cleared regardless: a failed revocation must not
-                # keep the user signed in here.
-                log.warning("token revocation failed: %s", exc.__class__.__name__)
-        return LogoutResult()
+            await self._revoke(meta.revocation_endpoint, request.refresh_token)
+        if meta.end_session_endpoint is None:
+            return LogoutResult()
+        # RP-initiated logout: the IdP's own session ends too, not just ours.
+        params = {"client_id": self.credentials.client_id}
+        if request.id_token:
+            params["id_token_hint"] = request.id_token
+        if request.post_logout_redirect_uri:
+            params["post_logout_redirect_uri"] = request.post_logout_redirect_uri
+        return LogoutResult(logout_url=add_params_to_uri(meta.end_session_endpoint, params))
+
+    async def _revoke(self, endpoint: str, refresh_token: str) -> None:
+        try:
+            response = await self.client.revoke_token(
+                endpoint, token=refresh_token, token_type_hint="refresh_token"
+            )
+            if response.status_code >= 400:
+                log.warning("token revocation answered %s", response.status_code)
+        except httpx.HTTPError as exc:
+            # The session cookies are cleared regardless: a failed revocation must not
+            # keep the user signed in here.
+            log.warning("token revocation failed: %s", exc.__class__.__name__)
 
     # -- ID tokens -------------------------------------------------------------------
 

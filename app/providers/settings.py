@@ -37,6 +37,9 @@ class OAuthEnvSettings(Lenient):
     sessionDuration: Any = None
     additionalScopes: str | list[str] | None = None
     signIn: SignInSettings | None = None
+    # Ours: where the identity provider sends the browser after RP-initiated logout;
+    # its origin must be an allowed app origin.
+    postLogoutRedirectUri: str | None = None
 
     @field_validator("sessionDuration")
     @classmethod

@@ -21,6 +21,7 @@ from joserfc.jwk import KeySet
 from app.oauth.sessions import SessionCodec
 from tests.support.oidc_provider import (
     OpenIDProvider,
+    end_session_through_confirmation,
     free_port,
     login_through_interactions,
     start_openid_provider,
@@ -34,6 +35,7 @@ APP_ORIGIN = "http://localhost:3000"
 SCOPE = "openid email profile offline_access"
 XRW = {"X-Requested-With": "XMLHttpRequest"}
 SECRET = "integration-test-secret"
+SIGNED_OUT = f"{APP_ORIGIN}/signed-out"
 ORG = """
 apiVersion: backstage.io/v1alpha1
 kind: User
@@ -80,6 +82,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[OpenIDProv
                 "client_id": "backstage",
                 "client_secret": "backstage-secret",
                 "redirect_uris": [f"http://localhost:{port}/api/auth/oidc/handler/frame"],
+                "post_logout_redirect_uris": [SIGNED_OUT],
             }
         ]
     )
@@ -97,7 +100,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[OpenIDProv
             "providers": {
                 "oidc": {
                     # Backstage users set prompt: auto for an IdP without a session yet.
-                    "development": _oidc_env(op, prompt="auto"),
+                    "development": _oidc_env(op, prompt="auto", postLogoutRedirectUri=SIGNED_OUT),
                     # Backstage's default prompt=none.
                     "silent": _oidc_env(op),
                     # Users must be in the catalog.
@@ -216,9 +219,24 @@ def test_popup_sign_in_refresh_and_logout(stack: tuple[OpenIDProvider, AuthServe
             headers={**XRW, "Origin": APP_ORIGIN},
         )
         assert logout.status_code == 200
-        assert logout.content == b""
         assert op.counts()["revocation"] == 1
         assert browser.cookies.get("oidc-refresh-token") is None
+        # RP-initiated logout: the frontend navigates to logoutUrl, ending the IdP session.
+        logout_url = httpx.URL(logout.json()["logoutUrl"])
+        assert str(logout_url.copy_with(query=None)) == op.metadata()["end_session_endpoint"]
+        assert logout_url.params["id_token_hint"] == response["providerInfo"]["idToken"]
+        assert logout_url.params["post_logout_redirect_uri"] == SIGNED_OUT
+        ended = end_session_through_confirmation(browser, str(logout_url))
+        assert ended.headers["location"].startswith(SIGNED_OUT)
+        # The IdP session is gone: a silent sign-in now needs a login.
+        silent = browser.get(
+            f"{server.base_url}/api/auth/oidc/start",
+            params={"scope": SCOPE, "origin": APP_ORIGIN, "env": "silent"},
+        )
+        back = browser.get(silent.headers["location"])
+        while back.is_redirect and back.headers["location"].startswith(op.issuer):
+            back = browser.get(back.headers["location"])
+        assert "error=login_required" in back.headers["location"]
 
         after = _refresh(browser, server)
         assert after.status_code == 401

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import httpx
 import pytest
 
 from app.config import ConfigError
@@ -553,7 +554,9 @@ async def test_logout_revokes_the_refresh_token(make_oidc: MakeOidc, fake: FakeI
 
     result = await auth.logout(LogoutInput(refresh_token=rt))
 
-    assert result == LogoutResult()
+    assert result == LogoutResult(
+        logout_url=fake.url("end_session") + "?client_id=" + fake.client_id
+    )
     request = fake.last_request_to("revocation")
     assert request.method == "POST"
     assert request.form["token"] == rt
@@ -578,14 +581,15 @@ async def test_logout_uses_the_configured_client_authentication(
 async def test_logout_without_a_refresh_token_revokes_nothing(
     make_oidc: MakeOidc, fake: FakeIdP
 ) -> None:
-    assert await make_oidc().logout(LogoutInput(refresh_token=None)) == LogoutResult()
+    result = await make_oidc().logout(LogoutInput(refresh_token=None))
+    assert result.logout_url is not None
     assert fake.requests_to("revocation") == []
 
 
 async def test_logout_without_a_revocation_endpoint(make_oidc: MakeOidc, fake: FakeIdP) -> None:
     fake.discovery_overrides["revocation_endpoint"] = DELETE
     result = await make_oidc().logout(LogoutInput(refresh_token=fake.issue_refresh_token()))
-    assert result == LogoutResult()
+    assert result.logout_url is not None
     assert fake.requests_to("revocation") == []
 
 
@@ -596,7 +600,7 @@ async def test_revocation_failure_does_not_fail_logout(
     auth = make_oidc()
     fake.fail("revocation", mode)
     result = await auth.logout(LogoutInput(refresh_token=fake.issue_refresh_token()))
-    assert result == LogoutResult()
+    assert result.logout_url is not None
     assert len(fake.requests_to("revocation")) == 1
 
 
@@ -605,6 +609,32 @@ async def test_logout_when_discovery_fails_still_succeeds(
 ) -> None:
     fake.fail("discovery", "5xx")
     result = await make_oidc().logout(LogoutInput(refresh_token="rt-1"))
+    assert result == LogoutResult()
+
+
+async def test_rp_initiated_logout_url(make_oidc: MakeOidc, fake: FakeIdP) -> None:
+    result = await make_oidc().logout(
+        LogoutInput(
+            refresh_token=fake.issue_refresh_token(),
+            id_token="the.id.token",
+            post_logout_redirect_uri="http://localhost:3000/signed-out",
+        )
+    )
+    assert result.logout_url is not None
+    url = httpx.URL(result.logout_url)
+    assert str(url.copy_with(query=None)) == fake.url("end_session")
+    assert dict(url.params) == {
+        "client_id": fake.client_id,
+        "id_token_hint": "the.id.token",
+        "post_logout_redirect_uri": "http://localhost:3000/signed-out",
+    }
+
+
+async def test_no_logout_url_without_an_end_session_endpoint(
+    make_oidc: MakeOidc, fake: FakeIdP
+) -> None:
+    fake.discovery_overrides["end_session_endpoint"] = DELETE
+    result = await make_oidc().logout(LogoutInput(refresh_token=fake.issue_refresh_token()))
     assert result == LogoutResult()
 
 

@@ -351,3 +351,20 @@ def login_through_interactions(
         action = urljoin(str(response.url), form["action"] or str(response.url))
         request = client.build_request("POST", action, data=fields)
     raise OpenIDProviderError(f"login did not finish within {max_steps} steps; trail: {trail}")
+
+
+def end_session_through_confirmation(client: httpx.Client, logout_url: str) -> httpx.Response:
+    """Follow an RP-initiated logout URL and confirm on the provider's page ("Yes, sign me
+    out"); returns the provider's final redirect (to post_logout_redirect_uri) or page."""
+    page = client.get(logout_url, follow_redirects=False)
+    if page.is_redirect:
+        return page
+    forms = [f for f in _forms(page.text) if f["method"] == "post"]
+    if not forms:
+        raise OpenIDProviderError(f"no logout form on the provider's page:\n{page.text[:2000]}")
+    form = forms[0]
+    return client.post(
+        urljoin(str(page.url), form["action"]),
+        data={**form["fields"], "logout": "yes"},
+        follow_redirects=False,
+    )

@@ -42,9 +42,20 @@ class AuthServer:
     def start(self, timeout: float = 30.0) -> AuthServer:
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "app", "serve", "--config", str(self.config_path),
-             "--port", str(self.port), "--host", "127.0.0.1",
-             "--data-dir", str(self.workdir / "data")],
+            [
+                sys.executable,
+                "-m",
+                "app",
+                "serve",
+                "--config",
+                str(self.config_path),
+                "--port",
+                str(self.port),
+                "--host",
+                "127.0.0.1",
+                "--data-dir",
+                str(self.workdir / "data"),
+            ],
             cwd=ROOT,
             env=self._env,
             stdout=self._log,
