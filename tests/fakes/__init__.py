@@ -1,0 +1,1 @@
+"""Shared test fakes: fake identity provider, fake clock, stub provider."""
