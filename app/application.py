@@ -127,7 +127,11 @@ def create_app(
             "openapi.yaml",
             base_path=f"/api/auth/{runtime.provider_id}",
             name=f"auth-{runtime.provider_id}",
-            arguments={"provider": runtime.provider_id, "kind": runtime.kind},
+            arguments={
+                "provider": runtime.provider_id,
+                "kind": runtime.kind,
+                "start_params": deps.providers[runtime.provider_id].start_params,
+            },
             resolver=BoundResolver(module, runtime=runtime),
             pythonic_params=True,
             validate_responses=validate_responses,

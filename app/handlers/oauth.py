@@ -34,7 +34,7 @@ from app.identity.types import SignInInfo
 from app.oauth.flow_secrets import derive_flow_secrets
 from app.oauth.origins import Origin, parse_origin
 from app.oauth.refresh_coalescing import session_key
-from app.oauth.scopes import join_scope, merge_scopes, split_scope
+from app.oauth.scopes import join_scope, split_scope
 from app.oauth.sessions import RefreshSession
 from app.oauth.state import OAuthState, decode_state, decode_state_fields, encode_state
 from app.oauth.web_message import render_web_message
@@ -83,7 +83,7 @@ def _check_csrf_header() -> None:
 def _scopes(environment: OAuthEnvironment, requested: str | None, granted: str | None) -> str:
     auth = environment.authenticator
     return join_scope(
-        merge_scopes(
+        auth.transform_scopes(
             split_scope(requested),
             split_scope(granted) if auth.persist_scopes else [],
             auth.required_scopes,

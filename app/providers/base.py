@@ -109,6 +109,16 @@ class OAuthAuthenticator(Protocol):
     required_scopes: tuple[str, ...]
     additional_scopes: tuple[str, ...]
 
+    def transform_scopes(
+        self,
+        requested: list[str],
+        granted: list[str],
+        required: tuple[str, ...],
+        additional: tuple[str, ...],
+    ) -> list[str]:
+        """The scope to ask for; Backstage's default is the ordered union of all four."""
+        ...
+
     async def start(self, request: StartInput) -> StartResult: ...
 
     async def authenticate(self, request: AuthenticateInput) -> AuthResult: ...

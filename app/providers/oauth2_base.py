@@ -27,6 +27,7 @@ from joserfc.errors import JoseError
 
 from app.errors import AuthenticationError, BackstageError, ServiceUnavailableError
 from app.identity.types import ProfileInfo
+from app.oauth.scopes import merge_scopes
 from app.providers.base import (
     AuthenticateInput,
     AuthResult,
@@ -114,6 +115,15 @@ class OAuth2Authenticator:
         await self.client.aclose()
 
     # -- hooks -----------------------------------------------------------------------
+
+    def transform_scopes(
+        self,
+        requested: list[str],
+        granted: list[str],
+        required: tuple[str, ...],
+        additional: tuple[str, ...],
+    ) -> list[str]:
+        return merge_scopes(requested, granted, required, additional)
 
     async def authorization_endpoint(self) -> str:
         return self.endpoints.authorization_url

@@ -45,3 +45,6 @@ class ProviderDefinition:
     factory: OAuthFactory | ProxyFactory
     # Sign-in resolvers available to this provider's config, by name.
     resolvers: Mapping[str, ResolverFactory] = field(default_factory=dict)
+    # Provider-specific /start query parameters passed through to StartInput.extra_params
+    # (declared in the rendered spec, e.g. auth0's organization).
+    start_params: tuple[str, ...] = ()

@@ -1,0 +1,1 @@
+"""Alembic migrations of the auth plugin's schema; run by ``app.db.migrate.migrate``."""

@@ -1,0 +1,57 @@
+"""signing_keys and user_info, as Backstage's auth plugin migrations leave them.
+
+A database that Backstage's auth plugin already migrated (knex) has both tables: they
+are adopted as they are, so keys and user info carry over.
+
+Revision ID: 0001
+Revises:
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0001"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    inspector = sa.inspect(op.get_bind())
+    if not inspector.has_table("signing_keys"):
+        op.create_table(
+            "signing_keys",
+            sa.Column("kid", sa.String(255), primary_key=True),
+            sa.Column("key", sa.Text(), nullable=False),
+            sa.Column(
+                "created_at",
+                sa.DateTime(timezone=True),
+                nullable=False,
+                server_default=sa.func.now(),
+            ),
+        )
+    if not inspector.has_table("user_info"):
+        op.create_table(
+            "user_info",
+            sa.Column("user_entity_ref", sa.String(255), primary_key=True),
+            sa.Column("user_info", sa.Text(), nullable=False),
+            sa.Column(
+                "updated_at",
+                sa.DateTime(timezone=True),
+                nullable=False,
+                server_default=sa.func.now(),
+            ),
+            sa.Column(
+                "created_at",
+                sa.DateTime(timezone=True),
+                nullable=False,
+                server_default=sa.func.now(),
+            ),
+        )
+
+
+def downgrade() -> None:
+    op.drop_table("user_info")
+    op.drop_table("signing_keys")
