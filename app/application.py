@@ -24,6 +24,7 @@ from app import error_handlers
 from app.clock import Clock, SystemClock
 from app.config import ConfigError, Settings
 from app.cors import BackstageCORSMiddleware
+from app.edge import ClientAddress, RateLimit
 from app.errors import BackstageError
 from app.identity.catalog import Catalog
 from app.identity.catalog_config import aclose_catalog, catalog_from_config
@@ -151,6 +152,11 @@ def create_app(
         resolver=BoundResolver("app.handlers.identity", services=services),
         validate_responses=validate_responses,
     )
+    app.add_middleware(
+        ClientAddress,
+        position=MiddlewarePosition.BEFORE_EXCEPTION,
+        trusted_proxies=settings.trusted_proxies,
+    )
     if settings.cors is not None:
         # Outside the exception middleware, so error responses (the 401 of the first
         # /refresh above all) carry the CORS headers too.
@@ -158,6 +164,11 @@ def create_app(
             BackstageCORSMiddleware,
             position=MiddlewarePosition.BEFORE_EXCEPTION,
             settings=settings.cors,
+        )
+    if settings.rate_limit is not None:
+        # Inside CORS, so a browser sees the 429 rather than a network error.
+        app.add_middleware(
+            RateLimit, position=MiddlewarePosition.BEFORE_EXCEPTION, settings=settings.rate_limit
         )
     app.add_error_handler(BackstageError, error_handlers.backstage_error)
     app.add_error_handler(ProblemException, error_handlers.problem)

@@ -10,6 +10,7 @@ plugins are ignored. Every error names the key path.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import string
 from collections.abc import Mapping, Sequence
@@ -22,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from app.cors import DEFAULT_METHODS, CorsSettings
 from app.durations import parse_duration_seconds
+from app.edge import RateLimitSettings
 from app.oauth.origins import OriginPattern, parse_origin
 
 M = TypeVar("M", bound=BaseModel)
@@ -220,10 +222,66 @@ class _CorsConfig(_Lenient):
         )
 
 
+class _RateLimitConfig(_Lenient):
+    window: Any = "1m"
+    incomingRequestLimit: int = Field(100, ge=1)
+    ipAllowList: list[str] = Field(default_factory=list)
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, value: Any) -> Any:
+        if parse_duration_seconds(value) <= 0:
+            raise ValueError("must be positive")
+        return value
+
+    @field_validator("ipAllowList")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        for item in value:
+            ipaddress.ip_network(item, strict=False)
+        return value
+
+    def settings(self) -> RateLimitSettings:
+        return RateLimitSettings(
+            window_seconds=parse_duration_seconds(self.window),
+            limit=self.incomingRequestLimit,
+            allow_list=tuple(self.ipAllowList),
+        )
+
+
 class _BackendConfig(_Lenient):
     baseUrl: str
     listen: _Listen = Field(default_factory=lambda: _Listen())
     cors: _CorsConfig | None = None
+    # Backstage's shape: `true`, or options; `plugin.auth` options win for this server.
+    rateLimit: bool | _RateLimitConfig | dict[str, Any] | None = None
+    # Ours: proxies whose X-Forwarded-* headers are honoured (addresses or CIDRs).
+    trustedProxies: list[str] = Field(default_factory=list)
+
+    @field_validator("trustedProxies")
+    @classmethod
+    def _proxies(cls, value: list[str]) -> list[str]:
+        for item in value:
+            ipaddress.ip_network(item, strict=False)
+        return value
+
+    @field_validator("rateLimit", mode="before")
+    @classmethod
+    def _rate_limit(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            plugin = value.get("plugin", {})
+            chosen = plugin.get("auth", value) if isinstance(plugin, dict) else value
+            return _RateLimitConfig.model_validate(
+                {k: v for k, v in chosen.items() if k != "plugin"}
+            )
+        return value
+
+    def rate_limit(self) -> RateLimitSettings | None:
+        if self.rateLimit is True:
+            return _RateLimitConfig().settings()
+        if isinstance(self.rateLimit, _RateLimitConfig):
+            return self.rateLimit.settings()
+        return None
 
     _check_url = field_validator("baseUrl")(_http_url)
 
@@ -308,6 +366,8 @@ class Settings:
     omit_ownership_claim: bool
     cors: CorsSettings | None = None
     refresh_grace_seconds: float = DEFAULT_REFRESH_GRACE_SECONDS
+    rate_limit: RateLimitSettings | None = None
+    trusted_proxies: tuple[str, ...] = ()
     # The whole merged config, for sections read elsewhere (backend.cors, catalog, ...).
     raw: Mapping[str, Any] = field(default_factory=dict)
 
@@ -347,6 +407,8 @@ def read_settings(raw: Mapping[str, Any]) -> Settings:
         identity_token_algorithm=auth.identityTokenAlgorithm,
         omit_ownership_claim=auth.omitIdentityTokenOwnershipClaim,
         cors=root.backend.cors.settings() if root.backend.cors else None,
+        rate_limit=root.backend.rate_limit(),
+        trusted_proxies=tuple(root.backend.trustedProxies),
         refresh_grace_seconds=(
             parse_duration_seconds(auth.session.refreshGracePeriod)
             if auth.session.refreshGracePeriod is not None

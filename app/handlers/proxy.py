@@ -13,6 +13,7 @@ from typing import Any
 from connexion import request
 from starlette.responses import Response
 
+from app.edge import peer_host
 from app.errors import NotImplementedError_
 from app.handlers.responses import TOKEN_HEADERS, json_response
 from app.identity.types import SignInInfo
@@ -32,12 +33,12 @@ frame_handler_alias = frame_handler
 
 
 async def refresh(runtime: ProxyProviderRuntime, **_: Any) -> Response:
-    client = request.client
     result = await runtime.authenticator.authenticate(
         ProxyRequest(
             headers=dict(request.headers),
             cookies=dict(request.cookies),
-            client_host=client.host if client else None,
+            # The direct peer: header-trusting providers check it against their proxies.
+            client_host=peer_host(request.scope),
         )
     )
     identity = await runtime.sign_in(

@@ -1,0 +1,111 @@
+"""What happens at the edge, before any handler: who the client is, and how often it may call.
+
+* ``X-Forwarded-For``/``-Proto`` are honoured only from ``backend.trustedProxies``
+  (uvicorn's ProxyHeadersMiddleware); anyone else's forwarded headers are ignored, since
+  header trust from anyone is how auth bypasses happen. The direct peer is kept in
+  ``scope["state"]["peer"]`` for checks that must see it (header-trusting proxy providers).
+* Rate limits per client address on ``/start`` and ``/refresh`` (Backstage's
+  ``backend.rateLimit`` keys: ``window``, ``incomingRequestLimit``, ``ipAllowList``),
+  answered with 429, ``Retry-After`` and Backstage's error body.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import cast
+
+from limits import RateLimitItemPerSecond
+from limits.aio.storage import MemoryStorage
+from limits.aio.strategies import MovingWindowRateLimiter
+from starlette.types import ASGIApp, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+from app.errors import TooManyRequestsError, render_error_body
+
+_LIMITED_ROUTE = re.compile(r"^/api/auth/[^/]+/(start|refresh)$")
+
+
+def peer_host(scope: Scope) -> str | None:
+    """The address of the direct peer (a proxy, or the client itself)."""
+    state = scope.get("state") or {}
+    peer = state.get("peer")
+    return peer if isinstance(peer, str) else None
+
+
+class ClientAddress:
+    """Records the direct peer, then lets trusted proxies name the real client."""
+
+    def __init__(self, app: ASGIApp, *, trusted_proxies: Sequence[str]) -> None:
+        self.app: ASGIApp = app
+        if trusted_proxies:
+            # uvicorn types ASGI apps more narrowly than Starlette; both are the ASGI callable.
+            proxied = ProxyHeadersMiddleware(app, trusted_hosts=list(trusted_proxies))  # type: ignore[arg-type]
+            self.app = cast(ASGIApp, proxied)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get("client"):
+            scope.setdefault("state", {})["peer"] = scope["client"][0]
+        await self.app(scope, receive, send)
+
+
+@dataclass(frozen=True)
+class RateLimitSettings:
+    window_seconds: float
+    limit: int
+    allow_list: tuple[str, ...] = ()
+
+
+class RateLimit:
+    """Moving-window limits per client address (``limits``; memory storage per process)."""
+
+    def __init__(self, app: ASGIApp, *, settings: RateLimitSettings) -> None:
+        self.app = app
+        self._settings = settings
+        self._item = RateLimitItemPerSecond(
+            settings.limit, max(1, math.ceil(settings.window_seconds))
+        )
+        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+        self._allowed = [ipaddress.ip_network(a, strict=False) for a in settings.allow_list]
+
+    def _exempt(self, host: str) -> bool:
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return any(address in network for network in self._allowed)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not _LIMITED_ROUTE.match(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        host = scope["client"][0] if scope.get("client") else "unknown"
+        if self._exempt(host) or await self._limiter.hit(self._item, host):
+            await self.app(scope, receive, send)
+            return
+        stats = await self._limiter.get_window_stats(self._item, host)
+        # limits keeps wall-clock time, so Retry-After is computed on the same clock.
+        retry_after = max(1, math.ceil(stats.reset_time - time.time()))
+        query = scope.get("query_string", b"").decode("latin-1")
+        path = scope["path"].removeprefix("/api/auth")
+        body = render_error_body(
+            TooManyRequestsError("Too many requests, please try again later"),
+            method=scope["method"],
+            url=f"{path}?{query}" if query else path,
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 429,
+                "headers": [
+                    (b"content-type", b"application/json; charset=utf-8"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"retry-after", str(retry_after).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
