@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from asgi_correlation_id import CorrelationIdMiddleware
 from connexion import AsyncApp
 from connexion.exceptions import ProblemException
 from connexion.middleware import MiddlewarePosition
@@ -41,6 +42,14 @@ from app.oauth.cookies import OAuthCookieManager
 from app.oauth.origins import OriginFilter, parse_origin
 from app.oauth.refresh_coalescing import InProcessRefreshCoordinator
 from app.oauth.sessions import SessionCodec
+from app.observability import (
+    REQUEST_ID_HEADER,
+    Audit,
+    MeteredTransport,
+    Metrics,
+    MetricsMiddleware,
+    is_safe_request_id,
+)
 from app.providers.base import OAuthAuthenticator, ProxyAuthenticator
 from app.providers.registry import REGISTRY
 from app.providers.registry_types import (
@@ -92,29 +101,33 @@ def create_app(
         ConfigError: when a provider's config is invalid (the message names the key path).
     """
     deps = deps or Dependencies(clock=SystemClock())
+    metrics = Metrics(set(settings.providers))
+    # Every call to an identity provider or catalog goes through one metered transport.
+    outbound = MeteredTransport(deps.transport or httpx.AsyncHTTPTransport(), metrics)
     catalog = deps.catalog
     if catalog is None:
         catalog = catalog_from_config(
             settings.raw,
             config_dir=deps.config_dir or Path.cwd(),
             clock=deps.clock,
-            transport=deps.transport,
+            transport=outbound,
         )
-    services = _build_services(settings, catalog, development=development, deps=deps)
-    runtimes = _build_runtimes(settings, services, deps=deps, development=development)
-    closers = [r.authenticator for r in runtimes if isinstance(r, ProxyProviderRuntime)] + [
-        env.authenticator
-        for r in runtimes
-        if isinstance(r, OAuthProviderRuntime)
-        for env in r.environments.values()
-    ]
+    services = _build_services(settings, catalog, metrics, development=development, deps=deps)
+    runtimes = _build_runtimes(
+        settings,
+        services,
+        ProviderDeps(clock=deps.clock, development=development, transport=outbound),
+        deps.providers,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Any) -> AsyncIterator[None]:
         yield
-        for authenticator in closers:
-            await authenticator.aclose()
+        for runtime in runtimes:
+            for authenticator in runtime.authenticators():
+                await authenticator.aclose()
         await aclose_catalog(catalog)
+        await outbound.aclose()
 
     app = AsyncApp(
         __name__,
@@ -122,6 +135,23 @@ def create_app(
         lifespan=lifespan,
         swagger_ui_options=SwaggerUIOptions(swagger_ui=True),
     )
+    _add_apis(app, runtimes, services, deps.providers, validate_responses=validate_responses)
+    _add_middlewares(app, settings, metrics)
+    app.add_error_handler(BackstageError, error_handlers.backstage_error)
+    app.add_error_handler(ProblemException, error_handlers.problem)
+    app.add_error_handler(HTTPException, error_handlers.http_error)
+    app.add_error_handler(Exception, error_handlers.unexpected)
+    return app
+
+
+def _add_apis(
+    app: AsyncApp,
+    runtimes: list[ProviderRuntime],
+    services: Services,
+    providers: Mapping[str, ProviderDefinition],
+    *,
+    validate_responses: bool,
+) -> None:
     for runtime in runtimes:
         module = "app.handlers.oauth" if runtime.kind == "oauth" else "app.handlers.proxy"
         app.add_api(
@@ -131,35 +161,45 @@ def create_app(
             arguments={
                 "provider": runtime.provider_id,
                 "kind": runtime.kind,
-                "start_params": deps.providers[runtime.provider_id].start_params,
+                "start_params": providers[runtime.provider_id].start_params,
             },
             resolver=BoundResolver(module, runtime=runtime),
             pythonic_params=True,
             validate_responses=validate_responses,
         )
-    # Mounted last: a mount at /api/auth would otherwise swallow the provider mounts.
-    app.add_api(
-        "identity.yaml",
-        base_path="/api/auth",
-        name="identity",
-        resolver=BoundResolver("app.handlers.identity", services=services),
-        validate_responses=validate_responses,
-    )
-    app.add_api(
-        "health.yaml",
-        base_path="/.backstage/health/v1",
-        name="health",
-        resolver=BoundResolver("app.handlers.identity", services=services),
-        validate_responses=validate_responses,
-    )
+    # Mounted after the providers: a mount at /api/auth would otherwise swallow theirs.
+    for spec, base_path in (
+        ("identity.yaml", "/api/auth"),
+        ("health.yaml", "/.backstage/health/v1"),
+        ("operations.yaml", ""),
+    ):
+        app.add_api(
+            spec,
+            base_path=base_path,
+            name=spec.removesuffix(".yaml"),
+            resolver=BoundResolver(f"app.handlers.{spec.removesuffix('.yaml')}", services=services),
+            validate_responses=validate_responses,
+        )
+
+
+def _add_middlewares(app: AsyncApp, settings: Settings, metrics: Metrics) -> None:
+    # Outermost first. All sit outside the exception middleware, so error responses (the
+    # 401 of the first /refresh above all) are counted and carry CORS headers too.
     app.add_middleware(
         ClientAddress,
         position=MiddlewarePosition.BEFORE_EXCEPTION,
         trusted_proxies=settings.trusted_proxies,
     )
+    app.add_middleware(
+        CorrelationIdMiddleware,
+        position=MiddlewarePosition.BEFORE_EXCEPTION,
+        header_name=REQUEST_ID_HEADER,
+        validator=is_safe_request_id,
+    )
+    app.add_middleware(
+        MetricsMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION, metrics=metrics
+    )
     if settings.cors is not None:
-        # Outside the exception middleware, so error responses (the 401 of the first
-        # /refresh above all) carry the CORS headers too.
         app.add_middleware(
             BackstageCORSMiddleware,
             position=MiddlewarePosition.BEFORE_EXCEPTION,
@@ -170,15 +210,15 @@ def create_app(
         app.add_middleware(
             RateLimit, position=MiddlewarePosition.BEFORE_EXCEPTION, settings=settings.rate_limit
         )
-    app.add_error_handler(BackstageError, error_handlers.backstage_error)
-    app.add_error_handler(ProblemException, error_handlers.problem)
-    app.add_error_handler(HTTPException, error_handlers.http_error)
-    app.add_error_handler(Exception, error_handlers.unexpected)
-    return app
 
 
 def _build_services(
-    settings: Settings, catalog: Catalog, *, development: bool, deps: Dependencies
+    settings: Settings,
+    catalog: Catalog,
+    metrics: Metrics,
+    *,
+    development: bool,
+    deps: Dependencies,
 ) -> Services:
     app_origin = parse_origin(settings.app_base_url)
     assert app_origin is not None  # validated by read_settings
@@ -192,6 +232,7 @@ def _build_services(
         expiration_seconds=settings.token_expiration_seconds,
         omit_ownership_claim=settings.omit_ownership_claim,
         user_info=user_info,
+        on_new_key=lambda _kid: metrics.key_rotations.inc(),
     )
     return Services(
         settings=settings,
@@ -206,18 +247,20 @@ def _build_services(
         refresh_coordinator=InProcessRefreshCoordinator(
             deps.clock, grace_seconds=settings.refresh_grace_seconds
         ),
+        audit=Audit(metrics),
+        metrics=metrics,
     )
 
 
 def _build_runtimes(
-    settings: Settings, services: Services, *, deps: Dependencies, development: bool
+    settings: Settings,
+    services: Services,
+    provider_deps: ProviderDeps,
+    providers: Mapping[str, ProviderDefinition],
 ) -> list[ProviderRuntime]:
-    provider_deps = ProviderDeps(
-        clock=deps.clock, development=development, transport=deps.transport
-    )
     runtimes: list[ProviderRuntime] = []
     for provider_id, provider_config in settings.providers.items():
-        definition = deps.providers.get(provider_id)
+        definition = providers.get(provider_id)
         path = f"auth.providers.{provider_id}"
         if definition is None:
             # Backstage: a provider no module registers is simply not mounted (404).

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from app.config import ConfigError, Settings, load_config, read_settings
+from app.observability import configure_logging
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "default-config.yaml"
 
@@ -52,6 +53,8 @@ def serve(args: argparse.Namespace) -> int:
         loop="uvloop",
         http="httptools",
         log_level=args.log_level,
+        # Our logging config (JSON with request ids) applies to uvicorn's loggers too.
+        log_config=None,
         proxy_headers=False,
         server_header=False,
     )
@@ -75,11 +78,17 @@ def main(argv: list[str] | None = None) -> int:
         "--development", action="store_true", help="development mode (also NODE_ENV=development)"
     )
     p_serve.add_argument("--log-level", default="info")
+    p_serve.add_argument(
+        "--log-format",
+        choices=["json", "text"],
+        default=os.environ.get("AUTH_BACKEND_LOG_FORMAT", "json"),
+    )
     p_check = sub.add_parser("check-config", help="validate a configuration")
     p_check.add_argument("--config", action="append", type=Path, required=True)
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    configure_logging(
+        json_logs=getattr(args, "log_format", "text") == "json",
+        level=getattr(args, "log_level", "info"),
     )
     try:
         if args.command == "serve":

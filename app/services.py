@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 from app.clock import Clock
@@ -15,6 +15,7 @@ from app.oauth.cookies import OAuthCookieManager
 from app.oauth.origins import Origin, OriginFilter
 from app.oauth.refresh_coalescing import RefreshCoordinator
 from app.oauth.sessions import SessionCodec
+from app.observability import Audit, Metrics
 from app.providers.base import OAuthAuthenticator, ProxyAuthenticator
 
 
@@ -31,6 +32,8 @@ class Services:
     flow_key: bytes
     sessions: SessionCodec
     refresh_coordinator: RefreshCoordinator
+    audit: Audit
+    metrics: Metrics
 
     @property
     def app_origin(self) -> Origin:
@@ -54,6 +57,9 @@ class OAuthProviderRuntime:
     environments: Mapping[str, OAuthEnvironment]
     kind: Literal["oauth"] = "oauth"
 
+    def authenticators(self) -> list[OAuthAuthenticator]:
+        return [env.authenticator for env in self.environments.values()]
+
 
 @dataclass(frozen=True)
 class ProxyProviderRuntime:
@@ -62,7 +68,9 @@ class ProxyProviderRuntime:
     authenticator: ProxyAuthenticator
     sign_in: SignInResolver
     kind: Literal["proxy"] = "proxy"
-    extra: Mapping[str, str] = field(default_factory=dict)
+
+    def authenticators(self) -> list[ProxyAuthenticator]:
+        return [self.authenticator]
 
 
 ProviderRuntime = OAuthProviderRuntime | ProxyProviderRuntime

@@ -100,7 +100,3 @@ async def _verify_user_token(services: Services, token: str) -> dict[str, Any]:
     except JoseError as exc:
         raise AuthenticationError(f"Failed user token verification, {exc}") from exc
     return dict(decoded.claims)
-
-
-async def readiness(services: Services) -> Response:
-    return json_response({"status": "ok"})

@@ -48,7 +48,6 @@ from app.providers.base import (
 from app.services import OAuthEnvironment, OAuthProviderRuntime
 
 log = logging.getLogger(__name__)
-audit = logging.getLogger("app.audit")
 
 NONCE_BYTES = 16
 
@@ -107,10 +106,14 @@ async def start(
     environment = select_environment(runtime, env)
     services = runtime.services
     app_origin: Origin | None = None
-    if origin:
-        app_origin = services.origin_filter.check_app_origin(origin)
-    if flow == "redirect":
-        services.origin_filter.check_redirect_url(redirect_url)
+    try:
+        if origin:
+            app_origin = services.origin_filter.check_app_origin(origin)
+        if flow == "redirect":
+            services.origin_filter.check_redirect_url(redirect_url)
+    except NotAllowedError as exc:
+        services.audit.event("origin_refused", provider=runtime.provider_id, reason=exc.message)
+        raise
     cookies = environment.cookies
     nonce = base64.b64encode(secrets.token_bytes(NONCE_BYTES)).decode()
     auth = environment.authenticator
@@ -220,12 +223,18 @@ async def frame_handler(
     except Exception as exc:  # noqa: BLE001 - every failure goes back to the app window
         if not isinstance(exc, BackstageError):
             log.exception("sign-in callback failed")
-        audit.info(
+        services.audit.event(
             "sign_in_failed",
-            extra={"provider": runtime.provider_id, "reason": serialize_error(exc)["message"]},
+            provider=runtime.provider_id,
+            error=serialize_error(exc)["name"],
+            reason=serialize_error(exc)["message"],
         )
         return _frame_error(exc, flow, reply_origin, services.settings.app_base_url)
-    audit.info("sign_in", extra={"provider": runtime.provider_id})
+    services.audit.event(
+        "sign_in",
+        provider=runtime.provider_id,
+        user=response.get("backstageIdentity", {}).get("identity", {}).get("userEntityRef"),
+    )
     if decoded.flow == "redirect" and decoded.redirect_url:
         return redirect(decoded.redirect_url, cookies=cookies)
     if _wants_json():
@@ -316,7 +325,7 @@ async def refresh(
             scope_already_granted=already_granted,
         )
         # Racing refreshes of one session share one upstream call (rotation-safe).
-        result = await runtime.services.refresh_coordinator.run(
+        result, reused = await runtime.services.refresh_coordinator.run(
             session_key(runtime.provider_id, environment.name, session.refresh_token),
             lambda: auth.refresh(refresh_input),
         )
@@ -345,11 +354,13 @@ async def refresh(
     except Exception as exc:
         if not isinstance(exc, BackstageError):
             log.exception("refresh failed")
-        audit.info(
-            "refresh_failed",
-            extra={"provider": runtime.provider_id, "reason": serialize_error(exc)["message"]},
+        runtime.services.audit.event(
+            "refresh_failed", provider=runtime.provider_id, reason=serialize_error(exc)["message"]
         )
         raise AuthenticationError("Refresh failed", cause=exc) from exc
+    runtime.services.audit.event(
+        "refresh_reused" if reused else "refresh", provider=runtime.provider_id
+    )
     return json_response(response, cookies=cookies, headers=TOKEN_HEADERS)
 
 
@@ -360,7 +371,13 @@ async def logout(runtime: OAuthProviderRuntime, env: str | None = None) -> Respo
     environment = select_environment(runtime, env)
     _check_csrf_header()
     raw_origin = request.headers.get("origin")
-    runtime.services.origin_filter.check_header_origin(raw_origin)
+    try:
+        runtime.services.origin_filter.check_header_origin(raw_origin)
+    except NotAllowedError as exc:
+        runtime.services.audit.event(
+            "origin_refused", provider=runtime.provider_id, reason=exc.message
+        )
+        raise
     cookies_in: Mapping[str, str] = request.cookies
     manager = environment.cookies
     session: RefreshSession | None = None
@@ -370,7 +387,7 @@ async def logout(runtime: OAuthProviderRuntime, env: str | None = None) -> Respo
             session = _open(runtime, environment, sealed)
         except AuthenticationError:
             # Nothing to revoke; the cookies are cleared all the same.
-            audit.info("logout_invalid_session", extra={"provider": runtime.provider_id})
+            runtime.services.audit.event("logout_invalid_session", provider=runtime.provider_id)
     result = await environment.authenticator.logout(
         LogoutInput(
             refresh_token=session.refresh_token if session else None,
@@ -383,7 +400,7 @@ async def logout(runtime: OAuthProviderRuntime, env: str | None = None) -> Respo
     cookies = manager.clear_refresh_token(app_origin=app_origin, request_cookies=cookies_in)
     if environment.authenticator.persist_scopes:
         cookies += manager.clear_granted_scopes(app_origin=app_origin, request_cookies=cookies_in)
-    audit.info("logout", extra={"provider": runtime.provider_id})
+    runtime.services.audit.event("logout", provider=runtime.provider_id)
     if result.logout_url and _is_safe_logout_url(result.logout_url):
         return json_response({"logoutUrl": result.logout_url}, cookies=cookies)
     return respond(cookies=cookies)

@@ -25,6 +25,10 @@ class KeyStore(Protocol):
 
     async def remove_keys(self, kids: Sequence[str]) -> None: ...
 
+    async def ping(self) -> None:
+        """Raises ServiceUnavailableError when the store cannot be reached."""
+        ...
+
 
 class MemoryKeyStore:
     """Per-process store (``auth.keyStore.provider: memory``)."""
@@ -41,3 +45,6 @@ class MemoryKeyStore:
     async def remove_keys(self, kids: Sequence[str]) -> None:
         for kid in kids:
             self._keys.pop(kid, None)
+
+    async def ping(self) -> None:
+        return None

@@ -99,6 +99,7 @@ class TokenIssuer:
         expiration_seconds: int = 3600,
         omit_ownership_claim: bool = True,
         user_info: UserInfoStore | None = None,
+        on_new_key: Callable[[str], None] | None = None,
     ) -> None:
         # Fail at startup rather than on the first sign-in.
         self._generate = _key_generator(algorithm)
@@ -109,6 +110,7 @@ class TokenIssuer:
         self._expiration_seconds = expiration_seconds
         self._omit_ownership_claim = omit_ownership_claim
         self._user_info = user_info
+        self._on_new_key = on_new_key
         self._current: _SigningKey | None = None
         self._lock = asyncio.Lock()
 
@@ -163,6 +165,10 @@ class TokenIssuer:
             await self._user_info.put(sub, {"sub": sub, "ent": list(ownership), **extra})
         return token
 
+    async def ping(self) -> None:
+        """Raises ServiceUnavailableError when the key store cannot be reached."""
+        await self._key_store.ping()
+
     async def list_public_keys(self) -> list[dict[str, Any]]:
         """Keys that may have signed a still-valid token: younger than 3x the key lifetime."""
         now = self._clock.now()
@@ -206,6 +212,8 @@ class TokenIssuer:
                 )
             )
             logger.info("Created new signing key %s", kid)
+            if self._on_new_key is not None:
+                self._on_new_key(kid)
             self._current = _SigningKey(kid, private_key, now + self._expiration_seconds)
             return self._current
 

@@ -28,7 +28,9 @@ def session_key(provider_id: str, env: str, refresh_token: str) -> str:
 
 
 class RefreshCoordinator(Protocol):
-    async def run(self, key: str, refresh: Callable[[], Awaitable[T]]) -> T: ...
+    async def run(self, key: str, refresh: Callable[[], Awaitable[T]]) -> tuple[T, bool]:
+        """The refresh result, and whether it was another request's (reused)."""
+        ...
 
 
 @dataclass
@@ -54,10 +56,11 @@ class InProcessRefreshCoordinator:
         for key in expired:
             del self._entries[key]
 
-    async def run(self, key: str, refresh: Callable[[], Awaitable[T]]) -> T:
+    async def run(self, key: str, refresh: Callable[[], Awaitable[T]]) -> tuple[T, bool]:
         now = self._clock.now()
         self._prune(now)
         entry = self._entries.get(key)
+        reused = entry is not None
         if entry is None:
             entry = _Entry(asyncio.ensure_future(refresh()))
             self._entries[key] = entry
@@ -71,4 +74,4 @@ class InProcessRefreshCoordinator:
 
             entry.task.add_done_callback(finished)
         # shield: a caller that goes away does not cancel the refresh the others wait for.
-        return cast(T, await asyncio.shield(entry.task))
+        return cast(T, await asyncio.shield(entry.task)), reused

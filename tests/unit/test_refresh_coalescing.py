@@ -38,7 +38,10 @@ def test_concurrent_callers_share_one_refresh() -> None:
         tasks = [asyncio.create_task(coordinator.run("k", upstream.refresh)) for _ in range(20)]
         await asyncio.sleep(0)
         upstream.release.set()
-        assert await asyncio.gather(*tasks) == ["rotated-1"] * 20
+        results = await asyncio.gather(*tasks)
+        assert [value for value, _ in results] == ["rotated-1"] * 20
+        # The first caller ran the refresh; the other 19 reused it.
+        assert [reused for _, reused in results] == [False] + [True] * 19
         assert upstream.calls == 1
 
     asyncio.run(scenario())
@@ -50,11 +53,11 @@ def test_results_are_reused_within_the_grace_window_only() -> None:
         coordinator = InProcessRefreshCoordinator(clock, grace_seconds=5)
         upstream = Upstream()
         upstream.release.set()
-        assert await coordinator.run("k", upstream.refresh) == "rotated-1"
+        assert await coordinator.run("k", upstream.refresh) == ("rotated-1", False)
         clock.t += 4.9
-        assert await coordinator.run("k", upstream.refresh) == "rotated-1"
+        assert await coordinator.run("k", upstream.refresh) == ("rotated-1", True)
         clock.t += 0.2
-        assert await coordinator.run("k", upstream.refresh) == "rotated-2"
+        assert await coordinator.run("k", upstream.refresh) == ("rotated-2", False)
         assert upstream.calls == 2
 
     asyncio.run(scenario())
@@ -67,7 +70,7 @@ def test_failures_are_not_reused() -> None:
         upstream.release.set()
         with pytest.raises(RuntimeError):
             await coordinator.run("k", upstream.refresh)
-        assert await coordinator.run("k", upstream.refresh) == "rotated-2"
+        assert await coordinator.run("k", upstream.refresh) == ("rotated-2", False)
 
     asyncio.run(scenario())
 
@@ -81,7 +84,7 @@ def test_a_caller_that_goes_away_does_not_cancel_the_others() -> None:
         await asyncio.sleep(0)
         first.cancel()
         upstream.release.set()
-        assert await second == "rotated-1"
+        assert await second == ("rotated-1", True)
 
     asyncio.run(scenario())
 

@@ -1,0 +1,35 @@
+"""Liveness, readiness and metrics."""
+
+from __future__ import annotations
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.responses import Response
+
+from app.errors import ServiceUnavailableError
+from app.handlers.responses import json_response, respond
+from app.services import Services
+
+
+async def healthz(services: Services) -> Response:
+    return json_response({"status": "ok"})
+
+
+async def readyz(services: Services) -> Response:
+    checks: dict[str, str] = {}
+    try:
+        await services.token_issuer.ping()
+        checks["keyStore"] = "ok"
+    except ServiceUnavailableError as exc:
+        checks["keyStore"] = exc.message
+    ready = all(v == "ok" for v in checks.values())
+    return json_response(
+        {"status": "ok" if ready else "unavailable", "checks": checks},
+        status=200 if ready else 503,
+    )
+
+
+async def metrics(services: Services) -> Response:
+    return respond(
+        generate_latest(services.metrics.registry),
+        headers={"Content-Type": CONTENT_TYPE_LATEST},
+    )

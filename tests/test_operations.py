@@ -1,0 +1,131 @@
+"""Operations: health, readiness, metrics, request ids, audit events, redacted access logs."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import pytest
+from starlette.testclient import TestClient
+
+from app.application import Dependencies, create_app
+from app.clock import SystemClock
+from app.config import read_settings
+from app.observability import RedactQuery
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[TestClient]:
+    settings = read_settings(
+        {
+            "app": {"baseUrl": "http://localhost:3000"},
+            "backend": {"baseUrl": "http://localhost:7007"},
+            "auth": {
+                "session": {"secret": "s"},
+                "providers": {
+                    "guest": {},
+                    "oauth2": {
+                        "development": {
+                            "clientId": "a",
+                            "clientSecret": "b",
+                            "authorizationUrl": "http://127.0.0.1:9/authorize",
+                            "tokenUrl": "http://127.0.0.1:9/token",
+                        }
+                    },
+                },
+            },
+        }
+    )
+    app = create_app(settings, development=True, deps=Dependencies(clock=SystemClock()))
+    with TestClient(app, base_url="http://localhost:7007") as c:
+        yield c
+
+
+def test_liveness_and_readiness(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/readyz").json() == {"status": "ok", "checks": {"keyStore": "ok"}}
+    assert client.get("/.backstage/health/v1/readiness").json() == {"status": "ok"}
+
+
+def test_metrics_count_requests_by_provider_route_and_status(client: TestClient) -> None:
+    client.get("/api/auth/guest/refresh")
+    client.get(
+        "/api/auth/oauth2/refresh?env=development", headers={"X-Requested-With": "XMLHttpRequest"}
+    )
+    client.get("/api/auth/nope/start")
+    text = client.get("/metrics").text
+    assert (
+        'auth_requests_total{method="GET",provider="guest",route="/refresh",status="200"}' in text
+    )
+    assert (
+        'auth_requests_total{method="GET",provider="oauth2",route="/refresh",status="401"}' in text
+    )
+    assert 'auth_requests_total{method="GET",provider="unknown",route="other",status="404"}' in text
+    assert 'auth_events_total{event="refresh_failed",provider="oauth2"}' in text
+    assert "auth_signing_key_rotations_total 1.0" in text
+    assert "auth_request_duration_seconds_bucket" in text
+
+
+def test_upstream_failures_are_counted(client: TestClient) -> None:
+    # The oauth2 provider's token URL is a closed port: the callback's code exchange fails.
+    start = client.get("/api/auth/oauth2/start?env=development", follow_redirects=False)
+    state = dict(p.split("=", 1) for p in start.headers["location"].split("?", 1)[1].split("&"))[
+        "state"
+    ]
+    nonce = start.cookies["oauth2-nonce"]
+    client.get(
+        f"/api/auth/oauth2/handler/frame?code=c&state={state}",
+        headers={"Cookie": f"oauth2-nonce={nonce}"},
+    )
+    text = client.get("/metrics").text
+    assert 'auth_upstream_failures_total{host="127.0.0.1"}' in text
+    assert 'auth_events_total{event="sign_in_failed",provider="oauth2"}' in text
+
+
+def test_request_ids_are_echoed_or_generated(client: TestClient) -> None:
+    assert client.get("/healthz", headers={"X-Request-Id": "abc-123"}).headers["x-request-id"] == (
+        "abc-123"
+    )
+    forged = client.get("/healthz", headers={"X-Request-Id": 'x" injected="1'})
+    assert forged.headers["x-request-id"] != 'x" injected="1'
+    assert len(forged.headers["x-request-id"]) == 32
+
+
+def test_audit_events_name_the_refusal_without_secrets(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="app.audit"):
+        client.get("/api/auth/oauth2/start?env=development&origin=http://evil.example")
+        client.get(
+            "/api/auth/oauth2/refresh?env=development",
+            headers={"X-Requested-With": "XMLHttpRequest", "Cookie": "oauth2-refresh-token=forged"},
+        )
+    events = {r.getMessage(): r for r in caplog.records if r.name == "app.audit"}
+    assert (
+        events["origin_refused"].__dict__["reason"] == "Origin 'http://evil.example' is not allowed"
+    )
+    failed = events["refresh_failed"].__dict__
+    assert failed["reason"] == "Invalid session cookie"
+    assert "forged" not in str(failed)
+
+
+def test_access_logs_redact_codes_and_state() -> None:
+    record = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "%s %s HTTP/%s" %d',
+        (
+            "127.0.0.1:1",
+            "GET",
+            "/api/auth/oidc/handler/frame?code=SECRET&state=abc&x=1",
+            "1.1",
+            200,
+        ),
+        None,
+    )
+    RedactQuery().filter(record)
+    message = record.getMessage()
+    assert "SECRET" not in message and "state=abc" not in message
+    assert "code=[redacted]&state=[redacted]&x=1" in message
