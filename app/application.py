@@ -7,6 +7,7 @@ transport, key store, catalog) as parameters, so tests run the real app with fak
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -18,17 +19,21 @@ from asgi_correlation_id import CorrelationIdMiddleware
 from connexion import AsyncApp
 from connexion.exceptions import ProblemException
 from connexion.middleware import MiddlewarePosition
+from connexion.middleware.routing import RoutingMiddleware
 from connexion.options import SwaggerUIOptions
 from starlette.exceptions import HTTPException
+from starlette.routing import BaseRoute
 
 from app import error_handlers
 from app.clock import Clock, SystemClock
 from app.config import ConfigError, Settings
 from app.cors import BackstageCORSMiddleware
+from app.db.database import Database
 from app.edge import ClientAddress, RateLimit
 from app.errors import BackstageError
 from app.identity.catalog import Catalog
 from app.identity.catalog_config import aclose_catalog, catalog_from_config
+from app.identity.db_stores import DatabaseKeyStore, DatabaseUserInfoStore
 from app.identity.keys import KeyStore, MemoryKeyStore
 from app.identity.resolvers import (
     AuthResolverContext,
@@ -36,10 +41,11 @@ from app.identity.resolvers import (
     SignInResolver,
     build_sign_in_resolver,
 )
+from app.identity.static_keys import StaticKey, StaticKeyStore, load_static_keys
 from app.identity.tokens import TokenIssuer
-from app.identity.user_info import MemoryUserInfoStore
+from app.identity.user_info import MemoryUserInfoStore, UserInfoStore
 from app.oauth.cookies import OAuthCookieManager
-from app.oauth.origins import OriginFilter, parse_origin
+from app.oauth.origins import ORIGIN_QUERY_PATTERN, OriginFilter, parse_origin
 from app.oauth.refresh_coalescing import InProcessRefreshCoordinator
 from app.oauth.sessions import SessionCodec
 from app.observability import (
@@ -81,6 +87,8 @@ class Dependencies:
     transport: httpx.AsyncBaseTransport | None = None
     key_store: KeyStore | None = None
     catalog: Catalog | None = None
+    user_info: UserInfoStore | None = None
+    database: Database | None = None
     # Relative catalog file targets resolve against this (the first config file's folder).
     config_dir: Path | None = None
     data_dir: Path | None = None
@@ -112,7 +120,10 @@ def create_app(
             clock=deps.clock,
             transport=outbound,
         )
-    services = _build_services(settings, catalog, metrics, development=development, deps=deps)
+    database = _database(settings, deps)
+    services = _build_services(
+        settings, catalog, metrics, database, development=development, deps=deps
+    )
     runtimes = _build_runtimes(
         settings,
         services,
@@ -122,12 +133,19 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Any) -> AsyncIterator[None]:
-        yield
-        for runtime in runtimes:
-            for authenticator in runtime.authenticators():
-                await authenticator.aclose()
-        await aclose_catalog(catalog)
-        await outbound.aclose()
+        if database is not None:
+            # Create and migrate; an unreachable database stops the start, as in Backstage.
+            await database.start()
+        try:
+            yield
+        finally:
+            for runtime in runtimes:
+                for authenticator in runtime.authenticators():
+                    await authenticator.aclose()
+            await aclose_catalog(catalog)
+            await outbound.aclose()
+            if database is not None:
+                await database.close()
 
     app = AsyncApp(
         __name__,
@@ -139,9 +157,19 @@ def create_app(
     _add_middlewares(app, settings, metrics)
     app.add_error_handler(BackstageError, error_handlers.backstage_error)
     app.add_error_handler(ProblemException, error_handlers.problem)
-    app.add_error_handler(HTTPException, error_handlers.http_error)
+    app.add_error_handler(
+        HTTPException, functools.partial(error_handlers.http_error, routes=lambda: _routes(app))
+    )
     app.add_error_handler(Exception, error_handlers.unexpected)
     return app
+
+
+def _routes(app: AsyncApp) -> list[BaseRoute]:
+    """The operation routes of connexion's routing middleware (built on first request)."""
+    for middleware in app.middleware.middleware_stack:
+        if isinstance(middleware, RoutingMiddleware):
+            return list(middleware.router.routes)
+    return []
 
 
 def _add_apis(
@@ -162,6 +190,7 @@ def _add_apis(
                 "provider": runtime.provider_id,
                 "kind": runtime.kind,
                 "start_params": providers[runtime.provider_id].start_params,
+                "origin_pattern": ORIGIN_QUERY_PATTERN,
             },
             resolver=BoundResolver(module, runtime=runtime),
             pythonic_params=True,
@@ -212,10 +241,44 @@ def _add_middlewares(app: AsyncApp, settings: Settings, metrics: Metrics) -> Non
         )
 
 
+def _database(settings: Settings, deps: Dependencies) -> Database | None:
+    """The auth database: ``backend.database``, else a SQLite file in the data directory.
+
+    Embedded use without a data directory (tests) keeps everything in memory.
+    """
+    if deps.database is not None:
+        return deps.database
+    if settings.database is None and deps.data_dir is None:
+        return None
+    return Database.from_backstage_config(settings.database, data_dir=deps.data_dir or Path.cwd())
+
+
+def _stores(
+    settings: Settings, database: Database | None, deps: Dependencies
+) -> tuple[KeyStore, UserInfoStore, StaticKey | None]:
+    # Backstage keeps user_info in the database whatever keyStore.provider says.
+    user_info = deps.user_info or (
+        DatabaseUserInfoStore(database.engine) if database else MemoryUserInfoStore()
+    )
+    if deps.key_store is not None:
+        return deps.key_store, user_info, None
+    if settings.key_store_provider == "static":
+        keys = load_static_keys(
+            settings.static_keys,
+            base_dir=deps.config_dir or Path.cwd(),
+            path="auth.keyStore.static.keys",
+        )
+        return StaticKeyStore(keys), user_info, keys[0]
+    if settings.key_store_provider == "database" and database is not None:
+        return DatabaseKeyStore(database.engine), user_info, None
+    return MemoryKeyStore(), user_info, None
+
+
 def _build_services(
     settings: Settings,
     catalog: Catalog,
     metrics: Metrics,
+    database: Database | None,
     *,
     development: bool,
     deps: Dependencies,
@@ -223,16 +286,17 @@ def _build_services(
     app_origin = parse_origin(settings.app_base_url)
     assert app_origin is not None  # validated by read_settings
     secrets = server_secrets(settings, development=development, data_dir=deps.data_dir)
-    user_info = MemoryUserInfoStore()
+    key_store, user_info, static_key = _stores(settings, database, deps)
     issuer = TokenIssuer(
         issuer=settings.auth_base_url,
-        key_store=deps.key_store or MemoryKeyStore(),
+        key_store=key_store,
         clock=deps.clock,
         algorithm=settings.identity_token_algorithm,
         expiration_seconds=settings.token_expiration_seconds,
         omit_ownership_claim=settings.omit_ownership_claim,
         user_info=user_info,
         on_new_key=lambda _kid: metrics.key_rotations.inc(),
+        static_key=static_key,
     )
     return Services(
         settings=settings,

@@ -82,8 +82,9 @@ async def _verify_user_token(services: Services, token: str) -> dict[str, Any]:
     Raises:
         AuthenticationError: on any failure.
     """
-    keys = KeySet.import_key_set({"keys": await services.token_issuer.list_public_keys()})
+    published = await services.token_issuer.list_public_keys()
     try:
+        keys = KeySet.import_key_set({"keys": published})
         decoded = jwt.decode(token, keys, algorithms=[services.token_issuer.algorithm])
     except (JoseError, ValueError) as exc:
         raise AuthenticationError(f"Failed user token verification, {exc}") from exc

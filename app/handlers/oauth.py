@@ -145,13 +145,13 @@ async def start(
 # -- /handler/frame --------------------------------------------------------------------
 
 
-async def _callback_params() -> dict[str, str]:
-    params = {k: v for k, v in request.query_params.items()}
-    if request.method == "POST":
-        form = await request.form()
-        for key, value in form.items():
-            if isinstance(value, str):
-                params.setdefault(key, value)
+def _callback_params(body: Mapping[str, Any] | None) -> dict[str, str]:
+    # The IdP's answer: the query, plus the form of a response_mode=form_post callback
+    # (connexion has parsed that body already; the stream cannot be read twice).
+    params = dict(request.query_params)
+    for key, value in (body or {}).items():
+        if isinstance(value, str):
+            params.setdefault(key, value)
     return params
 
 
@@ -164,6 +164,7 @@ async def frame_handler(
     runtime: OAuthProviderRuntime,
     env: str | None = None,
     state: str | None = None,
+    body: Mapping[str, Any] | None = None,
 ) -> Response:
     environment = select_environment(runtime, env, state)
     services = runtime.services
@@ -186,7 +187,7 @@ async def frame_handler(
             raise NotAllowedError("Invalid nonce")
         result = await environment.authenticator.authenticate(
             AuthenticateInput(
-                params=await _callback_params(),
+                params=_callback_params(body),
                 callback_url=environment.callback_url,
                 secrets=derive_flow_secrets(services.flow_key, decoded.nonce),
             )

@@ -23,6 +23,9 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 # WHATWG URL parsing treats these specially (or strips them); we refuse them instead of
 # guessing which host a browser would see.
 _SUSPICIOUS = re.compile(r"[\x00-\x20\x7f\\]")
+# What the spec accepts as /start's origin: an absolute URL with an authority, without
+# spaces or backslashes (rendered into spec/openapi.yaml; everything it admits parses).
+ORIGIN_QUERY_PATTERN = r"^[A-Za-z][A-Za-z0-9+.-]*://[!-\"$-.0->@-Z^-~]+(/[!-[\]-~]*)?$"
 _FORBIDDEN_HOST = re.compile(r"[%<>^|#/?@\[\]:*\"'`{}]")
 
 
@@ -61,6 +64,19 @@ def parse_origin(value: str) -> Origin | None:
     if port == _DEFAULT_PORTS[scheme]:
         port = None
     return Origin(scheme, host, port)
+
+
+def parses_as_url(value: str) -> bool:
+    """Roughly what ``new URL(value)`` accepts: a scheme, and a host for http(s)."""
+    if _SUSPICIOUS.search(value):
+        return False
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return False
+    if not parts.scheme:
+        return False
+    return parts.scheme.lower() not in _DEFAULT_PORTS or bool(parts.netloc)
 
 
 def _ascii_host(hostname: str) -> str | None:
@@ -164,14 +180,19 @@ class OriginFilter:
         """Validate an app origin (``origin`` query or state field).
 
         Raises:
-            InputError (or ``invalid``): "App origin is invalid, failed to parse".
-            NotAllowedError: "Origin '<origin>' is not allowed".
+            InputError (or ``invalid``): not an absolute URL, "App origin is invalid,
+                failed to parse".
+            NotAllowedError: "Origin '<origin>' is not allowed" (any URL whose origin is
+                not allowed, including ones whose host a browser would refuse).
         """
-        origin = parse_origin(raw)
-        if origin is None:
+        if not parses_as_url(raw):
             raise invalid("App origin is invalid, failed to parse")
-        if not self.is_allowed(origin):
-            raise NotAllowedError(f"Origin '{origin}' is not allowed")
+        origin = parse_origin(raw)
+        if origin is None or not self.is_allowed(origin):
+            # A URL without a tuple origin (javascript:, ftp:) serializes as "null".
+            special = urlsplit(raw).scheme.lower() in _DEFAULT_PORTS
+            shown = str(origin) if origin else (raw if special else "null")
+            raise NotAllowedError(f"Origin '{shown}' is not allowed")
         return origin
 
     def check_redirect_url(self, raw: str | None, *, invalid: type[Exception] = InputError) -> str:
@@ -183,11 +204,7 @@ class OriginFilter:
         """
         if not raw:
             raise invalid("No redirectUrl provided in request query parameters")
-        try:
-            has_scheme = bool(urlsplit(raw).scheme)
-        except ValueError:
-            has_scheme = False
-        if not has_scheme or _SUSPICIOUS.search(raw):
+        if not parses_as_url(raw):
             raise invalid("Redirect URL is invalid, failed to parse")
         origin = parse_origin(raw)
         if origin is None or not self.is_allowed(origin):

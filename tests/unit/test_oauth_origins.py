@@ -3,6 +3,8 @@ security.md items 4/S5 and "Exact allowlists")."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -177,11 +179,28 @@ def test_check_app_origin_returns_the_normalised_origin() -> None:
     assert APP_ONLY.check_app_origin("HTTPS://App.Example.com:443/x") == o(APP)
 
 
-@pytest.mark.parametrize("raw", ["", "not a url", "//app.example.com", "https://a@app.example.com"])
+@pytest.mark.parametrize(
+    "raw", ["", "not a url", "//app.example.com", "https://", "app.example.com"]
+)
 def test_check_app_origin_unparsable(raw: str) -> None:
     with pytest.raises(InputError, match=r"^App origin is invalid, failed to parse$") as info:
         APP_ONLY.check_app_origin(raw)
     assert info.value.status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [
+        # Parses, but userinfo is refused outright (the "allowed@evil" family of tricks).
+        ("https://a@app.example.com", "https://a@app.example.com"),
+        # No tuple origin: WHATWG serializes it as "null", as Backstage's message shows.
+        ("javascript:alert(1)", "null"),
+        ("ftp://app.example.com", "null"),
+    ],
+)
+def test_check_app_origin_parsable_but_refused(raw: str, shown: str) -> None:
+    with pytest.raises(NotAllowedError, match=rf"^Origin '{re.escape(shown)}' is not allowed$"):
+        APP_ONLY.check_app_origin(raw)
 
 
 def test_check_app_origin_unparsable_with_custom_error_class() -> None:
