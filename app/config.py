@@ -16,7 +16,7 @@ import string
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -312,6 +312,15 @@ class _SessionConfig(_Lenient):
         return value
 
 
+class _StaticKeysConfig(_Lenient):
+    keys: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class _KeyStoreConfig(_Lenient):
+    provider: Literal["database", "memory", "static"] = "database"
+    static: _StaticKeysConfig | None = None
+
+
 class _AuthConfig(_Lenient):
     environment: str = "development"
     session: _SessionConfig = Field(default_factory=lambda: _SessionConfig())
@@ -319,6 +328,7 @@ class _AuthConfig(_Lenient):
     experimentalExtraAllowedOrigins: list[str] = Field(default_factory=list)
     backstageTokenExpiration: Any = None
     identityTokenAlgorithm: str = "ES256"
+    keyStore: _KeyStoreConfig = Field(default_factory=lambda: _KeyStoreConfig())
     omitIdentityTokenOwnershipClaim: bool = True
 
     @field_validator("providers")
@@ -368,6 +378,10 @@ class Settings:
     refresh_grace_seconds: float = DEFAULT_REFRESH_GRACE_SECONDS
     rate_limit: RateLimitSettings | None = None
     trusted_proxies: tuple[str, ...] = ()
+    key_store_provider: str = "database"
+    static_keys: tuple[dict[str, Any], ...] = ()
+    # backend.database as written (None when absent): read by app.db.
+    database: Mapping[str, Any] | None = None
     # The whole merged config, for sections read elsewhere (backend.cors, catalog, ...).
     raw: Mapping[str, Any] = field(default_factory=dict)
 
@@ -375,6 +389,14 @@ class Settings:
     def auth_base_url(self) -> str:
         """``iss`` of our tokens, the callback base: ``<backend.baseUrl>/api/auth``."""
         return f"{self.backend_base_url}/api/auth"
+
+
+def _database_config(raw: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    backend = raw.get("backend")
+    database = backend.get("database") if isinstance(backend, Mapping) else None
+    if database is not None and not isinstance(database, Mapping):
+        raise ConfigError("backend.database: must be a mapping")
+    return database
 
 
 def read_settings(raw: Mapping[str, Any]) -> Settings:
@@ -409,6 +431,9 @@ def read_settings(raw: Mapping[str, Any]) -> Settings:
         cors=root.backend.cors.settings() if root.backend.cors else None,
         rate_limit=root.backend.rate_limit(),
         trusted_proxies=tuple(root.backend.trustedProxies),
+        key_store_provider=auth.keyStore.provider,
+        static_keys=tuple(auth.keyStore.static.keys if auth.keyStore.static else ()),
+        database=_database_config(raw),
         refresh_grace_seconds=(
             parse_duration_seconds(auth.session.refreshGracePeriod)
             if auth.session.refreshGracePeriod is not None

@@ -121,8 +121,10 @@ def _optional_mapping(value: Any, path: str) -> Mapping[str, Any]:
 
 
 def _client(value: Any, path: str) -> str:
-    if value in _SQLITE_CLIENTS or value in _PG_CLIENTS:
-        return "pg" if value in _PG_CLIENTS else str(value)
+    if isinstance(value, str) and value in _PG_CLIENTS:
+        return "pg"
+    if isinstance(value, str) and value in _SQLITE_CLIENTS:
+        return value
     if value is None:
         raise ConfigError(f"{path}: required (pg, better-sqlite3 or sqlite3)")
     raise ConfigError(

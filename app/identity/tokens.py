@@ -23,6 +23,7 @@ from app.clock import Clock
 from app.errors import BackstageError, InputError
 from app.identity.entity_ref import canonical_entity_ref
 from app.identity.keys import KeyStore, StoredKey
+from app.identity.static_keys import StaticKey
 from app.identity.user_info import UserInfoStore
 
 logger = logging.getLogger(__name__)
@@ -100,7 +101,11 @@ class TokenIssuer:
         omit_ownership_claim: bool = True,
         user_info: UserInfoStore | None = None,
         on_new_key: Callable[[str], None] | None = None,
+        static_key: StaticKey | None = None,
     ) -> None:
+        if static_key is not None:
+            # A mounted key signs for ever, with its own algorithm.
+            algorithm = static_key.algorithm
         # Fail at startup rather than on the first sign-in.
         self._generate = _key_generator(algorithm)
         self._issuer = issuer
@@ -111,7 +116,11 @@ class TokenIssuer:
         self._omit_ownership_claim = omit_ownership_claim
         self._user_info = user_info
         self._on_new_key = on_new_key
-        self._current: _SigningKey | None = None
+        self._current: _SigningKey | None = (
+            _SigningKey(static_key.kid, static_key.private_key, float("inf"))
+            if static_key is not None
+            else None
+        )
         self._lock = asyncio.Lock()
 
     @property

@@ -40,7 +40,13 @@ class AuthServer:
         self._log: IO[bytes] | None = None
 
     def start(self, timeout: float = 30.0) -> AuthServer:
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.launch()
+        self.wait_ready(timeout)
+        return self
+
+    def launch(self) -> None:
+        """Start the process without waiting (to start several at the same moment)."""
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self._proc = subprocess.Popen(
             [
                 sys.executable,
@@ -61,13 +67,16 @@ class AuthServer:
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        assert self._proc is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
                 raise RuntimeError(f"server exited {self._proc.returncode}:\n{self.output}")
             try:
                 httpx.get(f"{self.base_url}/.backstage/health/v1/readiness", timeout=1.0)
-                return self
+                return
             except httpx.HTTPError:
                 time.sleep(0.1)
         raise TimeoutError(f"server did not start:\n{self.output}")

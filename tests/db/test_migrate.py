@@ -1,0 +1,172 @@
+"""Schema migrations: idempotent, safe for instances that start together, and able to
+adopt a database that Backstage's auth plugin already migrated."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from sqlalchemy import inspect, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.db.database import Database
+from app.db.schema import VERSION_TABLE
+from app.errors import ServiceUnavailableError
+
+from .conftest import PostgresServer, finish, run_python
+
+
+async def _schema(engine: AsyncEngine) -> dict[str, set[str]]:
+    async with engine.connect() as conn:
+
+        def read(sync_conn):  # type: ignore[no-untyped-def]
+            inspector = inspect(sync_conn)
+            return {
+                table: {column["name"] for column in inspector.get_columns(table)}
+                for table in inspector.get_table_names()
+            }
+
+        return await conn.run_sync(read)
+
+
+async def _versions(engine: AsyncEngine) -> list[str]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}"))
+        return [row[0] for row in rows]
+
+
+EXPECTED = {
+    "signing_keys": {"kid", "key", "created_at"},
+    "user_info": {"user_entity_ref", "user_info", "updated_at", "created_at"},
+    VERSION_TABLE: {"version_num"},
+}
+
+
+def test_migrations_create_the_schema_and_are_idempotent(db_url: str) -> None:
+    async def run() -> None:
+        db = Database(db_url)
+        try:
+            for _ in range(3):
+                await db.start()
+            assert await _schema(db.engine) == EXPECTED
+            assert await _versions(db.engine) == ["0001"]
+        finally:
+            await db.close()
+        # A second instance on the same database finds it current.
+        if ":memory:" not in db_url:
+            again = Database(db_url)
+            try:
+                await again.start()
+                assert await _versions(again.engine) == ["0001"]
+            finally:
+                await again.close()
+
+    asyncio.run(run())
+
+
+_MIGRATE = """
+import asyncio, pathlib, sys, time
+from app.db.database import Database
+
+url = sys.argv[1]
+ready, go = map(pathlib.Path, sys.argv[2].split("|"))
+
+async def main():
+    db = Database(url)
+    ready.touch()
+    while not go.exists():
+        time.sleep(0.001)
+    try:
+        await db.start()
+    finally:
+        await db.close()
+
+asyncio.run(main())
+"""
+
+
+def test_instances_migrating_a_fresh_database_together_all_succeed(
+    shared_db_url: str,
+    barrier: Callable[[int], tuple[list[str], Callable[[], None]]],
+) -> None:
+    # On PostgreSQL the database does not exist yet either: they race to create it too.
+    starts, release = barrier(3)
+    processes = [run_python(_MIGRATE, shared_db_url, start) for start in starts]
+    release()
+    for process in processes:
+        finish(process)
+
+    async def check() -> None:
+        db = Database(shared_db_url, ensure_exists=False)
+        try:
+            assert await _schema(db.engine) == EXPECTED
+            assert await _versions(db.engine) == ["0001"]
+        finally:
+            await db.close()
+
+    asyncio.run(check())
+
+
+def test_a_database_migrated_by_backstage_is_adopted(shared_db_url: str) -> None:
+    # What Backstage's knex migrations leave, with data in it.
+    async def run() -> None:
+        seed = Database(shared_db_url)
+        try:
+            await seed.start()
+            async with seed.engine.begin() as conn:
+                await conn.execute(text(f"DROP TABLE {VERSION_TABLE}"))
+                await conn.execute(
+                    text("INSERT INTO signing_keys (kid, key) VALUES ('k1', '{\"kid\":\"k1\"}')")
+                )
+        finally:
+            await seed.close()
+        db = Database(shared_db_url)
+        try:
+            await db.start()
+            assert await _versions(db.engine) == ["0001"]
+            async with db.engine.connect() as conn:
+                assert (await conn.execute(text("SELECT kid FROM signing_keys"))).all() == [("k1",)]
+        finally:
+            await db.close()
+
+    asyncio.run(run())
+
+
+def test_start_fails_clearly_when_postgres_is_unreachable(closed_port: int) -> None:
+    async def run() -> None:
+        db = Database(f"postgresql+psycopg://postgres@127.0.0.1:{closed_port}/auth")
+        try:
+            with pytest.raises(ServiceUnavailableError, match="Cannot prepare the auth database"):
+                await db.start()
+        finally:
+            await db.close()
+
+    asyncio.run(run())
+
+
+def test_start_creates_the_sqlite_directory(tmp_path: Path) -> None:
+    async def run() -> None:
+        db = Database(f"sqlite+aiosqlite:///{tmp_path / 'a' / 'b' / 'auth.sqlite'}")
+        try:
+            await db.start()
+        finally:
+            await db.close()
+
+    asyncio.run(run())
+    assert (tmp_path / "a" / "b" / "auth.sqlite").is_file()
+
+
+def test_ensure_exists_false_does_not_create_the_database(
+    postgres_server: PostgresServer,
+) -> None:
+    async def run() -> None:
+        db = Database(postgres_server.fresh_url(), ensure_exists=False)
+        try:
+            with pytest.raises(ServiceUnavailableError, match="does not exist"):
+                await db.start()
+        finally:
+            await db.close()
+
+    asyncio.run(run())
