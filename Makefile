@@ -6,9 +6,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
-NODE_STAMP := tests/op/node_modules/.installed tests/compat/peer_idp/node_modules/.installed
+NODE_STAMP := tests/op/node_modules/.installed tests/compat/peer_idp/node_modules/.installed \
+	tests/browser/frontend/node_modules/.installed
 
-.PHONY: run test lint typecheck check clean
+.PHONY: run test lint typecheck clean browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,8 +35,12 @@ lint: $(TEST_STAMP)
 typecheck: $(TEST_STAMP)
 	$(BIN)/mypy
 
-test: $(TEST_STAMP) $(NODE_STAMP) lint typecheck
+# Debian's chromium for the browser tests (never a downloaded browser build).
+browser:
+	bash scripts/install-browser.sh
+
+test: $(TEST_STAMP) $(NODE_STAMP) browser lint typecheck
 	$(BIN)/python -m pytest
 
 clean:
-	rm -rf $(VENV) tests/op/node_modules tests/compat/peer_idp/node_modules
+	rm -rf $(VENV) tests/op/node_modules tests/compat/peer_idp/node_modules tests/browser/frontend/node_modules
