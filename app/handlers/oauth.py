@@ -327,7 +327,7 @@ async def refresh(
         )
         # Racing refreshes of one session share one upstream call (rotation-safe).
         result, reused = await runtime.services.refresh_coordinator.run(
-            session_key(runtime.provider_id, environment.name, session.refresh_token),
+            session_key(runtime.provider_id, environment.name, session.refresh_token, scope_value),
             lambda: auth.refresh(refresh_input),
         )
         cookies: list[str] = []

@@ -22,9 +22,12 @@ T = TypeVar("T")
 DEFAULT_GRACE_SECONDS = 5.0
 
 
-def session_key(provider_id: str, env: str, refresh_token: str) -> str:
+def session_key(provider_id: str, env: str, refresh_token: str, scope: str) -> str:
     # A digest, so the coordinator (and any shared store) never holds the token itself.
-    return hashlib.sha256(f"{provider_id}\0{env}\0{refresh_token}".encode()).hexdigest()
+    # The scope is part of it: a result must never answer a request for more scope than
+    # it was refreshed (and, for GitHub OAuth Apps, checked) for.
+    raw = f"{provider_id}\0{env}\0{refresh_token}\0{scope}"
+    return hashlib.sha256(raw.encode()).hexdigest()
 
 
 class RefreshCoordinator(Protocol):

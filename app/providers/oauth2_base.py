@@ -82,6 +82,8 @@ class OAuth2Authenticator:
     use_pkce = True
     # Passport strategies send the scope on refresh; openid-client does not.
     send_scope_on_refresh = True
+    # Token-endpoint error codes that mean "sign in again" (401), not "the IdP is down".
+    reauthentication_errors: frozenset[str] = frozenset({"invalid_grant"})
 
     def __init__(
         self,
@@ -172,7 +174,7 @@ class OAuth2Authenticator:
         extra: dict[str, str] = {}
         if self.use_pkce:
             extra["code_verifier"] = request.secrets.code_verifier
-        token = await self._token_request(
+        token = await self.token_request(
             "Authentication failed, Failed to obtain access token",
             self.client.fetch_token(
                 await self.token_endpoint(),
@@ -184,14 +186,14 @@ class OAuth2Authenticator:
         )
         session = self.session_from_token(token, fallback_scope="")
         await self.verify_session(session, request)
-        profile, facts = await self._profile(session)
+        profile, facts = await self.load_profile(session)
         return AuthResult(session=session, profile=profile, sign_in_facts=facts)
 
     async def refresh(self, request: RefreshInput) -> AuthResult:
         extra: dict[str, str] = {}
         if self.send_scope_on_refresh and request.scope:
             extra["scope"] = request.scope
-        token = await self._token_request(
+        token = await self.token_request(
             "Failed to refresh access token",
             self.client.refresh_token(
                 await self.token_endpoint(), refresh_token=request.refresh_token, **extra
@@ -201,7 +203,7 @@ class OAuth2Authenticator:
         if session.refresh_token is None:
             # The IdP did not rotate: the old refresh token stays valid.
             session = dataclasses.replace(session, refresh_token=request.refresh_token)
-        profile, facts = await self._profile(session)
+        profile, facts = await self.load_profile(session)
         return AuthResult(session=session, profile=profile, sign_in_facts=facts)
 
     async def logout(self, request: LogoutInput) -> LogoutResult:
@@ -212,12 +214,12 @@ class OAuth2Authenticator:
 
     # -- helpers ---------------------------------------------------------------------
 
-    async def _token_request(self, failure: str, call: Any) -> Mapping[str, Any]:
+    async def token_request(self, failure: str, call: Any) -> Mapping[str, Any]:
         try:
             token = await call
         except OAuthError as exc:
             detail = exc.error + (f" ({exc.description})" if exc.description else "")
-            if exc.error == "invalid_grant":
+            if exc.error in self.reauthentication_errors:
                 raise AuthenticationError(f"{failure}, {detail}") from exc
             raise UpstreamError(f"{failure}, {detail}") from exc
         except httpx.TimeoutException as exc:
@@ -237,7 +239,7 @@ class OAuth2Authenticator:
             raise UpstreamError(f"{failure}, the token response has no access_token")
         return token
 
-    async def _profile(self, session: OAuthSession) -> tuple[ProfileInfo, dict[str, Any]]:
+    async def load_profile(self, session: OAuthSession) -> tuple[ProfileInfo, dict[str, Any]]:
         try:
             return await self.fetch_profile(session)
         except BackstageError:

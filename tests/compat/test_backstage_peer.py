@@ -40,9 +40,6 @@ EXPECTED_DIFFERENCES = {
     # Backstage keeps the PKCE verifier in an express session (connect.sid); we derive it
     # from the nonce cookie, so a callback without connect.sid succeeds.
     28: ("200", "HTML postMessage authorization_response (success)"),
-    # The github provider is not implemented yet (issue 4).
-    42: ("404", "NotFoundError: Unknown auth provider 'github'"),
-    43: ("404", "NotFoundError: Unknown auth provider 'github'"),
 }
 
 pytestmark = pytest.mark.integration
@@ -154,7 +151,7 @@ def test_cookie_names_paths_and_attributes_match(peer_run: Path) -> None:
         return found
 
     theirs = {
-        c for c in cookies(PEER / "transcripts.md") if not c.startswith(("connect.sid", "github-"))
+        c for c in cookies(PEER / "transcripts.md") if not c.startswith("connect.sid")
     }
     ours = cookies(peer_run)
     # The one addition: we clear the nonce in the callback (single use); Backstage lets

@@ -41,6 +41,20 @@ def _credentials(fake: FakeIdP) -> dict[str, Any]:
 
 
 # One entry per OAuth provider id: its environment config, pointed at the fake.
+def _fixed_endpoints(fake: FakeIdP) -> dict[str, Any]:
+    """Providers whose endpoints the service fixes (github, google, ...): ``x-endpoints``
+    points every one of them at the fake."""
+    return {
+        **_credentials(fake),
+        "x-endpoints": {
+            "authorizationUrl": fake.url("authorize"),
+            "tokenUrl": fake.url("token"),
+            "profileUrl": fake.url("userinfo"),
+            "revocationUrl": fake.url("revocation"),
+        },
+    }
+
+
 CONFIG_BUILDERS: dict[str, ConfigBuilder] = {
     "oidc": lambda fake: {**_credentials(fake), "metadataUrl": fake.metadata_url},
     "oauth2": lambda fake: {
@@ -49,6 +63,11 @@ CONFIG_BUILDERS: dict[str, ConfigBuilder] = {
         "tokenUrl": fake.url("token"),
         "additionalScopes": ["openid", "email"],
     },
+    "github": _fixed_endpoints,
+    "gitlab": _fixed_endpoints,
+    "google": _fixed_endpoints,
+    "microsoft": lambda fake: {**_fixed_endpoints(fake), "tenantId": "conformance"},
+    "okta": _fixed_endpoints,
 }
 
 OAUTH_PROVIDERS = sorted(pid for pid, d in REGISTRY.items() if d.kind == "oauth")

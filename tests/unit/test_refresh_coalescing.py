@@ -94,13 +94,15 @@ def test_different_sessions_do_not_share() -> None:
         coordinator = InProcessRefreshCoordinator(Clock())
         upstream = Upstream()
         upstream.release.set()
-        await coordinator.run(session_key("oidc", "development", "a"), upstream.refresh)
-        await coordinator.run(session_key("oidc", "development", "b"), upstream.refresh)
-        await coordinator.run(session_key("oidc", "production", "a"), upstream.refresh)
-        assert upstream.calls == 3
+        await coordinator.run(session_key("oidc", "development", "a", "s"), upstream.refresh)
+        await coordinator.run(session_key("oidc", "development", "b", "s"), upstream.refresh)
+        await coordinator.run(session_key("oidc", "production", "a", "s"), upstream.refresh)
+        # More scope than a cached result was refreshed for is a new refresh.
+        await coordinator.run(session_key("oidc", "development", "a", "s repo"), upstream.refresh)
+        assert upstream.calls == 4
 
     asyncio.run(scenario())
 
 
 def test_the_key_does_not_contain_the_token() -> None:
-    assert "secret-token" not in session_key("oidc", "development", "secret-token")
+    assert "secret-token" not in session_key("oidc", "development", "secret-token", "s")
