@@ -46,8 +46,9 @@ from app.identity.tokens import TokenIssuer
 from app.identity.user_info import MemoryUserInfoStore, UserInfoStore
 from app.oauth.cookies import OAuthCookieManager
 from app.oauth.origins import ORIGIN_QUERY_PATTERN, OriginFilter, parse_origin
-from app.oauth.refresh_coalescing import InProcessRefreshCoordinator
+from app.oauth.refresh_coalescing import InProcessRefreshCoordinator, RefreshCoordinator
 from app.oauth.sessions import SessionCodec
+from app.oauth.shared_refresh import DatabaseRefreshCoordinator
 from app.observability import (
     REQUEST_ID_HEADER,
     Audit,
@@ -274,6 +275,22 @@ def _stores(
     return MemoryKeyStore(), user_info, None
 
 
+def _refresh_coordinator(
+    settings: Settings, database: Database | None, sessions: SessionCodec, clock: Clock
+) -> RefreshCoordinator:
+    mode = settings.refresh_coordination
+    if mode is None:
+        # Several instances share a PostgreSQL database; a SQLite file means one instance.
+        mode = "database" if database is not None and database.is_shared else "memory"
+    if mode == "database":
+        if database is None:
+            raise ConfigError("auth.session.refreshCoordination: database needs backend.database")
+        return DatabaseRefreshCoordinator(
+            database.engine, sessions, clock, grace_seconds=settings.refresh_grace_seconds
+        )
+    return InProcessRefreshCoordinator(clock, grace_seconds=settings.refresh_grace_seconds)
+
+
 def _build_services(
     settings: Settings,
     catalog: Catalog,
@@ -287,6 +304,7 @@ def _build_services(
     assert app_origin is not None  # validated by read_settings
     secrets = server_secrets(settings, development=development, data_dir=deps.data_dir)
     key_store, user_info, static_key = _stores(settings, database, deps)
+    sessions = SessionCodec(secrets.all)
     issuer = TokenIssuer(
         issuer=settings.auth_base_url,
         key_store=key_store,
@@ -307,10 +325,8 @@ def _build_services(
         user_info=user_info,
         resolver_context=AuthResolverContext(issuer, catalog),
         flow_key=secrets.flow_key,
-        sessions=SessionCodec(secrets.all),
-        refresh_coordinator=InProcessRefreshCoordinator(
-            deps.clock, grace_seconds=settings.refresh_grace_seconds
-        ),
+        sessions=sessions,
+        refresh_coordinator=_refresh_coordinator(settings, database, sessions, deps.clock),
         audit=Audit(metrics),
         metrics=metrics,
     )

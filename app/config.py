@@ -303,6 +303,9 @@ class _SessionConfig(_Lenient):
     previousSecrets: list[str] = Field(default_factory=list)
     # Ours: how long a refresh result is reused for requests racing behind it.
     refreshGracePeriod: Any = None
+    # Ours: where racing refreshes meet. "database" spans instances (the default with a
+    # PostgreSQL backend.database); "memory" is per process.
+    refreshCoordination: Literal["database", "memory"] | None = None
 
     @field_validator("refreshGracePeriod")
     @classmethod
@@ -378,6 +381,7 @@ class Settings:
     refresh_grace_seconds: float = DEFAULT_REFRESH_GRACE_SECONDS
     rate_limit: RateLimitSettings | None = None
     trusted_proxies: tuple[str, ...] = ()
+    refresh_coordination: str | None = None
     key_store_provider: str = "database"
     static_keys: tuple[dict[str, Any], ...] = ()
     # backend.database as written (None when absent): read by app.db.
@@ -430,6 +434,7 @@ def read_settings(raw: Mapping[str, Any]) -> Settings:
         omit_ownership_claim=auth.omitIdentityTokenOwnershipClaim,
         cors=root.backend.cors.settings() if root.backend.cors else None,
         rate_limit=root.backend.rate_limit(),
+        refresh_coordination=auth.session.refreshCoordination,
         trusted_proxies=tuple(root.backend.trustedProxies),
         key_store_provider=auth.keyStore.provider,
         static_keys=tuple(auth.keyStore.static.keys if auth.keyStore.static else ()),

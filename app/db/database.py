@@ -34,6 +34,11 @@ class Database:
             url, connect_timeout_seconds=connect_timeout_seconds
         )
 
+    @property
+    def is_shared(self) -> bool:
+        """A server database several instances can share (not a local SQLite file)."""
+        return not self.url.startswith("sqlite")
+
     @classmethod
     def from_backstage_config(
         cls, database_config: Mapping[str, Any] | None, *, data_dir: Path

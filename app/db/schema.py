@@ -5,7 +5,7 @@ Queries use these definitions; migrations (``app/db/migrations``) spell their ow
 
 from __future__ import annotations
 
-from sqlalchemy import Column, DateTime, MetaData, String, Table, Text, func
+from sqlalchemy import Column, DateTime, Float, MetaData, String, Table, Text, func
 
 # Alembic's bookkeeping table; named apart from knex's ``knex_migrations``.
 VERSION_TABLE = "auth_backend_migrations"
@@ -29,4 +29,16 @@ user_info = Table(
     Column("user_info", Text, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+refresh_results = Table(
+    "refresh_results",
+    metadata,
+    # sha256 of provider, env, refresh token and scope: never the token itself.
+    Column("key", String(64), primary_key=True),
+    Column("status", String(8), nullable=False),
+    # The sealed (JWE) result once done.
+    Column("result", Text, nullable=True),
+    # Epoch seconds: the claim's deadline while pending, the grace window once done.
+    Column("expires_at", Float, nullable=False),
 )

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, cast
 
 from app.clock import Clock
+from app.providers.base import AuthResult
 
 T = TypeVar("T")
 DEFAULT_GRACE_SECONDS = 5.0
@@ -31,7 +32,9 @@ def session_key(provider_id: str, env: str, refresh_token: str, scope: str) -> s
 
 
 class RefreshCoordinator(Protocol):
-    async def run(self, key: str, refresh: Callable[[], Awaitable[T]]) -> tuple[T, bool]:
+    async def run(
+        self, key: str, refresh: Callable[[], Awaitable[AuthResult]]
+    ) -> tuple[AuthResult, bool]:
         """The refresh result, and whether it was another request's (reused)."""
         ...
 

@@ -85,10 +85,26 @@ class SessionCodec:
         # The current key seals and is tried first.
         self._keys = [_key(s) for s in secrets]
 
+    def seal_json(self, payload: Any, *, name: str) -> str:
+        """Authenticated encryption of JSON, bound to ``name`` (a cookie or record name)."""
+        header = {"alg": "dir", "enc": "A256GCM", "cnm": name}
+        data = json.dumps(payload, separators=(",", ":")).encode()
+        return jwe.encrypt_compact(header, data, self._keys[0], registry=_REGISTRY)
+
+    def open_json(self, value: str, *, name: str) -> Any:
+        """Raises ValueError for anything tampered, foreign or sealed for another name."""
+        for key in self._keys:
+            try:
+                message = jwe.decrypt_compact(value, key, registry=_REGISTRY)
+            except (JoseError, ValueError):
+                continue
+            if message.protected.get("cnm") != name:
+                raise ValueError("sealed for another name")
+            return json.loads(message.plaintext or b"")
+        raise ValueError("not sealed with a known secret")
+
     def seal(self, session: RefreshSession, *, cookie_name: str) -> str:
-        header = {"alg": "dir", "enc": "A256GCM", "cnm": cookie_name}
-        payload = json.dumps(session.to_json(), separators=(",", ":")).encode()
-        return jwe.encrypt_compact(header, payload, self._keys[0], registry=_REGISTRY)
+        return self.seal_json(session.to_json(), name=cookie_name)
 
     def open(self, value: str, *, cookie_name: str, provider_id: str, env: str) -> RefreshSession:
         """Decrypt and check a session cookie.
@@ -97,20 +113,10 @@ class SessionCodec:
             AuthenticationError: "Invalid session cookie" for anything tampered, foreign,
             sealed with an unknown key or meant for another cookie, provider or env.
         """
-        for key in self._keys:
-            try:
-                message = jwe.decrypt_compact(value, key, registry=_REGISTRY)
-            except (JoseError, ValueError):
-                continue
-            try:
-                if message.protected.get("cnm") != cookie_name:
-                    raise ValueError("sealed for another cookie")
-                session = RefreshSession.from_json(json.loads(message.plaintext or b""))
-            except (ValueError, KeyError, TypeError) as exc:
-                raise AuthenticationError("Invalid session cookie") from exc
-            break
-        else:
-            raise AuthenticationError("Invalid session cookie")
+        try:
+            session = RefreshSession.from_json(self.open_json(value, name=cookie_name))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise AuthenticationError("Invalid session cookie") from exc
         if session.provider_id != provider_id or session.env != env:
             raise AuthenticationError("Invalid session cookie")
         return session

@@ -8,6 +8,7 @@ responses and IdP JSON never travel past the provider.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -75,6 +76,22 @@ class AuthResult:
     profile: ProfileInfo
     # Provider-specific facts for sign-in resolvers (username, user id, ID token claims).
     sign_in_facts: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """For sharing a refresh result between instances (sealed, never logged)."""
+        return {
+            "session": dataclasses.asdict(self.session),
+            "profile": dataclasses.asdict(self.profile),
+            "facts": dict(self.sign_in_facts),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> AuthResult:
+        return cls(
+            session=OAuthSession(**data["session"]),
+            profile=ProfileInfo(**data["profile"]),
+            sign_in_facts=data["facts"],
+        )
 
 
 @dataclass(frozen=True)
