@@ -37,10 +37,14 @@ async def _versions(engine: AsyncEngine) -> list[str]:
         return [row[0] for row in rows]
 
 
+# The newest migration revision.
+HEAD = "0002"
+
 EXPECTED = {
     "signing_keys": {"kid", "key", "created_at"},
     "user_info": {"user_entity_ref", "user_info", "updated_at", "created_at"},
     VERSION_TABLE: {"version_num"},
+    "refresh_results": {"key", "status", "result", "expires_at"},
 }
 
 
@@ -51,7 +55,7 @@ def test_migrations_create_the_schema_and_are_idempotent(db_url: str) -> None:
             for _ in range(3):
                 await db.start()
             assert await _schema(db.engine) == EXPECTED
-            assert await _versions(db.engine) == ["0001"]
+            assert await _versions(db.engine) == [HEAD]
         finally:
             await db.close()
         # A second instance on the same database finds it current.
@@ -59,7 +63,7 @@ def test_migrations_create_the_schema_and_are_idempotent(db_url: str) -> None:
             again = Database(db_url)
             try:
                 await again.start()
-                assert await _versions(again.engine) == ["0001"]
+                assert await _versions(again.engine) == [HEAD]
             finally:
                 await again.close()
 
@@ -102,7 +106,7 @@ def test_instances_migrating_a_fresh_database_together_all_succeed(
         db = Database(shared_db_url, ensure_exists=False)
         try:
             assert await _schema(db.engine) == EXPECTED
-            assert await _versions(db.engine) == ["0001"]
+            assert await _versions(db.engine) == [HEAD]
         finally:
             await db.close()
 
@@ -117,6 +121,8 @@ def test_a_database_migrated_by_backstage_is_adopted(shared_db_url: str) -> None
             await seed.start()
             async with seed.engine.begin() as conn:
                 await conn.execute(text(f"DROP TABLE {VERSION_TABLE}"))
+                # Ours alone: Backstage has no refresh_results table.
+                await conn.execute(text("DROP TABLE refresh_results"))
                 await conn.execute(
                     text("INSERT INTO signing_keys (kid, key) VALUES ('k1', '{\"kid\":\"k1\"}')")
                 )
@@ -125,7 +131,7 @@ def test_a_database_migrated_by_backstage_is_adopted(shared_db_url: str) -> None
         db = Database(shared_db_url)
         try:
             await db.start()
-            assert await _versions(db.engine) == ["0001"]
+            assert await _versions(db.engine) == [HEAD]
             async with db.engine.connect() as conn:
                 assert (await conn.execute(text("SELECT kid FROM signing_keys"))).all() == [("k1",)]
         finally:
