@@ -5,7 +5,21 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from app.identity.resolvers import COMMON_RESOLVERS, ResolverFactory
-from app.providers import github, gitlab, google, guest, microsoft, oauth2, oidc, okta
+from app.providers import (
+    awsalb,
+    azure_easyauth,
+    cfaccess,
+    gcp_iap,
+    github,
+    gitlab,
+    google,
+    guest,
+    microsoft,
+    oauth2,
+    oauth2_proxy,
+    oidc,
+    okta,
+)
 from app.providers.registry_types import OAuthFactory, ProviderDefinition
 from app.providers.resolvers_profile import (
     GITHUB_RESOLVERS,
@@ -34,4 +48,15 @@ REGISTRY: Mapping[str, ProviderDefinition] = {
     "microsoft": _oauth(microsoft.create, MICROSOFT_RESOLVERS),
     "okta": _oauth(okta.create, OKTA_RESOLVERS),
     "guest": ProviderDefinition(kind="proxy", factory=guest.create),
+    "awsalb": ProviderDefinition(kind="proxy", factory=awsalb.create, resolvers=awsalb.RESOLVERS),
+    "gcpIap": ProviderDefinition(kind="proxy", factory=gcp_iap.create, resolvers=gcp_iap.RESOLVERS),
+    "cfaccess": ProviderDefinition(
+        kind="proxy", factory=cfaccess.create, resolvers=cfaccess.RESOLVERS
+    ),
+    "oauth2Proxy": ProviderDefinition(
+        kind="proxy", factory=oauth2_proxy.create, resolvers=oauth2_proxy.RESOLVERS
+    ),
+    "azureEasyAuth": ProviderDefinition(
+        kind="proxy", factory=azure_easyauth.create, resolvers=azure_easyauth.RESOLVERS
+    ),
 }

@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+import pytest
+
+import tests.fakes  # noqa: F401 - first: quiets third-party import-time warnings
+from tests.fakes.proxy_keys import ProxyKeyServer
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def server() -> ProxyKeyServer:
+    return ProxyKeyServer()
