@@ -418,12 +418,18 @@ def _seal(
 def _open(
     runtime: OAuthProviderRuntime, environment: OAuthEnvironment, sealed: str
 ) -> RefreshSession:
-    return runtime.services.sessions.open(
+    session = runtime.services.sessions.open(
         sealed,
         cookie_name=environment.cookies.refresh_token_name,
         provider_id=runtime.provider_id,
         env=environment.name,
     )
+    # The cookie's Max-Age is the session's absolute lifetime: a copy kept past it (or
+    # replayed by someone else) is worth nothing either.
+    age = runtime.services.clock.now() - session.issued_at
+    if age > environment.cookies.session_max_age_seconds:
+        raise AuthenticationError("Session expired")
+    return session
 
 
 def _is_safe_logout_url(url: str) -> bool:

@@ -75,6 +75,10 @@ class OAuthCookieManager:
         self.refresh_token_name = f"{provider_id}-refresh-token"
         self.granted_scope_name = f"{provider_id}-granted-scope"
 
+    @property
+    def session_max_age_seconds(self) -> int:
+        return self._session_max_age
+
     def attributes(self, *, path: str, app_origin: Origin | None) -> CookieAttributes:
         origin = app_origin or self._default_app_origin
         cross_site = origin.host != self._callback_host

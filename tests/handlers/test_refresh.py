@@ -387,3 +387,18 @@ def test_persisting_provider_more_scope(
     assert [(c.name, c.value) for c in granted] == [
         ("stubpersist-granted-scope", "admin%20repo%20openid")
     ]
+
+
+# -- absolute session lifetime -----------------------------------------------------------
+
+
+def test_a_session_past_its_lifetime_is_refused(client: JarlessClient, clock: FakeClock) -> None:
+    # No sessionDuration: the cookie's 1000 days are the session's absolute lifetime too.
+    jar = sign_in(client)
+    clock.advance(999 * 86400)
+    assert refresh(client, jar).status_code == 200
+    clock.advance(2 * 86400)
+    response = refresh(client, jar)
+    assert response.json() == refresh_failure(
+        {"name": "AuthenticationError", "message": "Session expired"}
+    )
