@@ -412,9 +412,11 @@ def _oauth_runtime(
                 session_max_age_seconds=build.settings.session_duration_seconds,
                 clock=services.clock,
             ),
+            # Config first, then the provider's own default (Backstage's order).
             sign_in=_sign_in(
                 definition, sign_in.resolvers if sign_in else None, f"{env_path}.signIn.resolvers"
-            ),
+            )
+            or build.default_resolver,
             post_logout_redirect_uri=post_logout,
         )
     return OAuthProviderRuntime(

@@ -6,8 +6,12 @@ from collections.abc import Mapping
 
 from app.identity.resolvers import COMMON_RESOLVERS, ResolverFactory
 from app.providers import (
+    atlassian,
+    auth0,
     awsalb,
     azure_easyauth,
+    bitbucket,
+    bitbucket_server,
     cfaccess,
     gcp_iap,
     github,
@@ -19,6 +23,8 @@ from app.providers import (
     oauth2_proxy,
     oidc,
     okta,
+    onelogin,
+    openshift,
 )
 from app.providers.registry_types import OAuthFactory, ProviderDefinition
 from app.providers.resolvers_profile import (
@@ -47,6 +53,22 @@ REGISTRY: Mapping[str, ProviderDefinition] = {
     "google": _oauth(google.create, GOOGLE_RESOLVERS),
     "microsoft": _oauth(microsoft.create, MICROSOFT_RESOLVERS),
     "okta": _oauth(okta.create, OKTA_RESOLVERS),
+    "auth0": ProviderDefinition(
+        kind="oauth",
+        factory=auth0.create,
+        resolvers=COMMON_RESOLVERS,
+        start_params=auth0.START_PARAMS,
+    ),
+    "bitbucket": _oauth(bitbucket.create, bitbucket.SIGN_IN_RESOLVERS),
+    # Backstage lists the common resolvers after its own email variant, so the common
+    # one is what actually runs.
+    "bitbucketServer": _oauth(bitbucket_server.create),
+    "atlassian": _oauth(atlassian.create, atlassian.SIGN_IN_RESOLVERS),
+    "onelogin": _oauth(onelogin.create, onelogin.SIGN_IN_RESOLVERS),
+    # OpenShift offers only its own resolver (no common ones).
+    "openshift": ProviderDefinition(
+        kind="oauth", factory=openshift.create, resolvers=openshift.SIGN_IN_RESOLVERS
+    ),
     "guest": ProviderDefinition(kind="proxy", factory=guest.create),
     "awsalb": ProviderDefinition(kind="proxy", factory=awsalb.create, resolvers=awsalb.RESOLVERS),
     "gcpIap": ProviderDefinition(kind="proxy", factory=gcp_iap.create, resolvers=gcp_iap.RESOLVERS),

@@ -9,7 +9,7 @@ from typing import Any, Literal
 import httpx
 
 from app.clock import Clock
-from app.identity.resolvers import ResolverFactory
+from app.identity.resolvers import ResolverFactory, SignInResolver
 from app.providers.base import OAuthAuthenticator, ProxyAuthenticator
 from app.providers.settings import OAuthEnvSettings, SignInSettings
 
@@ -25,6 +25,8 @@ class ProviderDeps:
 class OAuthProviderBuild:
     authenticator: OAuthAuthenticator
     settings: OAuthEnvSettings
+    # A provider's own resolver when config names none (openshift's, as in Backstage).
+    default_resolver: SignInResolver | None = None
 
 
 @dataclass(frozen=True)

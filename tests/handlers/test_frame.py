@@ -7,7 +7,6 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import httpx
-import pytest
 
 from tests.fakes.app_factory import BACKEND_BASE_URL, JarlessClient, build_app
 from tests.fakes.clock import FakeClock
