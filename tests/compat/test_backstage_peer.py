@@ -150,9 +150,7 @@ def test_cookie_names_paths_and_attributes_match(peer_run: Path) -> None:
                 )
         return found
 
-    theirs = {
-        c for c in cookies(PEER / "transcripts.md") if not c.startswith("connect.sid")
-    }
+    theirs = {c for c in cookies(PEER / "transcripts.md") if not c.startswith("connect.sid")}
     ours = cookies(peer_run)
     # The one addition: we clear the nonce in the callback (single use); Backstage lets
     # it expire.
