@@ -96,7 +96,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[OpenIDProv
             "locations": [{"type": "file", "target": "./org.yaml"}],
         },
         "auth": {
-            "session": {"secret": SECRET, "refreshGracePeriod": "1s"},
+            "session": {"secret": SECRET, "refreshGracePeriod": "3s"},
             "providers": {
                 "oidc": {
                     # Backstage users set prompt: auto for an IdP without a session yet.
@@ -270,9 +270,9 @@ def test_reused_rotated_refresh_token_is_refused_after_the_grace_window(
             browser.cookies["oidc-refresh-token"]
         )
         assert op.counts()["token"] == {"refresh_token": 1}
-        # ...but after the grace window (1 s here) the old token goes to the IdP, which
+        # ...but after the grace window (3 s here) the old token goes to the IdP, which
         # refuses the reuse.
-        time.sleep(1.2)
+        time.sleep(3.5)
         late = replay()
         assert late.status_code == 401
         error = late.json()["error"]
