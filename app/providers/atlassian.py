@@ -21,10 +21,10 @@ from pydantic import model_validator
 from app.config import validate_model
 from app.identity.types import ProfileInfo
 from app.providers.base import OAuthSession, StartInput
-from app.providers.oauth2_base import ClientCredentials, OAuth2Authenticator, OAuth2Endpoints
+from app.providers.oauth2_base import OAuth2Authenticator, OAuth2Endpoints
 from app.providers.passport import (
-    PASSPORT_CLIENT_AUTH,
     ServiceSettings,
+    build_service_provider,
     facts,
     json_object,
     profile_url,
@@ -80,14 +80,9 @@ class AtlassianSettings(ServiceSettings):
 
 def create(raw: dict[str, Any], path: str, deps: ProviderDeps) -> OAuthProviderBuild:
     settings = validate_model(AtlassianSettings, raw, path)
-    authenticator = AtlassianAuthenticator(
-        credentials=ClientCredentials(
-            settings.clientId, settings.clientSecret, PASSPORT_CLIENT_AUTH
-        ),
-        endpoints=settings.x_endpoints.apply(
-            OAuth2Endpoints(AUTHORIZATION_URL, TOKEN_URL, PROFILE_URL)
-        ),
-        additional_scopes=settings.additional_scopes,
-        transport=deps.transport,
+    return build_service_provider(
+        AtlassianAuthenticator,
+        settings,
+        OAuth2Endpoints(AUTHORIZATION_URL, TOKEN_URL, PROFILE_URL),
+        deps,
     )
-    return OAuthProviderBuild(authenticator=authenticator, settings=settings)

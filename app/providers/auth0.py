@@ -33,8 +33,8 @@ from app.providers.oauth2_base import (
     decode_unverified_claims,
 )
 from app.providers.passport import (
-    PASSPORT_CLIENT_AUTH,
     ServiceSettings,
+    build_service_provider,
     facts,
     json_object,
     profile_url,
@@ -178,17 +178,14 @@ def authorize_params(settings: Auth0Settings) -> dict[str, str]:
 
 def create(raw: dict[str, Any], path: str, deps: ProviderDeps) -> OAuthProviderBuild:
     settings = validate_model(Auth0Settings, raw, path)
-    authenticator = Auth0Authenticator(
-        credentials=ClientCredentials(
-            settings.clientId, settings.clientSecret, PASSPORT_CLIENT_AUTH
-        ),
-        endpoints=settings.x_endpoints.apply(auth0_endpoints(settings.domain)),
-        additional_scopes=settings.additional_scopes,
-        transport=deps.transport,
+    return build_service_provider(
+        Auth0Authenticator,
+        settings,
+        auth0_endpoints(settings.domain),
+        deps,
         extra_authorize_params=authorize_params(settings),
         domain=settings.domain,
         clock=deps.clock,
         organization=settings.organization,
         federated_logout=settings.federatedLogout,
     )
-    return OAuthProviderBuild(authenticator=authenticator, settings=settings)

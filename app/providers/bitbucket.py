@@ -23,13 +23,13 @@ from app.identity.resolvers import ResolverFactory, SignInResolver, validate_opt
 from app.identity.types import ProfileInfo
 from app.providers.base import OAuthSession
 from app.providers.oauth2_base import (
-    ClientCredentials,
     OAuth2Authenticator,
     OAuth2Endpoints,
     UpstreamError,
 )
 from app.providers.passport import (
     ServiceSettings,
+    build_service_provider,
     facts,
     json_object,
     profile_url,
@@ -117,15 +117,11 @@ class BitbucketSettings(ServiceSettings):
 
 def create(raw: dict[str, Any], path: str, deps: ProviderDeps) -> OAuthProviderBuild:
     settings = validate_model(BitbucketSettings, raw, path)
-    authenticator = BitbucketAuthenticator(
+    return build_service_provider(
+        BitbucketAuthenticator,
+        settings,
+        OAuth2Endpoints(AUTHORIZATION_URL, TOKEN_URL, PROFILE_URL),
+        deps,
         # passport-bitbucket-oauth2 authenticates the client with HTTP Basic.
-        credentials=ClientCredentials(
-            settings.clientId, settings.clientSecret, "client_secret_basic"
-        ),
-        endpoints=settings.x_endpoints.apply(
-            OAuth2Endpoints(AUTHORIZATION_URL, TOKEN_URL, PROFILE_URL)
-        ),
-        additional_scopes=settings.additional_scopes,
-        transport=deps.transport,
+        client_auth="client_secret_basic",
     )
-    return OAuthProviderBuild(authenticator=authenticator, settings=settings)

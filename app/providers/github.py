@@ -21,13 +21,12 @@ from app.errors import BackstageError
 from app.identity.types import ProfileInfo
 from app.providers.base import AuthenticateInput, AuthResult, OAuthSession, RefreshInput
 from app.providers.oauth2_base import (
-    ClientCredentials,
     OAuth2Authenticator,
     OAuth2Endpoints,
 )
 from app.providers.passport import (
-    PASSPORT_CLIENT_AUTH,
     ServiceSettings,
+    build_service_provider,
     facts,
     get_profile,
     optional_http_url,
@@ -115,12 +114,6 @@ class GithubSettings(ServiceSettings):
 
 def create(raw: dict[str, Any], path: str, deps: ProviderDeps) -> OAuthProviderBuild:
     settings = validate_model(GithubSettings, raw, path)
-    authenticator = GithubAuthenticator(
-        credentials=ClientCredentials(
-            settings.clientId, settings.clientSecret, PASSPORT_CLIENT_AUTH
-        ),
-        endpoints=settings.x_endpoints.apply(github_endpoints(settings.enterpriseInstanceUrl)),
-        additional_scopes=settings.additional_scopes,
-        transport=deps.transport,
+    return build_service_provider(
+        GithubAuthenticator, settings, github_endpoints(settings.enterpriseInstanceUrl), deps
     )
-    return OAuthProviderBuild(authenticator=authenticator, settings=settings)

@@ -16,10 +16,10 @@ from pydantic import field_validator
 from app.config import validate_model
 from app.identity.types import ProfileInfo
 from app.providers.base import OAuthSession
-from app.providers.oauth2_base import ClientCredentials, OAuth2Authenticator, OAuth2Endpoints
+from app.providers.oauth2_base import OAuth2Authenticator, OAuth2Endpoints
 from app.providers.passport import (
-    PASSPORT_CLIENT_AUTH,
     ServiceSettings,
+    build_service_provider,
     facts,
     get_profile,
     optional_http_url,
@@ -68,12 +68,6 @@ class GitlabSettings(ServiceSettings):
 
 def create(raw: dict[str, Any], path: str, deps: ProviderDeps) -> OAuthProviderBuild:
     settings = validate_model(GitlabSettings, raw, path)
-    authenticator = GitlabAuthenticator(
-        credentials=ClientCredentials(
-            settings.clientId, settings.clientSecret, PASSPORT_CLIENT_AUTH
-        ),
-        endpoints=settings.x_endpoints.apply(gitlab_endpoints(settings.audience)),
-        additional_scopes=settings.additional_scopes,
-        transport=deps.transport,
+    return build_service_provider(
+        GitlabAuthenticator, settings, gitlab_endpoints(settings.audience), deps
     )
-    return OAuthProviderBuild(authenticator=authenticator, settings=settings)

@@ -19,10 +19,10 @@ import httpx
 from app.config import validate_model
 from app.identity.types import ProfileInfo
 from app.providers.base import LogoutInput, LogoutResult, OAuthSession
-from app.providers.oauth2_base import ClientCredentials, OAuth2Authenticator, OAuth2Endpoints
+from app.providers.oauth2_base import OAuth2Authenticator, OAuth2Endpoints
 from app.providers.passport import (
-    PASSPORT_CLIENT_AUTH,
     ServiceSettings,
+    build_service_provider,
     facts,
     get_profile,
     text,
@@ -87,13 +87,10 @@ class GoogleSettings(ServiceSettings):
 
 def create(raw: dict[str, Any], path: str, deps: ProviderDeps) -> OAuthProviderBuild:
     settings = validate_model(GoogleSettings, raw, path)
-    authenticator = GoogleAuthenticator(
-        credentials=ClientCredentials(
-            settings.clientId, settings.clientSecret, PASSPORT_CLIENT_AUTH
-        ),
-        endpoints=settings.x_endpoints.apply(GOOGLE_ENDPOINTS),
-        additional_scopes=settings.additional_scopes,
-        transport=deps.transport,
+    return build_service_provider(
+        GoogleAuthenticator,
+        settings,
+        GOOGLE_ENDPOINTS,
+        deps,
         extra_authorize_params=AUTHORIZE_PARAMS,
     )
-    return OAuthProviderBuild(authenticator=authenticator, settings=settings)

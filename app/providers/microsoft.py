@@ -23,14 +23,13 @@ from app.identity.types import ProfileInfo
 from app.oauth.scopes import merge_scopes
 from app.providers.base import OAuthSession
 from app.providers.oauth2_base import (
-    ClientCredentials,
     OAuth2Authenticator,
     OAuth2Endpoints,
     decode_unverified_claims,
 )
 from app.providers.passport import (
-    PASSPORT_CLIENT_AUTH,
     ServiceSettings,
+    build_service_provider,
     facts,
     get_profile,
     profile_url,
@@ -146,15 +145,13 @@ class MicrosoftSettings(ServiceSettings):
 
 def create(raw: dict[str, Any], path: str, deps: ProviderDeps) -> OAuthProviderBuild:
     settings = validate_model(MicrosoftSettings, raw, path)
-    hint = {"domain_hint": settings.domainHint} if settings.domainHint else None
-    authenticator = MicrosoftAuthenticator(
-        credentials=ClientCredentials(
-            settings.clientId, settings.clientSecret, PASSPORT_CLIENT_AUTH
-        ),
-        endpoints=settings.x_endpoints.apply(microsoft_endpoints(settings.tenantId)),
-        additional_scopes=settings.additional_scopes,
-        transport=deps.transport,
-        extra_authorize_params=hint,
+    return build_service_provider(
+        MicrosoftAuthenticator,
+        settings,
+        microsoft_endpoints(settings.tenantId),
+        deps,
+        extra_authorize_params={"domain_hint": settings.domainHint}
+        if settings.domainHint
+        else None,
         skip_user_profile=settings.skipUserProfile,
     )
-    return OAuthProviderBuild(authenticator=authenticator, settings=settings)

@@ -18,10 +18,10 @@ from pydantic import field_validator
 from app.config import validate_model
 from app.identity.types import ProfileInfo
 from app.providers.base import OAuthSession
-from app.providers.oauth2_base import ClientCredentials, OAuth2Authenticator, OAuth2Endpoints
+from app.providers.oauth2_base import OAuth2Authenticator, OAuth2Endpoints
 from app.providers.passport import (
-    PASSPORT_CLIENT_AUTH,
     ServiceSettings,
+    build_service_provider,
     facts,
     get_profile,
     optional_http_url,
@@ -67,15 +67,10 @@ class OktaSettings(ServiceSettings):
 
 def create(raw: dict[str, Any], path: str, deps: ProviderDeps) -> OAuthProviderBuild:
     settings = validate_model(OktaSettings, raw, path)
-    authenticator = OktaAuthenticator(
-        credentials=ClientCredentials(
-            settings.clientId, settings.clientSecret, PASSPORT_CLIENT_AUTH
-        ),
-        endpoints=settings.x_endpoints.apply(
-            okta_endpoints(settings.audience, settings.authServerId)
-        ),
-        additional_scopes=settings.additional_scopes,
-        transport=deps.transport,
+    return build_service_provider(
+        OktaAuthenticator,
+        settings,
+        okta_endpoints(settings.audience, settings.authServerId),
+        deps,
         extra_authorize_params={"idp": settings.idp} if settings.idp else None,
     )
-    return OAuthProviderBuild(authenticator=authenticator, settings=settings)

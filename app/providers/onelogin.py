@@ -17,10 +17,10 @@ from pydantic import field_validator
 from app.config import validate_model
 from app.identity.types import ProfileInfo
 from app.providers.base import OAuthSession
-from app.providers.oauth2_base import ClientCredentials, OAuth2Authenticator, OAuth2Endpoints
+from app.providers.oauth2_base import OAuth2Authenticator, OAuth2Endpoints
 from app.providers.passport import (
-    PASSPORT_CLIENT_AUTH,
     ServiceSettings,
+    build_service_provider,
     facts,
     json_object,
     profile_url,
@@ -79,12 +79,6 @@ class OneLoginSettings(ServiceSettings):
 
 def create(raw: dict[str, Any], path: str, deps: ProviderDeps) -> OAuthProviderBuild:
     settings = validate_model(OneLoginSettings, raw, path)
-    authenticator = OneLoginAuthenticator(
-        credentials=ClientCredentials(
-            settings.clientId, settings.clientSecret, PASSPORT_CLIENT_AUTH
-        ),
-        endpoints=settings.x_endpoints.apply(onelogin_endpoints(settings.issuer)),
-        additional_scopes=settings.additional_scopes,
-        transport=deps.transport,
+    return build_service_provider(
+        OneLoginAuthenticator, settings, onelogin_endpoints(settings.issuer), deps
     )
-    return OAuthProviderBuild(authenticator=authenticator, settings=settings)

@@ -20,6 +20,7 @@ microsoft, okta, ...): plain helpers, no base class.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -27,11 +28,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from app.errors import BackstageError
 from app.identity.types import ProfileInfo
 from app.providers.oauth2_base import (
+    ClientCredentials,
     OAuth2Authenticator,
     OAuth2Endpoints,
     UpstreamError,
     decode_unverified_claims,
 )
+from app.providers.registry_types import OAuthProviderBuild, ProviderDeps
 from app.providers.settings import OAuthEnvSettings, absolute_http_url
 
 PASSPORT_CLIENT_AUTH = "client_secret_post"
@@ -143,3 +146,27 @@ class ServiceSettings(OAuthEnvSettings):
     """An environment of a provider whose endpoints the service fixes."""
 
     x_endpoints: EndpointOverrides = Field(default_factory=EndpointOverrides, alias="x-endpoints")
+
+
+def build_service_provider(
+    authenticator_class: type[OAuth2Authenticator],
+    settings: ServiceSettings,
+    endpoints: OAuth2Endpoints,
+    deps: ProviderDeps,
+    *,
+    client_auth: str = PASSPORT_CLIENT_AUTH,
+    extra_authorize_params: Mapping[str, str] | None = None,
+    **provider_options: Any,
+) -> OAuthProviderBuild:
+    """The one way these providers are built: credentials, the service's endpoints (with
+    ``x-endpoints`` applied), scopes and the shared transport, plus the provider's own
+    options."""
+    authenticator = authenticator_class(
+        credentials=ClientCredentials(settings.clientId, settings.clientSecret, client_auth),
+        endpoints=settings.x_endpoints.apply(endpoints),
+        additional_scopes=settings.additional_scopes,
+        transport=deps.transport,
+        extra_authorize_params=extra_authorize_params,
+        **provider_options,
+    )
+    return OAuthProviderBuild(authenticator=authenticator, settings=settings)
