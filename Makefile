@@ -26,7 +26,7 @@ $(TEST_STAMP): $(STAMP) pyproject.toml
 	touch $@
 
 run: $(STAMP)
-	$(BIN)/auth-backend serve --development
+	$(BIN)/auth-backend serve --development --log-format text
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check app tests

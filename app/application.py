@@ -29,6 +29,7 @@ from app.clock import Clock, SystemClock
 from app.config import ConfigError, Settings
 from app.cors import BackstageCORSMiddleware
 from app.db.database import Database
+from app.devidp import mount_configured_dev_idp
 from app.edge import ClientAddress, RateLimit
 from app.errors import BackstageError
 from app.identity.catalog import Catalog
@@ -156,6 +157,8 @@ def create_app(
     )
     _add_apis(app, runtimes, services, deps.providers, validate_responses=validate_responses)
     _add_middlewares(app, settings, metrics)
+    # After the others: inside request ids, metrics, CORS and rate limiting.
+    mount_configured_dev_idp(app, settings, development=development)
     app.add_error_handler(BackstageError, error_handlers.backstage_error)
     app.add_error_handler(ProblemException, error_handlers.problem)
     app.add_error_handler(
@@ -202,6 +205,8 @@ def _add_apis(
         ("identity.yaml", "/api/auth"),
         ("health.yaml", "/.backstage/health/v1"),
         ("operations.yaml", ""),
+        # Also at "": routed after operations (connexion chains APIs of one base path).
+        ("pages.yaml", ""),
     ):
         app.add_api(
             spec,

@@ -8,41 +8,55 @@ import os
 import sys
 from pathlib import Path
 
-from app.config import ConfigError, Settings, load_config, read_settings
+from app.asgi import (
+    CONFIG_ENV,
+    DATA_DIR_ENV,
+    DEFAULT_CONFIG,
+    DEVELOPMENT_ENV,
+    HOST_ENV,
+    LOG_FORMAT_ENV,
+    LOG_LEVEL_ENV,
+    build_app,
+    is_development,
+    load_settings,
+    with_listen_host,
+)
+from app.config import ConfigError, Settings
+from app.devidp.settings import dev_idp_settings
 from app.observability import configure_logging
 
-DEFAULT_CONFIG = Path(__file__).resolve().parent / "default-config.yaml"
+__all__ = ["DEFAULT_CONFIG", "main"]
+
+DEFAULT_GRACEFUL_TIMEOUT_SECONDS = 30
 
 
 def _settings(paths: list[Path]) -> Settings:
-    return read_settings(load_config(paths, os.environ))
+    return load_settings(paths, os.environ)
 
 
 def _is_development(flag: bool) -> bool:
-    # NODE_ENV is what Backstage deployments already set.
-    return flag or os.environ.get("NODE_ENV") == "development"
+    return is_development(flag, os.environ)
 
 
 def serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from app.application import Dependencies, create_app
-    from app.clock import SystemClock
-
     development = _is_development(args.development)
-    configs = args.config or [DEFAULT_CONFIG]
+    configs = [p.resolve() for p in (args.config or [DEFAULT_CONFIG])]
     settings = _settings(configs)
-    app = create_app(
-        settings,
-        development=development,
-        deps=Dependencies(
-            clock=SystemClock(),
-            data_dir=Path(args.data_dir),
-            config_dir=configs[0].resolve().parent,
-        ),
-    )
     host = args.host or settings.listen_host or "0.0.0.0"
     port = args.port if args.port is not None else settings.listen_port
+    # What the app checks (the development identity provider: loopback only) is the
+    # host it really listens on.
+    settings = with_listen_host(settings, host)
+    # Refused before anything else starts (create_app checks again when it mounts it).
+    dev_idp = dev_idp_settings(settings, development=development) is not None
+    if args.workers is not None:
+        return _serve_workers(args, settings, configs, development, host, port, dev_idp=dev_idp)
+
+    import uvicorn
+
+    app = build_app(
+        settings, configs=configs, development=development, data_dir=Path(args.data_dir)
+    )
     logging.getLogger(__name__).info(
         "serving on http://%s:%s (%s)", host, port, "development" if development else "production"
     )
@@ -57,7 +71,86 @@ def serve(args: argparse.Namespace) -> int:
         log_config=None,
         proxy_headers=False,
         server_header=False,
+        # SIGTERM: stop accepting, finish in-flight requests (at most this long), shut down.
+        timeout_graceful_shutdown=args.graceful_timeout,
     )
+    return 0
+
+
+def _serve_workers(
+    args: argparse.Namespace,
+    settings: Settings,
+    configs: list[Path],
+    development: bool,
+    host: str,
+    port: int,
+    *,
+    dev_idp: bool,
+) -> int:
+    from app.workers import run
+
+    if args.workers < 1:
+        raise ConfigError("--workers: must be at least 1")
+    if args.workers > 1 and dev_idp:
+        raise ConfigError(
+            "auth.devIdentityProvider: the development identity provider keeps its codes and "
+            "tokens in one process's memory; serve it without --workers (or with --workers 1)"
+        )
+    # Fail here, once, with the key path, rather than in every worker after the fork.
+    build_app(settings, configs=configs, development=development, data_dir=Path(args.data_dir))
+    # The workers build the app from these (app.asgi:create_from_environment).
+    os.environ.update(
+        {
+            CONFIG_ENV: os.pathsep.join(str(p) for p in configs),
+            DEVELOPMENT_ENV: "1" if development else "0",
+            HOST_ENV: host,
+            DATA_DIR_ENV: str(Path(args.data_dir).resolve()),
+            LOG_FORMAT_ENV: args.log_format,
+            LOG_LEVEL_ENV: args.log_level,
+        }
+    )
+    logging.getLogger(__name__).info(
+        "serving on http://%s:%s with %d workers (%s)",
+        host,
+        port,
+        args.workers,
+        "development" if development else "production",
+    )
+    return run(
+        host=host,
+        port=port,
+        workers=args.workers,
+        graceful_timeout=args.graceful_timeout,
+        log_level=args.log_level,
+    )
+
+
+def check_config(args: argparse.Namespace) -> int:
+    from app.check_config import check
+    from app.providers.registry import REGISTRY
+
+    development = not args.production
+    configs: list[Path] = args.config
+    settings = _settings(configs)
+    # Everything a start would refuse (data_dir: nothing is written while checking).
+    from app.application import Dependencies, create_app
+    from app.clock import SystemClock
+
+    create_app(
+        settings,
+        development=development,
+        deps=Dependencies(clock=SystemClock(), config_dir=configs[0].resolve().parent),
+    )
+    report = check(
+        settings,
+        development=development,
+        providers=REGISTRY,
+        dev_idp=dev_idp_settings(settings, development=development),
+    )
+    print(report.render())
+    if args.strict and report.warnings:
+        print("auth-backend: warnings are errors (--strict)", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -73,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p_serve.add_argument("--host", default=None)
     p_serve.add_argument("--port", type=int, default=None)
-    p_serve.add_argument("--data-dir", default=os.environ.get("AUTH_BACKEND_DATA_DIR", "data"))
+    p_serve.add_argument("--data-dir", default=os.environ.get(DATA_DIR_ENV, "data"))
     p_serve.add_argument(
         "--development", action="store_true", help="development mode (also NODE_ENV=development)"
     )
@@ -81,10 +174,31 @@ def main(argv: list[str] | None = None) -> int:
     p_serve.add_argument(
         "--log-format",
         choices=["json", "text"],
-        default=os.environ.get("AUTH_BACKEND_LOG_FORMAT", "json"),
+        default=os.environ.get(LOG_FORMAT_ENV, "json"),
     )
-    p_check = sub.add_parser("check-config", help="validate a configuration")
+    p_serve.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="serve with N worker processes (gunicorn + uvicorn workers); default: one process",
+    )
+    p_serve.add_argument(
+        "--graceful-timeout",
+        type=int,
+        default=DEFAULT_GRACEFUL_TIMEOUT_SECONDS,
+        help="on SIGTERM, seconds to finish in-flight requests (default %(default)s)",
+    )
+    p_check = sub.add_parser(
+        "check-config",
+        help="validate a configuration; print callback URLs, cookie attributes and warnings",
+    )
     p_check.add_argument("--config", action="append", type=Path, required=True)
+    p_check.add_argument(
+        "--production",
+        action="store_true",
+        help="check as a production start (default: development, as `make run`)",
+    )
+    p_check.add_argument("--strict", action="store_true", help="exit 1 when there are warnings")
     args = parser.parse_args(argv)
     configure_logging(
         json_logs=getattr(args, "log_format", "text") == "json",
@@ -93,16 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return serve(args)
-        from app.application import Dependencies, create_app
-        from app.clock import SystemClock
-
-        create_app(
-            _settings(args.config),
-            development=True,
-            deps=Dependencies(clock=SystemClock(), config_dir=args.config[0].resolve().parent),
-        )
-        print("configuration OK")
-        return 0
+        return check_config(args)
     except ConfigError as exc:
         print(f"auth-backend: invalid configuration: {exc}", file=sys.stderr)
         return 2

@@ -72,6 +72,8 @@ def configure_logging(*, json_logs: bool, level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # httpx logs every outbound request at INFO; the metrics count them instead.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 class Metrics:

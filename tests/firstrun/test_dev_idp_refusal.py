@@ -1,0 +1,74 @@
+"""The development identity provider refuses to start outside development mode, on a
+host other than loopback, and with several worker processes: the server does not start
+and says why (exit 2, the key path first)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.support.oidc_provider import free_port
+
+from .support import default_config, run_cli, without, write_config
+
+PREFIX = "auth-backend: invalid configuration: auth.devIdentityProvider"
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "NODE_ENV"}
+    env.update(extra)
+    return env
+
+
+def test_refused_outside_development(tmp_path: Path) -> None:
+    # Without guest (which refuses production on its own) and with a session secret.
+    config = without(default_config(free_port()), "auth", "providers", "guest")
+    config["auth"]["session"] = {"secret": "a-production-secret"}
+    path = write_config(tmp_path / "prod.yaml", config)
+    result = run_cli(
+        "serve", "--config", str(path), "--data-dir", str(tmp_path), env=_env(NODE_ENV="production")
+    )
+    assert result.returncode == 2, result.stderr
+    assert f"{PREFIX}.enabled: refusing to start the development identity provider " in (
+        result.stderr
+    )
+    assert "outside development mode" in result.stderr
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::"])
+def test_refused_on_a_host_other_than_loopback(tmp_path: Path, host: str) -> None:
+    path = write_config(tmp_path / "dev.yaml", default_config(free_port()))
+    result = run_cli(
+        "serve",
+        "--development",
+        "--config",
+        str(path),
+        "--host",
+        host,
+        "--data-dir",
+        str(tmp_path),
+        env=_env(),
+    )
+    assert result.returncode == 2, result.stderr
+    assert f"while the server listens on '{host}'; it runs only on loopback" in result.stderr
+
+
+def test_refused_with_several_workers(tmp_path: Path) -> None:
+    path = write_config(tmp_path / "dev.yaml", default_config(free_port()))
+    result = run_cli(
+        "serve",
+        "--development",
+        "--config",
+        str(path),
+        "--workers",
+        "2",
+        "--data-dir",
+        str(tmp_path),
+        env=_env(),
+    )
+    assert result.returncode == 2, result.stderr
+    assert f"{PREFIX}: the development identity provider keeps its codes and tokens" in (
+        result.stderr
+    )
