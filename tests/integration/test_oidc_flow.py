@@ -253,19 +253,24 @@ def test_reused_rotated_refresh_token_is_refused_after_the_grace_window(
     with _browser() as browser:
         assert _sign_in(browser, stack, login="bob").status_code == 200
         old = browser.cookies.get("oidc-refresh-token")
+        granted = browser.cookies.get("oidc-granted-scope")
         op.reset_counts()
         assert _refresh(browser, server).status_code == 200
 
         def replay() -> httpx.Response:
+            # Another tab: the same request, with the cookies it still had.
             return httpx.get(
                 f"{server.base_url}/api/auth/oidc/refresh",
-                params={"env": "development"},
-                headers={**XRW, "Cookie": f"oidc-refresh-token={old}"},
+                params={"optional": "", "scope": SCOPE, "env": "development"},
+                headers={
+                    **XRW,
+                    "Cookie": f"oidc-refresh-token={old}; oidc-granted-scope={granted}",
+                },
             )
 
         # A request racing just behind the refresh gets the rotated session...
         within = replay()
-        assert within.status_code == 200
+        assert within.status_code == 200, within.text
         assert _idp_refresh_token(within.cookies["oidc-refresh-token"]) == _idp_refresh_token(
             browser.cookies["oidc-refresh-token"]
         )
