@@ -36,7 +36,13 @@ from app.oauth.origins import Origin, parse_origin
 from app.oauth.refresh_coalescing import session_key
 from app.oauth.scopes import join_scope, split_scope
 from app.oauth.sessions import RefreshSession
-from app.oauth.state import OAuthState, decode_state, decode_state_fields, encode_state
+from app.oauth.state import (
+    OAuthState,
+    decode_state,
+    decode_state_fields,
+    encode_state,
+    state_from_fields,
+)
 from app.oauth.web_message import render_web_message
 from app.providers.base import (
     AuthenticateInput,
@@ -171,9 +177,10 @@ async def frame_handler(
     # What the error surfaces need, learnt as far as validation gets.
     reply_origin = services.app_origin
     fields = decode_state_fields(state or "")
+    # The redirect flow answers errors with a redirect, even for a state that fails later.
     flow = fields.get("flow")
     try:
-        decoded = decode_state(state or "")
+        decoded = state_from_fields(fields)
         if decoded.flow == "redirect":
             services.origin_filter.check_redirect_url(decoded.redirect_url)
         if decoded.origin is not None:

@@ -61,7 +61,11 @@ def decode_state(encoded: str) -> OAuthState:
     Raises:
         NotAllowedError: when ``env`` or ``nonce`` is missing (Backstage's messages).
     """
-    fields = decode_state_fields(encoded)
+    return state_from_fields(decode_state_fields(encoded))
+
+
+def state_from_fields(fields: dict[str, str]) -> OAuthState:
+    """Validate decoded fields (see ``decode_state``)."""
     if not fields.get("env"):
         raise NotAllowedError("OAuth state is invalid, missing env")
     if not fields.get("nonce"):
