@@ -231,13 +231,21 @@ async def frame_handler(
     except Exception as exc:  # noqa: BLE001 - every failure goes back to the app window
         if not isinstance(exc, BackstageError):
             log.exception("sign-in callback failed")
+        error = serialize_error(exc)
+        error.pop("cause", None)
         services.audit.event(
             "sign_in_failed",
             provider=runtime.provider_id,
-            error=serialize_error(exc)["name"],
-            reason=serialize_error(exc)["message"],
+            error=error["name"],
+            reason=error["message"],
         )
-        return _frame_error(exc, flow, reply_origin, services.settings.app_base_url)
+        # A failed callback uses the nonce up too (if there was one to clear).
+        spent = (
+            environment.cookies.clear_nonce(app_origin=reply_origin)
+            if environment.cookies.nonce_name in request.cookies
+            else []
+        )
+        return _frame_error(error, flow, reply_origin, services.settings.app_base_url, spent)
     services.audit.event(
         "sign_in",
         provider=runtime.provider_id,
@@ -256,9 +264,13 @@ async def frame_handler(
     return respond(page.body, headers=page.headers, cookies=cookies)
 
 
-def _frame_error(exc: Exception, flow: str | None, origin: Origin, app_base_url: str) -> Response:
-    error = serialize_error(exc)
-    error.pop("cause", None)
+def _frame_error(
+    error: dict[str, Any],
+    flow: str | None,
+    origin: Origin,
+    app_base_url: str,
+    cookies: list[str],
+) -> Response:
     if flow == "redirect":
         # Backstage: back to the app with ?error=<message>, fragment dropped.
         parts = urlsplit(app_base_url)
@@ -271,11 +283,13 @@ def _frame_error(exc: Exception, flow: str | None, origin: Origin, app_base_url:
                 "",
             )
         )
-        return redirect(target)
+        return redirect(target, cookies=cookies)
     if _wants_json():
-        return json_response({"type": "auth-result", "error": error}, headers=TOKEN_HEADERS)
+        return json_response(
+            {"type": "auth-result", "error": error}, headers=TOKEN_HEADERS, cookies=cookies
+        )
     page = render_web_message({"type": "authorization_response", "error": error}, str(origin))
-    return respond(page.body, headers=page.headers)
+    return respond(page.body, headers=page.headers, cookies=cookies)
 
 
 frame_handler_alias = frame_handler

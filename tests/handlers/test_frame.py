@@ -189,7 +189,11 @@ def test_persisting_provider_without_scope_in_state(client: JarlessClient) -> No
     )
     message, _ = page(response)
     assert message == error_message("AuthenticationError", "No scope found in OAuth state")
-    assert "set-cookie" not in response.headers
+    # Nothing is set; only the spent nonce is cleared.
+    assert all(
+        c.startswith("stub") and "-nonce=;" in c and "Max-Age=0" in c
+        for c in response.headers.get_list("set-cookie")
+    )
 
 
 def test_page_posts_to_state_origin(client: JarlessClient) -> None:
@@ -260,9 +264,14 @@ def test_missing_nonce_cookie(client: JarlessClient, stub_auth: StubAuthenticato
 def test_wrong_nonce(client: JarlessClient, stub_auth: StubAuthenticator) -> None:
     started = start(client)
     other = start(client)
-    message, _ = page(callback(client, started, cookie=f"stub-nonce={other.nonce_cookie}"))
+    response = callback(client, started, cookie=f"stub-nonce={other.nonce_cookie}")
+    message, _ = page(response)
     assert message == error_message("NotAllowedError", "Invalid nonce")
     assert stub_auth.authentications == []
+    # A failed callback spends the nonce too.
+    [cleared] = response.headers.get_list("set-cookie")
+    assert cleared.startswith("stub-nonce=;") and "Max-Age=0" in cleared
+    assert "Path=/api/auth/stub/handler" in cleared
 
 
 def test_nonce_cookie_of_another_provider_does_not_count(client: JarlessClient) -> None:
@@ -387,7 +396,11 @@ def test_redirect_flow_failure_goes_back_to_the_app(client: JarlessClient) -> No
     response = callback(client, started, cookie="stub-nonce=wrong")
     assert response.status_code == 302
     assert response.headers["location"] == "http://localhost:3000/?error=Invalid+nonce"
-    assert "set-cookie" not in response.headers
+    # Nothing is set; only the spent nonce is cleared.
+    assert all(
+        c.startswith("stub") and "-nonce=;" in c and "Max-Age=0" in c
+        for c in response.headers.get_list("set-cookie")
+    )
 
 
 def test_redirect_flow_idp_error(client: JarlessClient) -> None:
