@@ -5,13 +5,12 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY app ./app
 COPY spec ./spec
+# app/spec is a link to ../spec; the wheel build copies the files it points at.
 RUN pip install --no-cache-dir --prefix=/install .
 
 FROM python:3.11-slim
 RUN useradd --system --uid 10001 --home-dir /var/lib/auth-backend --create-home auth-backend
 COPY --from=build /install /usr/local
-# The spec is read at start-up, next to the installed package.
-COPY spec /usr/local/lib/python3.11/site-packages/spec
 USER auth-backend
 WORKDIR /var/lib/auth-backend
 ENV AUTH_BACKEND_DATA_DIR=/var/lib/auth-backend/data

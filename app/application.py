@@ -78,7 +78,8 @@ from app.services import (
 
 log = logging.getLogger(__name__)
 
-SPEC_DIR = Path(__file__).resolve().parent.parent / "spec"
+# app/spec links to the top-level spec/ in a checkout; a built wheel carries the files.
+SPEC_DIR = Path(__file__).parent / "spec"
 
 
 @dataclass(frozen=True)
