@@ -51,13 +51,15 @@ def prepare_peer(peer_dir: Path | None, work: Path) -> Path:
             raise SystemExit(f"{peer_dir}: no node_modules; run its install.sh first")
         return peer_dir
     peer = work / "peer"
-    if not (peer / "node_modules" / ".package-lock.json").exists():
+    installed = peer / ".bench-installed"  # written once install.sh has succeeded
+    if not installed.exists():
         shutil.rmtree(peer, ignore_errors=True)
         shutil.copytree(SHARED_PEER, peer)
         for path in [peer, *peer.rglob("*")]:
             path.chmod(path.stat().st_mode | 0o200)  # the shared copy is read-only
         print(f"installing the peer in {peer} (npm ci, ~1.5 min)", flush=True)
         subprocess.run(["./install.sh"], cwd=peer, check=True)
+        installed.touch()
     return peer
 
 

@@ -1,7 +1,7 @@
 """Where our server's CPU goes under one scenario: py-spy samples it while wrk loads it.
 
     python -m venv /tmp/pyspy && /tmp/pyspy/bin/pip install py-spy   # not a project dependency
-    .venv/bin/python bench/profile.py --peer-dir /work/peer/backstage \\
+    .venv/bin/python bench/hotspots.py --peer-dir /work/peer/backstage \\
         --py-spy /tmp/pyspy/bin/py-spy --scenario guest_refresh [--workers 1] [--duration 15]
 
 Starts the peer's mock IdP and ours (the harness's config), signs in, runs wrk for
