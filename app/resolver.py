@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -23,4 +24,8 @@ class BoundResolver(Resolver):  # type: ignore[misc]
 
     def resolve_function_from_operation_id(self, operation_id: str) -> Callable[..., Any]:
         function = getattr(self._module, operation_id)
-        return functools.partial(function, **self._bound)
+        bound = functools.partial(function, **self._bound)
+        # connexion inspects the handler's signature on every request; a partial's is
+        # recomputed each time, so compute it once.
+        bound.__signature__ = inspect.signature(bound)  # type: ignore[attr-defined]
+        return bound

@@ -32,6 +32,9 @@ USER_TOKEN_TYPE = "vnd.backstage.user"
 LIMITED_USER_TOKEN_TYPE = "vnd.backstage.limited-user"
 AUDIENCE = "backstage"
 MAX_TOKEN_LENGTH = 32768
+# Unchanged user info is written again after this long (another instance may have
+# written other claims for the same user in between).
+USER_INFO_REWRITE_SECONDS = 60.0
 
 _EC_CURVES = {"ES256": "P-256", "ES384": "P-384", "ES512": "P-521"}
 _RSA_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"})
@@ -115,6 +118,7 @@ class TokenIssuer:
         self._expiration_seconds = expiration_seconds
         self._omit_ownership_claim = omit_ownership_claim
         self._user_info = user_info
+        self._user_info_written: dict[str, tuple[dict[str, Any], float]] = {}
         self._on_new_key = on_new_key
         self._current: _SigningKey | None = (
             _SigningKey(static_key.kid, static_key.private_key, float("inf"))
@@ -171,7 +175,14 @@ class TokenIssuer:
 
         logger.info("Issuing token for %s, with entities %s", sub, ",".join(ownership))
         if self._user_info is not None:
-            await self._user_info.put(sub, {"sub": sub, "ent": list(ownership), **extra})
+            claims_doc = {"sub": sub, "ent": list(ownership), **extra}
+            # The same claims written moments ago need no second write: on every refresh
+            # this was a database round trip per request (docs/benchmarks.md).
+            last = self._user_info_written.get(sub)
+            now = self._clock.now()
+            if last is None or last[0] != claims_doc or now - last[1] > USER_INFO_REWRITE_SECONDS:
+                await self._user_info.put(sub, claims_doc)
+                self._user_info_written[sub] = (claims_doc, now)
         return token
 
     async def ping(self) -> None:
