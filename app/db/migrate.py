@@ -3,22 +3,39 @@
 Instances that start together serialize on a lock held for the whole upgrade, in the same
 transaction as the DDL: a PostgreSQL advisory transaction lock, or SQLite's exclusive
 write lock. The second one then finds the schema current and does nothing.
+
+Alembic (~0.1 s of imports at every start) runs only when there is something to migrate
+from: a database already at the head revision is left alone, and an empty one gets the
+head schema (``app.db.schema``) and the head revision at once, as alembic's "create_all,
+then stamp" recipe does. tests/db/test_migrate.py checks that this schema is the one the
+migrations build, and that ``HEAD_REVISION`` is alembic's head.
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from psycopg import errors as pg_errors
-from sqlalchemy import text
+from sqlalchemy import (
+    Column,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    inspect,
+    select,
+    text,
+)
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.db.engine import create_database_engine, is_memory_sqlite
+from app.db.schema import VERSION_TABLE, metadata
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -26,9 +43,23 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # pg_advisory_xact_lock key (bigint) of this schema's migrations: b"bs-auth\x01".
 MIGRATION_LOCK_KEY = 0x62732D6175746801
 MAINTENANCE_DATABASE = "postgres"
+# The newest revision in migrations/versions; a test checks it against alembic's head.
+HEAD_REVISION = "0002"
+
+# Alembic's version table, as alembic defines it (DefaultImpl.version_table_impl).
+_version_table = Table(
+    VERSION_TABLE,
+    MetaData(),
+    Column("version_num", String(32), nullable=False),
+    PrimaryKeyConstraint("version_num", name=f"{VERSION_TABLE}_pkc"),
+)
+_OUR_TABLES = frozenset({*metadata.tables, VERSION_TABLE})
 
 
 def _alembic_config(connection: Connection) -> Config:
+    # alembic (~0.1 s of imports) only where it runs: not in processes that never migrate.
+    from alembic.config import Config
+
     config = Config()
     # ConfigParser interpolation: a literal "%" must be doubled.
     config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
@@ -38,6 +69,20 @@ def _alembic_config(connection: Connection) -> Config:
 
 
 def _upgrade(connection: Connection) -> None:
+    """Runs under the migration lock, in its transaction."""
+    tables = set(inspect(connection).get_table_names()) & _OUR_TABLES
+    if not tables:
+        # A new database: the head schema, stamped with the head revision.
+        metadata.create_all(connection, checkfirst=False)
+        _version_table.create(connection, checkfirst=False)
+        connection.execute(_version_table.insert().values(version_num=HEAD_REVISION))
+        return
+    if tables == _OUR_TABLES and connection.execute(
+        select(_version_table.c.version_num)
+    ).scalars().all() == [HEAD_REVISION]:
+        return
+    from alembic import command
+
     command.upgrade(_alembic_config(connection), "head")
 
 
@@ -92,6 +137,8 @@ async def ensure_database_exists(engine: AsyncEngine) -> None:
     name = url.database
     if not name or name == MAINTENANCE_DATABASE:
         return
+    from psycopg import errors as pg_errors
+
     admin = create_database_engine(
         url.set(database=MAINTENANCE_DATABASE).render_as_string(hide_password=False)
     )
