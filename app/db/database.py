@@ -14,6 +14,7 @@ from app.db.engine import (
     DEFAULT_CONNECT_TIMEOUT_SECONDS,
     create_database_engine,
     database_target_from_backstage,
+    is_memory_sqlite,
 )
 from app.db.errors import describe_database_error
 from app.db.migrate import ensure_database_exists, migrate
@@ -33,6 +34,11 @@ class Database:
         self.engine: AsyncEngine = create_database_engine(
             url, connect_timeout_seconds=connect_timeout_seconds
         )
+
+    @property
+    def is_in_memory(self) -> bool:
+        """Only this process can ever see it (SQLite ``:memory:``)."""
+        return is_memory_sqlite(self.url)
 
     @property
     def is_shared(self) -> bool:

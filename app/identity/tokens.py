@@ -2,7 +2,8 @@
 
 Each process signs with its own lazily generated key pair. Only the public half goes to
 the shared key store, and it goes there before the first signature, so any process can
-verify any token as soon as it exists.
+verify any token as soon as it exists. Where other processes cache the key list
+(``CachedKeyStore``), a key goes there ``publish_delay`` seconds before its first signature.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import json
 import logging
 import math
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,7 @@ from joserfc.jwk import ECKey, RSAKey
 from app.clock import Clock
 from app.errors import BackstageError, InputError
 from app.identity.entity_ref import canonical_entity_ref
+from app.identity.key_cache import CachedKeyStore
 from app.identity.keys import KeyStore, StoredKey
 from app.identity.static_keys import StaticKey
 from app.identity.user_info import UserInfoStore
@@ -35,6 +37,10 @@ MAX_TOKEN_LENGTH = 32768
 # Unchanged user info is written again after this long (another instance may have
 # written other claims for the same user in between).
 USER_INFO_REWRITE_SECONDS = 60.0
+# With a publish delay, the next key is published this long before the current one expires
+# (never less than the delay): a sign-in anywhere in that last minute prepares it, so only
+# a process idle for the whole minute makes a sign-in wait for a fresh key.
+NEXT_KEY_LEAD_SECONDS = 60.0
 
 _EC_CURVES = {"ES256": "P-256", "ES384": "P-384", "ES512": "P-521"}
 _RSA_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"})
@@ -67,6 +73,8 @@ class _SigningKey:
     kid: str
     private_key: ECKey | RSAKey
     expires_at: float
+    # Not before this may it sign: other instances' caches must have seen it.
+    usable_at: float = float("-inf")
 
 
 def _public_jwk(key: ECKey | RSAKey, kid: str, algorithm: str) -> dict[str, Any]:
@@ -105,7 +113,11 @@ class TokenIssuer:
         user_info: UserInfoStore | None = None,
         on_new_key: Callable[[str], None] | None = None,
         static_key: StaticKey | None = None,
+        publish_delay: float | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
+        """``publish_delay``: seconds a new key spends in the key store before it signs;
+        None takes it from a ``CachedKeyStore`` (its staleness bound), else 0."""
         if static_key is not None:
             # A mounted key signs for ever, with its own algorithm.
             algorithm = static_key.algorithm
@@ -126,6 +138,18 @@ class TokenIssuer:
             else None
         )
         self._lock = asyncio.Lock()
+        if publish_delay is None:
+            publish_delay = (
+                key_store.publish_delay if isinstance(key_store, CachedKeyStore) else 0.0
+            )
+        # A key published ahead must still sign for most of its life.
+        if publish_delay * 2 >= expiration_seconds:
+            raise ValueError("publish_delay must be less than half the token expiration")
+        self._publish_delay = publish_delay
+        self._next_key_lead = max(publish_delay, min(NEXT_KEY_LEAD_SECONDS, expiration_seconds / 2))
+        # Published, not yet usable: the key that takes over from _current.
+        self._next: _SigningKey | None = None
+        self._sleep = sleep
 
     @property
     def expiration_seconds(self) -> int:
@@ -209,33 +233,88 @@ class TokenIssuer:
                 logger.exception("Failed to remove expired signing keys")
         return valid
 
+    async def publish_first_key(self) -> None:
+        """Publish this process's first key ahead of its first sign-in (best effort: an
+        unreachable key store is retried by that sign-in)."""
+        if self._publish_delay > 0 and self._current is None and self._next is None:
+            await self._publish_next()
+
     async def _signing_key(self) -> _SigningKey:
-        current = self._current
-        if current is not None and current.expires_at > self._clock.now():
-            return current
+        now = self._clock.now()
+        key = self._usable_key(now)
+        if key is not None:
+            if (
+                self._publish_delay > 0
+                and self._next is None
+                and key.expires_at - now <= self._next_key_lead
+                # One request publishes; the others keep signing with the current key.
+                and not self._lock.locked()
+            ):
+                await self._publish_next()
+            return key
         # Concurrent issuers queue here and reuse the key the first one generated.
         async with self._lock:
             now = self._clock.now()
-            current = self._current
-            if current is not None and current.expires_at > now:
-                return current
-            if current is not None:
+            key = self._usable_key(now)
+            if key is not None:
+                return key
+            if self._current is not None:
                 logger.info("Signing key has expired, generating new key")
-            private_key = self._generate()
-            kid = str(uuid.uuid4())
-            # The key may not sign anything until verifiers can find it.
-            await self._key_store.add_key(
-                StoredKey(
-                    kid=kid,
-                    jwk=_public_jwk(private_key, kid, self._algorithm),
-                    created_at=now,
-                )
+            key = self._next or await self._publish_key()
+            self._next = key
+            # Only the first key of a process, or one after an idle rotation window, gets
+            # here unpublished long enough. Waiting (once, for the remaining time: a fake
+            # clock in tests may not move) is the price of never signing with a key that
+            # another instance's cached JWKS lacks; the queued issuers wait with us.
+            wait = key.usable_at - self._clock.now()
+            if wait > 0:
+                await self._sleep(wait)
+            self._current, self._next = key, None
+            return key
+
+    def _usable_key(self, now: float) -> _SigningKey | None:
+        """The newest key that may sign now, promoting the next key once it is old enough."""
+        following = self._next
+        if following is not None:
+            if following.expires_at <= now:
+                self._next = None
+            elif following.usable_at <= now:
+                self._current, self._next = following, None
+        current = self._current
+        if current is not None and current.usable_at <= now < current.expires_at:
+            return current
+        return None
+
+    async def _publish_next(self) -> None:
+        async with self._lock:
+            if self._next is not None:
+                return
+            try:
+                self._next = await self._publish_key()
+            except Exception:
+                # The current key still signs; a later sign-in tries again.
+                logger.exception("Failed to publish the next signing key")
+
+    async def _publish_key(self) -> _SigningKey:
+        # The key may not sign anything until verifiers can find it.
+        created_at = self._clock.now()
+        private_key = self._generate()
+        kid = str(uuid.uuid4())
+        await self._key_store.add_key(
+            StoredKey(
+                kid=kid,
+                jwk=_public_jwk(private_key, kid, self._algorithm),
+                created_at=created_at,
             )
-            logger.info("Created new signing key %s", kid)
-            if self._on_new_key is not None:
-                self._on_new_key(kid)
-            self._current = _SigningKey(kid, private_key, now + self._expiration_seconds)
-            return self._current
+        )
+        logger.info("Created new signing key %s", kid)
+        if self._on_new_key is not None:
+            self._on_new_key(kid)
+        # Counted from when add_key returned: the row is committed by then.
+        usable_at = (
+            self._clock.now() + self._publish_delay if self._publish_delay > 0 else created_at
+        )
+        return _SigningKey(kid, private_key, created_at + self._expiration_seconds, usable_at)
 
     def _user_identity_proof(self, key: _SigningKey, *, sub: str, iat: int, exp: int) -> str:
         # Other backends rebuild `b64(header).b64(payload).uip` from these exact bytes.
