@@ -14,11 +14,15 @@ import dataclasses
 import os
 from collections.abc import Mapping
 from pathlib import Path
-
-from connexion import AsyncApp
+from typing import TYPE_CHECKING
 
 from app.config import Settings, load_config, read_settings
 from app.observability import configure_logging
+
+if TYPE_CHECKING:
+    # Imported by build_app's callees: `import app.asgi` (the CLI, gunicorn's master)
+    # does not load connexion.
+    from connexion import AsyncApp
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "default-config.yaml"
 

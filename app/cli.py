@@ -23,6 +23,7 @@ from app.asgi import (
 )
 from app.config import ConfigError, Settings
 from app.devidp.settings import dev_idp_settings
+from app.entry import settle_collector
 from app.observability import configure_logging
 
 __all__ = ["DEFAULT_CONFIG", "main"]
@@ -57,6 +58,7 @@ def serve(args: argparse.Namespace) -> int:
     app = build_app(
         settings, configs=configs, development=development, data_dir=Path(args.data_dir)
     )
+    settle_collector()
     logging.getLogger(__name__).info(
         "serving on http://%s:%s (%s)", host, port, "development" if development else "production"
     )
@@ -87,7 +89,7 @@ def _serve_workers(
     *,
     dev_idp: bool,
 ) -> int:
-    from app.workers import run
+    from app.workers import check_in_child, run
 
     if args.workers < 1:
         raise ConfigError("--workers: must be at least 1")
@@ -96,8 +98,13 @@ def _serve_workers(
             "auth.devIdentityProvider: the development identity provider keeps its codes and "
             "tokens in one process's memory; serve it without --workers (or with --workers 1)"
         )
-    # Fail here, once, with the key path, rather than in every worker after the fork.
-    build_app(settings, configs=configs, development=development, data_dir=Path(args.data_dir))
+    # Fail here, once, with the key path, rather than in every worker after the fork; in
+    # a child process, so that connexion and the app stay out of the master.
+    check_in_child(
+        lambda: build_app(
+            settings, configs=configs, development=development, data_dir=Path(args.data_dir)
+        )
+    )
     # The workers build the app from these (app.asgi:create_from_environment).
     os.environ.update(
         {

@@ -133,7 +133,9 @@ def our_spec(
     else:
         cmd = (sys.executable, str(BENCH / "workers.py"), "--workers", str(workers), *common)
         how = f"bench/workers.py --workers {workers} (uvicorn workers)"
-    env = {k: v for k, v in os.environ.items() if k != "NODE_ENV"}
+    # As installed (pip compiles every module): bytecode is written once and reused, even
+    # where the shell sets PYTHONDONTWRITEBYTECODE.
+    env = {k: v for k, v in os.environ.items() if k not in ("NODE_ENV", "PYTHONDONTWRITEBYTECODE")}
     env["NODE_ENV"] = "production"
     label = f"ours, {workers} worker{'s' if workers > 1 else ''} ({how})"
     return ServerSpec(name, label, cmd, ROOT, env, port, workers, reset)
