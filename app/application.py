@@ -6,6 +6,7 @@ transport, key store, catalog) as parameters, so tests run the real app with fak
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import logging
@@ -32,6 +33,7 @@ from app.db.database import Database
 from app.devidp import mount_configured_dev_idp
 from app.edge import ClientAddress, RateLimit
 from app.errors import BackstageError
+from app.http_transport import OutboundTransport
 from app.identity.catalog import Catalog
 from app.identity.catalog_config import aclose_catalog, catalog_from_config
 from app.identity.db_stores import DatabaseKeyStore, DatabaseUserInfoStore
@@ -45,6 +47,7 @@ from app.identity.resolvers import (
 from app.identity.static_keys import StaticKey, StaticKeyStore, load_static_keys
 from app.identity.tokens import TokenIssuer
 from app.identity.user_info import MemoryUserInfoStore, UserInfoStore
+from app.lean_app import LeanAsyncApp, middlewares
 from app.oauth.cookies import OAuthCookieManager
 from app.oauth.origins import ORIGIN_QUERY_PATTERN, OriginFilter, parse_origin
 from app.oauth.refresh_coalescing import InProcessRefreshCoordinator, RefreshCoordinator
@@ -114,7 +117,7 @@ def create_app(
     deps = deps or Dependencies(clock=SystemClock())
     metrics = Metrics(set(settings.providers))
     # Every call to an identity provider or catalog goes through one metered transport.
-    outbound = MeteredTransport(deps.transport or httpx.AsyncHTTPTransport(), metrics)
+    outbound = MeteredTransport(deps.transport or OutboundTransport(), metrics)
     catalog = deps.catalog
     if catalog is None:
         catalog = catalog_from_config(
@@ -139,9 +142,14 @@ def create_app(
         if database is not None:
             # Create and migrate; an unreachable database stops the start, as in Backstage.
             await database.start()
+        # The first key waits out its publish delay while nobody is signing in yet.
+        warm_up = asyncio.create_task(services.token_issuer.publish_first_key())
         try:
             yield
         finally:
+            warm_up.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await warm_up
             for runtime in runtimes:
                 for authenticator in runtime.authenticators():
                     await authenticator.aclose()
@@ -150,11 +158,12 @@ def create_app(
             if database is not None:
                 await database.close()
 
-    app = AsyncApp(
+    app = LeanAsyncApp(
         __name__,
         specification_dir=str(SPEC_DIR),
         lifespan=lifespan,
         swagger_ui_options=SwaggerUIOptions(swagger_ui=True),
+        middlewares=middlewares(swagger_ui=True),
     )
     _add_apis(app, runtimes, services, deps.providers, validate_responses=validate_responses)
     _add_middlewares(app, settings, metrics)
@@ -185,18 +194,24 @@ def _add_apis(
     *,
     validate_responses: bool,
 ) -> None:
+    from app.spec_loader import load_spec
+
+    # The documents are rendered and parsed here (libyaml, templates compiled once), not
+    # by connexion (pure-Python YAML per add_api): see app.spec_loader.
     for runtime in runtimes:
         module = "app.handlers.oauth" if runtime.kind == "oauth" else "app.handlers.proxy"
         app.add_api(
-            "openapi.yaml",
+            load_spec(
+                SPEC_DIR / "openapi.yaml",
+                {
+                    "provider": runtime.provider_id,
+                    "kind": runtime.kind,
+                    "start_params": providers[runtime.provider_id].start_params,
+                    "origin_pattern": ORIGIN_QUERY_PATTERN,
+                },
+            ),
             base_path=f"/api/auth/{runtime.provider_id}",
             name=f"auth-{runtime.provider_id}",
-            arguments={
-                "provider": runtime.provider_id,
-                "kind": runtime.kind,
-                "start_params": providers[runtime.provider_id].start_params,
-                "origin_pattern": ORIGIN_QUERY_PATTERN,
-            },
             resolver=BoundResolver(module, runtime=runtime),
             pythonic_params=True,
             validate_responses=validate_responses,
@@ -210,7 +225,7 @@ def _add_apis(
         ("pages.yaml", ""),
     ):
         app.add_api(
-            spec,
+            load_spec(SPEC_DIR / spec),
             base_path=base_path,
             name=spec.removesuffix(".yaml"),
             resolver=BoundResolver(f"app.handlers.{spec.removesuffix('.yaml')}", services=services),
@@ -277,7 +292,14 @@ def _stores(
         )
         return StaticKeyStore(keys), user_info, keys[0]
     if settings.key_store_provider == "database" and database is not None:
-        return DatabaseKeyStore(database.engine), user_info, None
+        # Read on every JWKS request otherwise. The issuer takes its publish delay from the
+        # cache (TokenIssuer's publish_delay), so other instances' caches never lack a key.
+        from app.identity.key_cache import CachedKeyStore
+
+        cached = CachedKeyStore(
+            DatabaseKeyStore(database.engine), deps.clock, exclusive=database.is_in_memory
+        )
+        return cached, user_info, None
     return MemoryKeyStore(), user_info, None
 
 

@@ -12,6 +12,7 @@ import json
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
 
 import httpx
@@ -111,6 +112,9 @@ class OAuth2Authenticator:
             timeout=httpx.Timeout(timeout_seconds),
             transport=transport,
             follow_redirects=False,
+            # The client serves every user: a cookie the identity provider sets for one
+            # must never ride along with the next user's calls.
+            cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
         )
 
     async def aclose(self) -> None:

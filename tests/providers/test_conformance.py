@@ -276,3 +276,41 @@ async def test_token_endpoint_outage_is_an_upstream_error(
     refresh_token = fake.issue_refresh_token()
     with pytest.raises(UpstreamError, match="^Failed to refresh access token"):
         await auth.refresh(RefreshInput(refresh_token=refresh_token, scope=_scope(auth)))
+
+
+@pytest.mark.parametrize("provider_id", OAUTH_PROVIDERS)
+async def test_identity_provider_cookies_never_cross_users(
+    fake: FakeIdP, clock: FakeClock, provider_id: str
+) -> None:
+    # One long-lived client per provider serves every user: a cookie the IdP sets while
+    # serving one user must never be sent along with another user's calls.
+    handler = SERVICE_FAKES.get(provider_id, lambda f: f)(fake)
+    sent_cookies: list[str] = []
+
+    def setting_cookies(request: httpx.Request) -> httpx.Response:
+        if "cookie" in request.headers:
+            sent_cookies.append(request.headers["cookie"])
+        response = handler(request)
+        response.headers["set-cookie"] = "idp_session=user-a; Path=/"
+        return response
+
+    raw = builder_for(provider_id)(fake)
+    deps = ProviderDeps(
+        clock=clock, development=True, transport=httpx.MockTransport(setting_cookies)
+    )
+    auth: OAuthAuthenticator = (
+        REGISTRY[provider_id]
+        .factory(  # type: ignore[assignment]
+            raw, f"auth.providers.{provider_id}.development", deps
+        )
+        .authenticator
+    )
+    try:
+        first = await _authenticate(auth, fake, provider_id)
+        await _authenticate(auth, fake, provider_id)
+        await auth.refresh(
+            RefreshInput(refresh_token=first.session.refresh_token or "", scope=_scope(auth))
+        )
+    finally:
+        await auth.aclose()
+    assert sent_cookies == []
