@@ -30,6 +30,12 @@ REQUEST_ID_HEADER = "X-Request-Id"
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _AUTH_ROUTE = re.compile(r"^/api/auth/([^/]+)(/.*)?$")
 _KNOWN_ROUTES = {"/start", "/handler/frame", "/frame/handler", "/refresh", "/logout"}
+_IDENTITY_ROUTES = {
+    "/.well-known/jwks.json",
+    "/.well-known/openid-configuration",
+    "/v1/userinfo",
+}
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 def is_safe_request_id(value: str) -> bool:
@@ -80,6 +86,7 @@ class Metrics:
     def __init__(self, providers: set[str]) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self._providers = providers
+        self._request_children: dict[tuple[str, str, str, int], tuple[Any, Any]] = {}
         self.requests = Counter(
             "auth_requests_total",
             "HTTP requests by provider, route and status",
@@ -116,6 +123,23 @@ class Metrics:
             registry=self.registry,
         )
 
+    def observe_request(self, path: str, method: str, status: int, seconds: float) -> None:
+        provider, route = self.labels_for(path)
+        # Any token is a method to the HTTP parser: unknown ones share one series.
+        method = method if method in _METHODS else "other"
+        key = (provider, route, method, status)
+        children = self._request_children.get(key)
+        if children is None:
+            # labels() takes a lock and builds the key on every call; the label sets are
+            # few (providers x routes x methods x statuses), so their children are kept.
+            children = (
+                self.requests.labels(provider, route, method, str(status)),
+                self.latency.labels(provider, route),
+            )
+            self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
+
     def labels_for(self, path: str) -> tuple[str, str]:
         m = _AUTH_ROUTE.match(path)
         if m is None:
@@ -124,7 +148,9 @@ class Metrics:
         if provider in self._providers:
             return provider, rest if rest in _KNOWN_ROUTES else "other"
         if provider in {".well-known", "v1"}:
-            return "-", f"/{provider}{rest}"
+            # Label values from the path are bounded: every other path is "other".
+            route = f"/{provider}{rest}"
+            return "-", route if route in _IDENTITY_ROUTES else "other"
         return "unknown", "other"
 
 
@@ -149,9 +175,9 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, record)
         finally:
-            provider, route = self.metrics.labels_for(scope["path"])
-            self.metrics.requests.labels(provider, route, scope["method"], str(status)).inc()
-            self.metrics.latency.labels(provider, route).observe(time.perf_counter() - started)
+            self.metrics.observe_request(
+                scope["path"], scope["method"], status, time.perf_counter() - started
+            )
 
 
 class MeteredTransport(httpx.AsyncBaseTransport):

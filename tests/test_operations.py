@@ -66,6 +66,22 @@ def test_metrics_count_requests_by_provider_route_and_status(client: TestClient)
     assert "auth_request_duration_seconds_bucket" in text
 
 
+def test_metric_labels_from_the_request_are_bounded(client: TestClient) -> None:
+    # Paths and methods come from clients: unknown ones must not grow new series.
+    for i in range(3):
+        client.get(f"/api/auth/v1/random-{i}")
+        client.request(f"BREW{i}", "/api/auth/guest/refresh")
+    client.get("/api/auth/.well-known/jwks.json")
+    text = client.get("/metrics").text
+    assert "random-" not in text and "BREW" not in text
+    assert 'auth_requests_total{method="GET",provider="-",route="other",status="404"} 3.0' in text
+    assert 'method="other",provider="guest",route="/refresh"' in text
+    assert (
+        'auth_requests_total{method="GET",provider="-",route="/.well-known/jwks.json",status="200"}'
+        in text
+    )
+
+
 def test_upstream_failures_are_counted(client: TestClient) -> None:
     # The oauth2 provider's token URL is a closed port: the callback's code exchange fails.
     start = client.get("/api/auth/oauth2/start?env=development", follow_redirects=False)

@@ -6,6 +6,9 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
+import pytest
+
+from app.identity import tokens
 from app.identity.keys import MemoryKeyStore
 from app.identity.tokens import USER_INFO_REWRITE_SECONDS, TokenIssuer
 
@@ -48,5 +51,98 @@ def test_unchanged_claims_are_not_rewritten_on_every_issuance() -> None:
             "user:default/a",
             {"sub": "user:default/a", "ent": ["group:default/h"]},
         )
+
+    asyncio.run(scenario())
+
+
+class GatedStore(CountingStore):
+    """A store whose writes wait for a gate (a slow database)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.fail = False
+
+    async def put(self, user_entity_ref: str, claims: Mapping[str, Any]) -> None:
+        await self.gate.wait()
+        if self.fail:
+            raise RuntimeError("database down")
+        await super().put(user_entity_ref, claims)
+
+
+def test_a_due_rewrite_is_made_by_one_request_while_the_others_go_on() -> None:
+    clock, store = Clock(), GatedStore()
+    issuer = TokenIssuer(issuer="i", key_store=MemoryKeyStore(), clock=clock, user_info=store)
+
+    async def scenario() -> None:
+        store.gate.set()
+        await issuer.issue_token(sub="user:default/a", ent=[])
+        clock.t += USER_INFO_REWRITE_SECONDS + 1
+        store.gate.clear()
+        rewrite = asyncio.create_task(issuer.issue_token(sub="user:default/a", ent=[]))
+        await asyncio.sleep(0)
+        # While that write waits on the database, the same user's other requests do not.
+        others = [issuer.issue_token(sub="user:default/a", ent=[]) for _ in range(20)]
+        tokens = await asyncio.wait_for(asyncio.gather(*others), timeout=1)
+        assert len(tokens) == 20 and not rewrite.done()
+        store.gate.set()
+        await rewrite
+        assert len(store.puts) == 2
+
+    asyncio.run(scenario())
+
+
+def test_new_claims_are_stored_before_any_token_carries_them() -> None:
+    clock, store = Clock(), GatedStore()
+    issuer = TokenIssuer(issuer="i", key_store=MemoryKeyStore(), clock=clock, user_info=store)
+
+    async def scenario() -> None:
+        first = asyncio.create_task(issuer.issue_token(sub="user:default/a", ent=[]))
+        second = asyncio.create_task(issuer.issue_token(sub="user:default/a", ent=[]))
+        await asyncio.sleep(0.01)
+        assert not first.done() and not second.done()
+        store.gate.set()
+        await asyncio.gather(first, second)
+
+    asyncio.run(scenario())
+
+
+def test_a_failed_rewrite_is_tried_again_by_the_next_request() -> None:
+    clock, store = Clock(), GatedStore()
+    issuer = TokenIssuer(issuer="i", key_store=MemoryKeyStore(), clock=clock, user_info=store)
+
+    async def scenario() -> None:
+        store.gate.set()
+        await issuer.issue_token(sub="user:default/a", ent=[])
+        clock.t += USER_INFO_REWRITE_SECONDS + 1
+        store.fail = True
+        try:
+            await issuer.issue_token(sub="user:default/a", ent=[])
+        except RuntimeError:
+            pass
+        else:
+            raise AssertionError("the failed write was not reported")
+        store.fail = False
+        await issuer.issue_token(sub="user:default/a", ent=[])
+        assert len(store.puts) == 2
+
+    asyncio.run(scenario())
+
+
+def test_only_the_most_recent_users_are_remembered(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tokens, "USER_INFO_REMEMBERED", 3)
+    clock, store = Clock(), CountingStore()
+    issuer = TokenIssuer(issuer="i", key_store=MemoryKeyStore(), clock=clock, user_info=store)
+
+    async def scenario() -> None:
+        for name in ("a", "b", "c", "a", "d"):
+            await issuer.issue_token(sub=f"user:default/{name}", ent=[])
+        assert len(store.puts) == 4  # a's second sign-in wrote nothing
+        # b, the least recently signed in, was forgotten; a, c and d are remembered.
+        for name in ("a", "c", "d"):
+            await issuer.issue_token(sub=f"user:default/{name}", ent=[])
+        assert len(store.puts) == 4
+        await issuer.issue_token(sub="user:default/b", ent=[])
+        assert len(store.puts) == 5
 
     asyncio.run(scenario())
