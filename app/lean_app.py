@@ -31,6 +31,7 @@ from connexion.operations import AbstractOperation
 from connexion.utils import is_null, is_nullable
 from connexion.validators.parameter import ParameterValidator, draft4_format_checker
 from jsonschema import Draft4Validator, ValidationError  # type: ignore[import-untyped]
+from starlette.types import Receive, Scope, Send
 
 # Parameter names come from the specs, so the set is small and fixed.
 _pythonic = functools.lru_cache(maxsize=1024)(pythonic)
@@ -131,17 +132,35 @@ class _ASGIApp(AsyncASGIApp):  # type: ignore[misc]
     api_cls = _Api
 
 
+class _SwaggerUI(SwaggerUIMiddleware):  # type: ignore[misc]
+    """connexion's, routing only the requests that can be its own (the spec documents and
+    the UI): it matched every request against every mounted API first."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path: str = scope["path"]
+            if "/ui" not in path and not path.endswith(_SPEC_SUFFIXES):
+                await self.app(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+
+_SPEC_SUFFIXES = ("/openapi.json", "/openapi.yaml")
+
+
 def middlewares(*, swagger_ui: bool) -> list[Any]:
     """connexion's default stack without what this server never uses.
 
-    No spec declares security schemes, so SecurityMiddleware only costs a routing hop;
-    the Swagger UI middleware matches every request against every mounted API first.
+    No spec declares security schemes, so SecurityMiddleware only costs a routing hop.
     """
-    return [
-        m
-        for m in ConnexionMiddleware.default_middlewares
-        if m is not SecurityMiddleware and (swagger_ui or m is not SwaggerUIMiddleware)
-    ]
+    stack: list[Any] = []
+    for m in ConnexionMiddleware.default_middlewares:
+        if m is SwaggerUIMiddleware:
+            if swagger_ui:
+                stack.append(_SwaggerUI)
+        elif m is not SecurityMiddleware:
+            stack.append(m)
+    return stack
 
 
 class LeanAsyncApp(AsyncApp):  # type: ignore[misc]
