@@ -37,6 +37,7 @@ from app.http_transport import OutboundTransport
 from app.identity.catalog import Catalog
 from app.identity.catalog_config import aclose_catalog, catalog_from_config
 from app.identity.db_stores import DatabaseKeyStore, DatabaseUserInfoStore
+from app.identity.key_cache import CachedKeyStore
 from app.identity.keys import KeyStore, MemoryKeyStore
 from app.identity.resolvers import (
     AuthResolverContext,
@@ -78,6 +79,7 @@ from app.services import (
     ProxyProviderRuntime,
     Services,
 )
+from app.spec_loader import load_spec
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +165,7 @@ def create_app(
         specification_dir=str(SPEC_DIR),
         lifespan=lifespan,
         swagger_ui_options=SwaggerUIOptions(swagger_ui=True),
-        middlewares=middlewares(swagger_ui=True),
+        middlewares=middlewares(),
     )
     _add_apis(app, runtimes, services, deps.providers, validate_responses=validate_responses)
     _add_middlewares(app, settings, metrics)
@@ -194,8 +196,6 @@ def _add_apis(
     *,
     validate_responses: bool,
 ) -> None:
-    from app.spec_loader import load_spec
-
     # The documents are rendered and parsed here (libyaml, templates compiled once), not
     # by connexion (pure-Python YAML per add_api): see app.spec_loader.
     for runtime in runtimes:
@@ -294,8 +294,6 @@ def _stores(
     if settings.key_store_provider == "database" and database is not None:
         # Read on every JWKS request otherwise. The issuer takes its publish delay from the
         # cache (TokenIssuer's publish_delay), so other instances' caches never lack a key.
-        from app.identity.key_cache import CachedKeyStore
-
         cached = CachedKeyStore(
             DatabaseKeyStore(database.engine), deps.clock, exclusive=database.is_in_memory
         )

@@ -33,7 +33,7 @@ from connexion.validators.parameter import ParameterValidator, draft4_format_che
 from jsonschema import Draft4Validator, ValidationError  # type: ignore[import-untyped]
 from starlette.types import Receive, Scope, Send
 
-# Parameter names come from the specs, so the set is small and fixed.
+# Names from the specs, and query keys from requests (hence the bound on the cache).
 _pythonic = functools.lru_cache(maxsize=1024)(pythonic)
 _sanitized = functools.lru_cache(maxsize=1024)(sanitized)
 
@@ -109,27 +109,21 @@ class _Operation(AsyncOperation):  # type: ignore[misc]
     def fn(self) -> Callable[..., Any]:
         return self._decorated
 
-    @classmethod
-    def from_operation(
-        cls, operation: AbstractOperation, *, pythonic_params: bool, jsonifier: Any
-    ) -> _Operation:
-        return cls(
-            operation.function,
-            jsonifier=jsonifier,
-            operation_id=operation.operation_id,
-            pythonic_params=pythonic_params,
-        )
-
 
 class _Api(AsyncApi):  # type: ignore[misc]
     def make_operation(self, operation: AbstractOperation) -> _Operation:
-        return _Operation.from_operation(
+        # connexion's from_operation builds `cls(...)`: ours, decorated once.
+        made: _Operation = _Operation.from_operation(
             operation, pythonic_params=self.pythonic_params, jsonifier=self.jsonifier
         )
+        return made
 
 
 class _ASGIApp(AsyncASGIApp):  # type: ignore[misc]
     api_cls = _Api
+
+
+_SPEC_SUFFIXES = ("/openapi.json", "/openapi.yaml")
 
 
 class _SwaggerUI(SwaggerUIMiddleware):  # type: ignore[misc]
@@ -145,22 +139,14 @@ class _SwaggerUI(SwaggerUIMiddleware):  # type: ignore[misc]
         await super().__call__(scope, receive, send)
 
 
-_SPEC_SUFFIXES = ("/openapi.json", "/openapi.yaml")
-
-
-def middlewares(*, swagger_ui: bool) -> list[Any]:
-    """connexion's default stack without what this server never uses.
-
-    No spec declares security schemes, so SecurityMiddleware only costs a routing hop.
-    """
-    stack: list[Any] = []
-    for m in ConnexionMiddleware.default_middlewares:
-        if m is SwaggerUIMiddleware:
-            if swagger_ui:
-                stack.append(_SwaggerUI)
-        elif m is not SecurityMiddleware:
-            stack.append(m)
-    return stack
+def middlewares() -> list[Any]:
+    """connexion's default stack, with the Swagger UI middleware above and without the
+    security middleware (no spec declares security schemes: it only cost a routing hop)."""
+    return [
+        _SwaggerUI if m is SwaggerUIMiddleware else m
+        for m in ConnexionMiddleware.default_middlewares
+        if m is not SecurityMiddleware
+    ]
 
 
 class LeanAsyncApp(AsyncApp):  # type: ignore[misc]

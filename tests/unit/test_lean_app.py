@@ -1,0 +1,90 @@
+"""LeanAsyncApp: connexion's per-request set-up done once, with the same behaviour."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from connexion.decorators.main import BaseDecorator
+from jsonschema import Draft4Validator  # type: ignore[import-untyped]
+from starlette.testclient import TestClient
+
+from app import lean_app
+from app.application import Dependencies, create_app
+from app.clock import SystemClock
+from app.config import read_settings
+
+
+@pytest.fixture
+def client() -> Iterator[TestClient]:
+    settings = read_settings(
+        {
+            "app": {"baseUrl": "http://localhost:3000"},
+            "backend": {"baseUrl": "http://localhost:7007"},
+            "auth": {
+                "session": {"secret": "s"},
+                "providers": {
+                    "guest": {},
+                    "oauth2": {
+                        "development": {
+                            "clientId": "a",
+                            "clientSecret": "b",
+                            "authorizationUrl": "http://127.0.0.1:9/authorize",
+                            "tokenUrl": "http://127.0.0.1:9/token",
+                        }
+                    },
+                },
+            },
+        }
+    )
+    app = create_app(settings, development=True, deps=Dependencies(clock=SystemClock()))
+    with TestClient(app, base_url="http://localhost:7007") as c:
+        yield c
+
+
+def test_handlers_are_decorated_when_mounted_not_per_request(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    decorations: list[Any] = []
+    original = BaseDecorator.decorate
+
+    def counting(self: BaseDecorator, function: Any) -> Any:
+        decorations.append(function)
+        return original(self, function)
+
+    monkeypatch.setattr(BaseDecorator, "decorate", counting)
+    for _ in range(3):
+        assert client.get("/api/auth/guest/refresh").status_code == 200
+        assert client.get("/.backstage/health/v1/liveness").status_code == 200
+    assert decorations == []
+
+
+def test_parameter_validators_are_built_once_per_parameter(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built: list[Any] = []
+
+    def counting(schema: Any, **kwargs: Any) -> Any:
+        built.append(schema)
+        return Draft4Validator(schema, **kwargs)
+
+    monkeypatch.setattr(lean_app, "Draft4Validator", counting)
+    lean_app._VALIDATORS.clear()
+    params = {"env": "development", "flow": "popup", "origin": "not a URL"}
+    answers = [client.get("/api/auth/oauth2/start", params=params) for _ in range(3)]
+    for answer in answers:
+        assert answer.status_code == 400
+        assert answer.json()["error"]["message"] == "App origin is invalid, failed to parse"
+    # Parameters were validated on each of the 3 requests, each by a validator built once.
+    assert len(built) >= 2
+    assert len(built) == len({id(schema) for schema in built})
+
+
+def test_the_swagger_ui_and_spec_documents_are_still_served(client: TestClient) -> None:
+    assert client.get("/api/auth/guest/openapi.json").json()["paths"]
+    assert "openapi" in client.get("/api/auth/guest/openapi.yaml").text
+    redirect = client.get("/api/auth/guest/ui", follow_redirects=False)
+    assert redirect.status_code in (301, 302, 307, 308)
+    assert client.get("/api/auth/guest/ui/").status_code == 200
+    assert client.get("/docs").status_code == 200
