@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from typing import Any
 
 from sqlalchemy import event
@@ -77,8 +79,17 @@ def _sqlite_file_connected(dbapi_connection: Any, _record: Any) -> None:
     the file; a local file system is required, as for any SQLite file shared by processes).
     Every write transaction here starts with its write, so WAL's snapshot conflicts
     (SQLITE_BUSY_SNAPSHOT on a read that turns into a write) cannot occur."""
-    cursor = dbapi_connection.cursor()
-    try:
-        cursor.execute("PRAGMA journal_mode=WAL")
-    finally:
-        cursor.close()
+    # Switching a file to WAL takes an exclusive lock that SQLite does not wait for (no
+    # busy handler): processes opening a new file together get "database is locked".
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_SECONDS
+    while True:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+        finally:
+            cursor.close()
+        time.sleep(0.02)
