@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import binascii
-from typing import Any
+from typing import Any, Generic, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
@@ -15,7 +15,7 @@ from app.providers.base import (
     OAuthAuthenticator,
     StartInput,
 )
-from app.providers.registry_types import ProviderDeps
+from app.providers.registry_types import OAuthFactory, ProviderDeps
 from tests.fakes.clock import FakeClock
 from tests.fakes.fake_idp import FakeIdP
 
@@ -67,3 +67,30 @@ async def sign_in(
             secrets=secrets,
         )
     )
+
+
+A = TypeVar("A", bound=OAuthAuthenticator)
+
+
+class Authenticators(Generic[A]):
+    """One provider's authenticators, each built against a fake service; ``aclose`` closes
+    every one built (for the fixtures that hand out a builder)."""
+
+    def __init__(self, create: OAuthFactory, path: str, kind: type[A]) -> None:
+        self._create = create
+        self._path = path
+        self._kind = kind
+        self._built: list[A] = []
+
+    def build(self, service: Any, **config: Any) -> A:
+        """With the service's client credentials and ``config`` (the environment's keys)."""
+        raw = {"clientId": service.client_id, "clientSecret": service.client_secret, **config}
+        deps = ProviderDeps(FakeClock(), True, httpx.MockTransport(service))
+        auth = self._create(raw, self._path, deps).authenticator
+        assert isinstance(auth, self._kind)
+        self._built.append(auth)
+        return auth
+
+    async def aclose(self) -> None:
+        for auth in self._built:
+            await auth.aclose()

@@ -24,7 +24,7 @@ from app.providers.base import (
 )
 from app.providers.github import ACCESS_TOKEN_PREFIX, GithubAuthenticator
 from app.providers.oauth2_base import UpstreamError
-from app.providers.registry_types import ProviderDefinition, ProviderDeps
+from app.providers.registry_types import ProviderDefinition
 from app.providers.resolvers_profile import GITHUB_RESOLVERS
 from tests.fakes.app_factory import make_client
 from tests.fakes.clock import FakeClock
@@ -40,7 +40,14 @@ from tests.handlers.helpers import (
     set_cookies,
 )
 from tests.handlers.helpers import start as handler_start
-from tests.providers.helpers import SECRETS, STATE, callback, origin_and_path, query_of
+from tests.providers.helpers import (
+    SECRETS,
+    STATE,
+    Authenticators,
+    callback,
+    origin_and_path,
+    query_of,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -58,19 +65,13 @@ def fake() -> FakeGitHub:
 
 @pytest.fixture
 async def make(fake: FakeGitHub, anyio_backend: str) -> AsyncIterator[Make]:
-    created: list[GithubAuthenticator] = []
+    authenticators = Authenticators(github.create, PATH, GithubAuthenticator)
 
     def build(service: FakeGitHub = fake, **config: Any) -> GithubAuthenticator:
-        raw = {"clientId": service.client_id, "clientSecret": service.client_secret, **config}
-        deps = ProviderDeps(FakeClock(), True, httpx.MockTransport(service))
-        auth = github.create(raw, PATH, deps).authenticator
-        assert isinstance(auth, GithubAuthenticator)
-        created.append(auth)
-        return auth
+        return authenticators.build(service, **config)
 
     yield build
-    for auth in created:
-        await auth.aclose()
+    await authenticators.aclose()
 
 
 async def _sign_in(auth: GithubAuthenticator, fake: FakeGitHub, scope: str = "read:user") -> Any:

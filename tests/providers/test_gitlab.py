@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import httpx
 import pytest
 
 from app.config import ConfigError
@@ -22,14 +21,19 @@ from app.providers.base import (
 )
 from app.providers.gitlab import GitlabAuthenticator
 from app.providers.oauth2_base import UpstreamError
-from app.providers.registry_types import ProviderDeps
 from app.providers.resolvers_profile import GITLAB_RESOLVERS
-from tests.fakes.clock import FakeClock
 from tests.fakes.fake_gitlab import FakeGitLab, gitlab_user
 from tests.fakes.fake_idp import s256
 from tests.fakes.fake_oauth_service import sign_in
 from tests.fakes.resolver_context import resolver_context
-from tests.providers.helpers import SECRETS, STATE, callback, origin_and_path, query_of
+from tests.providers.helpers import (
+    SECRETS,
+    STATE,
+    Authenticators,
+    callback,
+    origin_and_path,
+    query_of,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -47,19 +51,13 @@ def fake() -> FakeGitLab:
 
 @pytest.fixture
 async def make(fake: FakeGitLab, anyio_backend: str) -> AsyncIterator[Make]:
-    created: list[GitlabAuthenticator] = []
+    authenticators = Authenticators(gitlab.create, PATH, GitlabAuthenticator)
 
     def build(service: FakeGitLab = fake, **config: Any) -> GitlabAuthenticator:
-        raw = {"clientId": service.client_id, "clientSecret": service.client_secret, **config}
-        deps = ProviderDeps(FakeClock(), True, httpx.MockTransport(service))
-        auth = gitlab.create(raw, PATH, deps).authenticator
-        assert isinstance(auth, GitlabAuthenticator)
-        created.append(auth)
-        return auth
+        return authenticators.build(service, **config)
 
     yield build
-    for auth in created:
-        await auth.aclose()
+    await authenticators.aclose()
 
 
 async def _sign_in(auth: GitlabAuthenticator, fake: FakeGitLab) -> Any:

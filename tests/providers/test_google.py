@@ -6,7 +6,6 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import httpx
 import pytest
 
 from app.errors import AuthenticationError, BackstageError, NotFoundError
@@ -22,14 +21,19 @@ from app.providers.base import (
 )
 from app.providers.google import GoogleAuthenticator
 from app.providers.oauth2_base import UpstreamError
-from app.providers.registry_types import ProviderDeps
 from app.providers.resolvers_profile import GOOGLE_RESOLVERS
-from tests.fakes.clock import FakeClock
 from tests.fakes.fake_google import SUB, FakeGoogle, google_userinfo
 from tests.fakes.fake_idp import s256
 from tests.fakes.fake_oauth_service import sign_in
 from tests.fakes.resolver_context import resolver_context
-from tests.providers.helpers import SECRETS, STATE, callback, origin_and_path, query_of
+from tests.providers.helpers import (
+    SECRETS,
+    STATE,
+    Authenticators,
+    callback,
+    origin_and_path,
+    query_of,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -50,19 +54,13 @@ def fake() -> FakeGoogle:
 
 @pytest.fixture
 async def make(fake: FakeGoogle, anyio_backend: str) -> AsyncIterator[Make]:
-    created: list[GoogleAuthenticator] = []
+    authenticators = Authenticators(google.create, PATH, GoogleAuthenticator)
 
     def build(**config: Any) -> GoogleAuthenticator:
-        raw = {"clientId": fake.client_id, "clientSecret": fake.client_secret, **config}
-        deps = ProviderDeps(FakeClock(), True, httpx.MockTransport(fake))
-        auth = google.create(raw, PATH, deps).authenticator
-        assert isinstance(auth, GoogleAuthenticator)
-        created.append(auth)
-        return auth
+        return authenticators.build(fake, **config)
 
     yield build
-    for auth in created:
-        await auth.aclose()
+    await authenticators.aclose()
 
 
 async def _sign_in(auth: GoogleAuthenticator, fake: FakeGoogle) -> Any:

@@ -7,7 +7,6 @@ import base64
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import httpx
 import pytest
 
 from app.config import ConfigError
@@ -31,7 +30,14 @@ from tests.fakes.fake_idp import s256
 from tests.fakes.fake_microsoft import OBJECT_ID, PHOTO, TENANT, FakeMicrosoft, graph_user
 from tests.fakes.fake_oauth_service import fake_jwt, sign_in
 from tests.fakes.resolver_context import resolver_context
-from tests.providers.helpers import SECRETS, STATE, callback, origin_and_path, query_of
+from tests.providers.helpers import (
+    SECRETS,
+    STATE,
+    Authenticators,
+    callback,
+    origin_and_path,
+    query_of,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -52,24 +58,13 @@ def fake() -> FakeMicrosoft:
 
 @pytest.fixture
 async def make(fake: FakeMicrosoft, anyio_backend: str) -> AsyncIterator[Make]:
-    created: list[MicrosoftAuthenticator] = []
+    authenticators = Authenticators(microsoft.create, PATH, MicrosoftAuthenticator)
 
     def build(**config: Any) -> MicrosoftAuthenticator:
-        raw = {
-            "clientId": fake.client_id,
-            "clientSecret": fake.client_secret,
-            "tenantId": TENANT,
-            **config,
-        }
-        deps = ProviderDeps(FakeClock(), True, httpx.MockTransport(fake))
-        auth = microsoft.create(raw, PATH, deps).authenticator
-        assert isinstance(auth, MicrosoftAuthenticator)
-        created.append(auth)
-        return auth
+        return authenticators.build(fake, **{"tenantId": TENANT, **config})
 
     yield build
-    for auth in created:
-        await auth.aclose()
+    await authenticators.aclose()
 
 
 async def _sign_in(auth: MicrosoftAuthenticator, fake: FakeMicrosoft, scope: str = SCOPE) -> Any:
