@@ -1,8 +1,8 @@
 """The application as an importable factory, for process managers that import it.
 
-``auth-backend serve --workers N`` runs gunicorn, whose workers call
-``create_from_environment()`` after the fork; the CLI hands its options over in
-environment variables. Usable without the CLI too::
+``auth-backend serve --workers N`` builds the app itself, in gunicorn's master.
+``create_from_environment()`` is for gunicorn (or another process manager) run directly:
+it builds the app from ``AUTH_BACKEND_*`` environment variables, in each worker::
 
     AUTH_BACKEND_CONFIG=/etc/auth-backend/app-config.yaml \\
       gunicorn -k app.workers.Worker -b 127.0.0.1:7007 'app.asgi:create_from_environment()'

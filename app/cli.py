@@ -9,13 +9,9 @@ import sys
 from pathlib import Path
 
 from app.asgi import (
-    CONFIG_ENV,
     DATA_DIR_ENV,
     DEFAULT_CONFIG,
-    DEVELOPMENT_ENV,
-    HOST_ENV,
     LOG_FORMAT_ENV,
-    LOG_LEVEL_ENV,
     build_app,
     is_development,
     load_settings,
@@ -89,7 +85,7 @@ def _serve_workers(
     *,
     dev_idp: bool,
 ) -> int:
-    from app.workers import check_in_child, run
+    from app.workers import run
 
     if args.workers < 1:
         raise ConfigError("--workers: must be at least 1")
@@ -98,28 +94,14 @@ def _serve_workers(
             "auth.devIdentityProvider: the development identity provider keeps its codes and "
             "tokens in one process's memory; serve it without --workers (or with --workers 1)"
         )
-    # Imported (never built) here, before any fork: the check's child and the workers
-    # share these pages (157 MiB PSS for two workers, 207 MiB when each imports its own).
-    import app.application  # noqa: F401
-
-    # Fail here, once, with the key path, rather than in every worker after the fork; in
-    # a child process, so that the app it builds stays out of the master.
-    check_in_child(
-        lambda: build_app(
-            settings, configs=configs, development=development, data_dir=Path(args.data_dir)
-        )
+    # Built once, here in the master, before gunicorn forks the workers (its preload_app):
+    # a bad config fails once, with its key path, and the workers start serving at once,
+    # sharing the app's pages copy on write. Nothing it holds is bound to a process yet:
+    # connections, the event loop and the first key are made in each worker's lifespan.
+    application = build_app(
+        settings, configs=configs, development=development, data_dir=Path(args.data_dir)
     )
-    # The workers build the app from these (app.asgi:create_from_environment).
-    os.environ.update(
-        {
-            CONFIG_ENV: os.pathsep.join(str(p) for p in configs),
-            DEVELOPMENT_ENV: "1" if development else "0",
-            HOST_ENV: host,
-            DATA_DIR_ENV: str(Path(args.data_dir).resolve()),
-            LOG_FORMAT_ENV: args.log_format,
-            LOG_LEVEL_ENV: args.log_level,
-        }
-    )
+    settle_collector()
     logging.getLogger(__name__).info(
         "serving on http://%s:%s with %d workers (%s)",
         host,
@@ -128,6 +110,7 @@ def _serve_workers(
         "development" if development else "production",
     )
     return run(
+        application,
         host=host,
         port=port,
         workers=args.workers,

@@ -1,7 +1,9 @@
 """``auth-backend serve --workers N``: gunicorn's master process over uvicorn workers.
 
-The master imports the app's modules, so that the workers share their pages, but builds
-nothing: each worker builds its app after the fork, runs uvloop + httptools like the
+The master builds the app (gunicorn's ``preload_app``) and forks the workers, which share
+its pages copy on write. The app holds no per-process state until it runs in a worker:
+the event loop, database connections and the worker's own signing key are made in its
+lifespan, outbound HTTP connections at their first use. Each worker runs uvloop + httptools like the
 single-process server, and logs through this server's logging (request ids, JSON).
 SIGTERM (or SIGINT) to the master is a graceful stop: workers stop accepting, finish the
 requests in flight within ``graceful_timeout`` seconds, run the app's shutdown, and exit;
@@ -19,20 +21,14 @@ connections opened at once go to the worker that wakes first.)
 
 from __future__ import annotations
 
-import gc
 import logging
-import os
 import socket
 import sys
-import traceback
-from collections.abc import Callable
 from typing import Any
 
 from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
 from gunicorn.arbiter import Arbiter  # type: ignore[import-untyped]
 from uvicorn_worker import UvicornWorker  # type: ignore[import-untyped]
-
-from app.config import ConfigError
 
 # Linux hashes new connections across the listening SO_REUSEPORT sockets of an address.
 # Elsewhere (macOS, the BSDs: SO_REUSEPORT does not spread them) the master listens, as
@@ -138,7 +134,10 @@ class Master(Arbiter):  # type: ignore[misc]
 
 
 class GunicornServer(BaseApplication):  # type: ignore[misc]
-    def __init__(self, options: dict[str, Any], listeners: list[socket.socket]) -> None:
+    def __init__(
+        self, application: Any, options: dict[str, Any], listeners: list[socket.socket]
+    ) -> None:
+        self._application = application
         self._options = options
         self._listeners = listeners
         super().__init__()
@@ -159,60 +158,23 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
             self.cfg.set(key, value)
 
     def load(self) -> Any:
-        # Called in each worker after the fork (preload_app is off): the master imported
-        # the modules, each worker builds its own app.
-        from app.asgi import create_from_environment
-        from app.entry import settle_collector
-
-        gc.disable()
-        application = create_from_environment()
-        settle_collector()
-        return application
+        return self._application
 
 
 def bind_address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def check_in_child(check: Callable[[], object]) -> None:
-    """Run ``check`` in a child process (a fork) and wait for it, so that what it builds
-    (an app, its connection pools and caches) stays out of this process, the master.
-
-    Raises:
-        ConfigError: ``check`` raised it (same message).
-        RuntimeError: ``check`` failed otherwise (the child printed the traceback).
-    """
-    read_end, write_end = os.pipe()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child (coverage does not follow os._exit)
-        status = 0
-        try:
-            os.close(read_end)
-            check()
-        except ConfigError as exc:
-            os.write(write_end, str(exc).encode())
-            status = 2
-        except BaseException:
-            traceback.print_exc()
-            status = 1
-        finally:
-            logging.shutdown()
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(status)
-    os.close(write_end)
-    with os.fdopen(read_end, "rb") as pipe:
-        message = pipe.read().decode(errors="replace")
-    status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
-    if status == 2:
-        raise ConfigError(message)
-    if status != 0:
-        raise RuntimeError(f"checking the configuration failed (exit status {status})")
-
-
-def run(*, host: str, port: int, workers: int, graceful_timeout: int, log_level: str) -> int:
+def run(
+    application: Any,
+    *,
+    host: str,
+    port: int,
+    workers: int,
+    graceful_timeout: int,
+    log_level: str,
+) -> int:
+    """Serve ``application`` (built, its lifespan not started) with ``workers`` processes."""
     options: dict[str, Any] = {
         "bind": [bind_address(host, port)],
         "workers": workers,
@@ -223,9 +185,10 @@ def run(*, host: str, port: int, workers: int, graceful_timeout: int, log_level:
         # gunicorn's runtime control socket (one path per user): not used, and two
         # servers on one machine would contend for it.
         "control_socket_disable": True,
-        # Configuration errors surface before the fork (the CLI validated); a worker
-        # that still fails to boot stops the master instead of looping.
-        "preload_app": False,
+        # The CLI built the app (a bad config failed there, once): the workers inherit
+        # it. A worker that fails to start (its lifespan: the database) stops the master
+        # instead of looping.
+        "preload_app": True,
     }
     listeners: list[socket.socket] = []
     if SPREAD_CONNECTIONS:
@@ -236,12 +199,5 @@ def run(*, host: str, port: int, workers: int, graceful_timeout: int, log_level:
                 "cannot bind %s: %s", bind_address(host, port), exc.strerror or exc
             )
             return 1
-    # Imported (not built) before the fork, the modules' pages are shared by every worker,
-    # copy on write: 157 MiB PSS for two workers, 207 MiB when each imports its own. (The
-    # CLI imported them already, before its configuration check.)
-    import app.application  # noqa: F401
-    from app.entry import settle_collector
-
-    settle_collector()
-    GunicornServer(options, listeners).run()
+    GunicornServer(application, options, listeners).run()
     return 0

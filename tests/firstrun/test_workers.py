@@ -3,7 +3,8 @@
 Every worker listens on a socket of its own (``SO_REUSEPORT``), so the kernel spreads
 connections opened at once across them; no connection is refused or reset once the first
 worker answers, including while the second one starts or a killed one is replaced; the
-master imports the app's modules once for all workers; SIGTERM or SIGINT to the master is a
+master imports the app's modules and builds the app once for all workers, and every worker
+signs with a key of its own; SIGTERM or SIGINT to the master is a
 graceful stop (the request in flight completes, then every process exits, the master
 with 0).
 
@@ -13,11 +14,15 @@ the client's port in ``/proc/net/tcp``) is open in that process (``/proc/<pid>/f
 
 from __future__ import annotations
 
+import base64
 import errno
+import json
 import os
 import re
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -380,10 +385,92 @@ def test_the_master_imports_the_app_once_for_every_worker(
         for pid, module in recorded:
             by_module.setdefault(module, set()).add(int(pid))
         for module in ("connexion", "app.application"):
-            # Loaded in the master before the fork (and in the short-lived child that
-            # checks the config): the workers share those pages and never load them again.
+            # Loaded in the master before the fork: the workers share those pages and
+            # never load them again.
             assert server.pid in by_module.get(module, set()), (module, recorded)
             assert not set(workers) & by_module[module], (module, recorded, workers)
+    finally:
+        server.stop()
+
+
+def test_the_app_is_built_in_the_master_and_each_worker_signs_with_its_own_key(
+    server: CliServer,
+) -> None:
+    workers = _booted_workers(server, 2)
+    _wait_listening(server, workers)
+    # Building the app logs this once per build: in the master only, not in the workers.
+    assert server.output.count("guest provider enabled outside development") == 1, server.output
+    # What the app holds per process starts in each worker's lifespan: its first key too
+    # (a key made before the fork would be one private key, and one kid, in every worker).
+    deadline = time.monotonic() + 10
+    while True:
+        keys = httpx.get(f"{server.base_url}/api/auth/.well-known/jwks.json").json()["keys"]
+        if len(keys) >= 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert len({key["kid"] for key in keys}) == 2, keys
+    # New connections land on either worker: tokens come signed by both keys.
+    signed_by: set[str] = set()
+    for _ in range(40):
+        with httpx.Client(base_url=server.base_url) as client:
+            response = client.get(
+                "/api/auth/guest/refresh", headers={"X-Requested-With": "XMLHttpRequest"}
+            )
+            assert response.status_code == 200, response.text
+            token = response.json()["backstageIdentity"]["token"]
+        signed_by.add(json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))["kid"])
+        if len(signed_by) == 2:
+            break
+    assert signed_by == {key["kid"] for key in keys}, (signed_by, keys)
+
+
+class FactoryServer(CliServer):
+    """gunicorn itself, with the app factory and the worker class (docs/first-run.md)."""
+
+    def launch(self) -> None:
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self._proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "-k",
+                "app.workers.Worker",
+                "-b",
+                f"127.0.0.1:{self.port}",
+                "-w",
+                "2",
+                "app.asgi:create_from_environment()",
+            ],
+            cwd=self.workdir,
+            env={
+                **self._env,
+                "AUTH_BACKEND_CONFIG": str(self.config_path),
+                "AUTH_BACKEND_DATA_DIR": str(self.workdir / "data"),
+                "AUTH_BACKEND_LOG_FORMAT": "text",
+            },
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def test_gunicorn_serves_the_app_factory_with_the_worker_class(
+    tmp_path: Path, slow: SlowDiscovery
+) -> None:
+    port = free_port()
+    server = FactoryServer(_config(port, slow.url), tmp_path, port=port)
+    try:
+        server.start()
+        workers = _booted_workers(server, 2)
+        # gunicorn's own listening socket, shared by the workers; each built its app.
+        assert server.output.count("guest provider enabled outside development") == 2
+        for _ in range(10):
+            response = httpx.get(
+                f"{server.base_url}/api/auth/guest/refresh",
+                headers={"X-Requested-With": "XMLHttpRequest"},
+            )
+            assert response.status_code == 200, response.text
+        assert set(_served_by(port, workers)) <= set(workers)
     finally:
         server.stop()
 
