@@ -188,6 +188,31 @@ def _routes(app: AsyncApp) -> list[BaseRoute]:
     return []
 
 
+# Every document _add_apis mounts (tests/unit/test_spec_loader.py validates each one, as
+# LeanAsyncApp.add_api does not): this one once per provider, from these arguments...
+PROVIDER_DOCUMENT = "openapi.yaml"
+
+
+def provider_document_arguments(provider_id: str, definition: ProviderDefinition) -> dict[str, Any]:
+    return {
+        "provider": provider_id,
+        "kind": definition.kind,
+        "start_params": definition.start_params,
+        "origin_pattern": ORIGIN_QUERY_PATTERN,
+    }
+
+
+# ... then these, with their base paths. After the providers' documents: a mount at
+# /api/auth would otherwise swallow theirs.
+SERVICE_DOCUMENTS: tuple[tuple[str, str], ...] = (
+    ("identity.yaml", "/api/auth"),
+    ("health.yaml", "/.backstage/health/v1"),
+    ("operations.yaml", ""),
+    # Also at "": routed after operations (connexion chains APIs of one base path).
+    ("pages.yaml", ""),
+)
+
+
 def _add_apis(
     app: AsyncApp,
     runtimes: list[ProviderRuntime],
@@ -202,13 +227,8 @@ def _add_apis(
         module = "app.handlers.oauth" if runtime.kind == "oauth" else "app.handlers.proxy"
         app.add_api(
             load_spec(
-                SPEC_DIR / "openapi.yaml",
-                {
-                    "provider": runtime.provider_id,
-                    "kind": runtime.kind,
-                    "start_params": providers[runtime.provider_id].start_params,
-                    "origin_pattern": ORIGIN_QUERY_PATTERN,
-                },
+                SPEC_DIR / PROVIDER_DOCUMENT,
+                provider_document_arguments(runtime.provider_id, providers[runtime.provider_id]),
             ),
             base_path=f"/api/auth/{runtime.provider_id}",
             name=f"auth-{runtime.provider_id}",
@@ -216,14 +236,7 @@ def _add_apis(
             pythonic_params=True,
             validate_responses=validate_responses,
         )
-    # Mounted after the providers: a mount at /api/auth would otherwise swallow theirs.
-    for spec, base_path in (
-        ("identity.yaml", "/api/auth"),
-        ("health.yaml", "/.backstage/health/v1"),
-        ("operations.yaml", ""),
-        # Also at "": routed after operations (connexion chains APIs of one base path).
-        ("pages.yaml", ""),
-    ):
+    for spec, base_path in SERVICE_DOCUMENTS:
         app.add_api(
             load_spec(SPEC_DIR / spec),
             base_path=base_path,

@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 from connexion.decorators.main import BaseDecorator
+from connexion.exceptions import InvalidSpecification
+from connexion.spec import Specification
 from jsonschema import Draft4Validator  # type: ignore[import-untyped]
 from starlette.testclient import TestClient
 
@@ -88,3 +90,20 @@ def test_the_swagger_ui_and_spec_documents_are_still_served(client: TestClient) 
     assert redirect.status_code in (301, 302, 307, 308)
     assert client.get("/api/auth/guest/ui/").status_code == 200
     assert client.get("/docs").status_code == 200
+
+
+def _broken_document() -> dict[str, Any]:
+    # "paths" entries must be objects: the OpenAPI 3.0 schema refuses a string.
+    return {"openapi": "3.0.3", "info": {"title": "t", "version": "1"}, "paths": {"/x": "no"}}
+
+
+def test_add_api_leaves_the_document_check_to_the_tests_and_restores_it() -> None:
+    app = lean_app.LeanAsyncApp(__name__)
+    # Not checked against the OpenAPI schema here (connexion would refuse it at once).
+    app.add_api(_broken_document(), base_path="/a")
+    with pytest.raises(ValueError, match="three"):
+        # A failure inside add_api (connexion parsing the version), before the check.
+        app.add_api({**_broken_document(), "openapi": "three"}, base_path="/b")
+    # After add_api, however it ended, connexion checks documents again for everyone else.
+    with pytest.raises(InvalidSpecification, match="is not of type .object."):
+        Specification.load(_broken_document())
