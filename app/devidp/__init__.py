@@ -24,14 +24,32 @@ from app.devidp.settings import (
 )
 
 if TYPE_CHECKING:
-    from app.devidp.mount import mount_configured_dev_idp, mount_dev_idp
+    from connexion import AsyncApp
+
+    from app.config import Settings
+    from app.devidp.mount import mount_dev_idp
     from app.devidp.server import DevIdentityProvider
 
 _LAZY = {
     "mount_dev_idp": "app.devidp.mount",
-    "mount_configured_dev_idp": "app.devidp.mount",
     "DevIdentityProvider": "app.devidp.server",
 }
+
+
+def mount_configured_dev_idp(
+    app: AsyncApp, settings: Settings, *, development: bool
+) -> DevIdentityProvider | None:
+    """Mount it when ``auth.devIdentityProvider.enabled`` is set; None otherwise.
+
+    Raises:
+        ConfigError: enabled outside development mode, or not on loopback.
+    """
+    dev_settings = dev_idp_settings(settings, development=development)
+    if dev_settings is None:
+        return None
+    mount: Any = importlib.import_module("app.devidp.mount")
+    provider: DevIdentityProvider = mount.mount_dev_idp(app, settings=dev_settings)
+    return provider
 
 
 def __getattr__(name: str) -> Any:

@@ -16,9 +16,8 @@ from connexion import AsyncApp
 from connexion.middleware import MiddlewarePosition
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.config import Settings
 from app.devidp.server import DevIdentityProvider
-from app.devidp.settings import MOUNT_PATH, DevIdpSettings, dev_idp_settings
+from app.devidp.settings import MOUNT_PATH, DevIdpSettings
 
 log = logging.getLogger(__name__)
 
@@ -76,17 +75,3 @@ def mount_dev_idp(app: AsyncApp, *, settings: DevIdpSettings) -> DevIdentityProv
             settings.discovery_url,
         )
     return provider
-
-
-def mount_configured_dev_idp(
-    app: AsyncApp, settings: Settings, *, development: bool
-) -> DevIdentityProvider | None:
-    """Mount it when ``auth.devIdentityProvider.enabled`` is set; None otherwise.
-
-    Raises:
-        ConfigError: enabled outside development mode, or not on loopback.
-    """
-    dev_settings = dev_idp_settings(settings, development=development)
-    if dev_settings is None:
-        return None
-    return mount_dev_idp(app, settings=dev_settings)

@@ -6,7 +6,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -292,3 +295,42 @@ def test_configured_users_replace_the_demo_users() -> None:
     bad = _settings(auth__devIdentityProvider={"enabled": True, "users": [{"username": "A B"}]})
     with pytest.raises(ConfigError, match=r"auth.devIdentityProvider.users.0.username"):
         dev_idp_settings(bad, development=True)
+
+
+_LOADED = """
+import sys
+import warnings
+
+warnings.filterwarnings("ignore")
+from app.application import create_app
+from app.config import read_settings
+
+auth = {"providers": {"guest": {}}}
+if sys.argv[1] == "on":
+    auth["devIdentityProvider"] = {"enabled": True}
+settings = read_settings(
+    {
+        "app": {"baseUrl": "http://localhost:3000"},
+        "backend": {"baseUrl": "http://localhost:7007", "listen": {"host": "127.0.0.1"}},
+        "auth": auth,
+    }
+)
+create_app(settings, development=True)
+print(sorted(m for m in sys.modules if m in ("app.devidp.mount", "app.devidp.server")))
+"""
+
+
+@pytest.mark.parametrize(
+    ("enabled", "loaded"),
+    [("off", "[]"), ("on", "['app.devidp.mount', 'app.devidp.server']")],
+)
+def test_its_modules_are_loaded_only_when_it_is_enabled(enabled: str, loaded: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", _LOADED, enabled],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == loaded
