@@ -208,6 +208,8 @@ def port_is_free(port: int) -> bool:
     import socket
 
     with socket.socket() as s:
+        # As the servers bind: connections of a previous run in TIME_WAIT do not count.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:

@@ -234,6 +234,13 @@ def main() -> int:
     ap.add_argument("--idp-port", type=int, default=18080)
     ap.add_argument("--backstage-port", type=int, default=17007)
     ap.add_argument("--ours-port", type=int, default=17010, help="N workers use this + 1")
+    ap.add_argument(
+        "--install",
+        choices=("shipped", "dev"),
+        default="shipped",
+        help="our server from a venv with the project installed as shipped (the wheel, "
+        "runtime dependencies; <work-dir>/venv-shipped) or from this development venv",
+    )
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args()
 
@@ -247,16 +254,17 @@ def main() -> int:
         if not procs.port_is_free(port):
             raise SystemExit(f"port {port} is in use; pick others with --*-port")
 
+    venv_bin = servers.shipped_venv(work) if args.install == "shipped" else servers.VENV_BIN
     specs: list[servers.ServerSpec] = []
     for name in args.servers.split(","):
         if name == "backstage":
             specs.append(servers.backstage_spec(peer, work, ports))
         elif name == "ours-1w":
-            specs.append(servers.our_spec(peer, work, ports, 1))
+            specs.append(servers.our_spec(peer, work, ports, 1, venv_bin=venv_bin))
         elif name == "ours-Nw":
-            specs.append(servers.our_spec(peer, work, ports, args.workers))
+            specs.append(servers.our_spec(peer, work, ports, args.workers, venv_bin=venv_bin))
         elif name == "ours-1w-file":
-            specs.append(servers.our_spec(peer, work, ports, 1, file_db=True))
+            specs.append(servers.our_spec(peer, work, ports, 1, file_db=True, venv_bin=venv_bin))
         else:
             raise SystemExit(f"unknown server {name}")
     scenarios = args.scenarios.split(",")

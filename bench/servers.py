@@ -99,19 +99,42 @@ def our_config(peer: Path, idp_port: int, port: int, database: Any) -> dict[str,
     return config
 
 
-def has_workers_flag() -> bool:
+def shipped_venv(work: Path) -> Path:
+    """The ``bin`` of a virtualenv with this checkout installed as the Dockerfile installs
+    it: built as a wheel, with its runtime dependencies only. (The development venv adds the
+    test extras, some of which the app's libraries import when present, e.g. httpx's
+    command line, and an editable-install import hook: ~0.1 s of every start.) Made once,
+    then the project is reinstalled from the checkout on every run."""
+    venv = work / "venv-shipped"
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet"]
+    if not (venv / "bin" / "python").exists():
+        print(f"creating {venv} (pip install of this checkout, ~1 min)", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+    subprocess.run([*pip, str(ROOT)], check=True)  # new dependencies, if any
+    subprocess.run([*pip, "--no-deps", "--force-reinstall", str(ROOT)], check=True)
+    return venv / "bin"
+
+
+def has_workers_flag(venv_bin: Path) -> bool:
     out = subprocess.run(
-        [str(VENV_BIN / "auth-backend"), "serve", "--help"], capture_output=True, text=True
+        [str(venv_bin / "auth-backend"), "serve", "--help"], capture_output=True, text=True
     ).stdout
     return "--workers" in out
 
 
 def our_spec(
-    peer: Path, work: Path, ports: Ports, workers: int, *, file_db: bool = False
+    peer: Path,
+    work: Path,
+    ports: Ports,
+    workers: int,
+    *,
+    file_db: bool = False,
+    venv_bin: Path = VENV_BIN,
 ) -> ServerSpec:
     """One worker: ``auth-backend serve`` with the peer's in-memory SQLite. N workers: the
     processes must share keys, so the database is a SQLite file (removed before each start);
-    ``file_db`` gives one worker that file too (to tell the database from the workers)."""
+    ``file_db`` gives one worker that file too (to tell the database from the workers).
+    ``venv_bin``: where ``auth-backend`` is installed (default: this interpreter's venv)."""
     name = f"ours-{workers}w" + ("-file" if file_db and workers == 1 else "")
     port = ports.ours + (0 if workers == 1 else 1) + (2 if file_db and workers == 1 else 0)
     reset: tuple[Path, ...] = ()
@@ -125,10 +148,10 @@ def our_spec(
     data_dir = work / f"{name}-data"
     common = ("--config", str(config_path), "--data-dir", str(data_dir))
     if workers == 1:
-        cmd: tuple[str, ...] = (str(VENV_BIN / "auth-backend"), "serve", *common)
+        cmd: tuple[str, ...] = (str(venv_bin / "auth-backend"), "serve", *common)
         how = "auth-backend serve"
-    elif has_workers_flag():
-        cmd = (str(VENV_BIN / "auth-backend"), "serve", "--workers", str(workers), *common)
+    elif has_workers_flag(venv_bin):
+        cmd = (str(venv_bin / "auth-backend"), "serve", "--workers", str(workers), *common)
         how = f"auth-backend serve --workers {workers}"
     else:
         cmd = (sys.executable, str(BENCH / "workers.py"), "--workers", str(workers), *common)
