@@ -12,7 +12,6 @@ import json
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
-from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
 
 import httpx
@@ -45,6 +44,35 @@ DEFAULT_TIMEOUT_SECONDS = 10.0
 
 class UpstreamError(ServiceUnavailableError):
     """Raised when the identity provider fails, times out or answers garbage."""
+
+
+class _NoCookies(httpx.Cookies):
+    """A cookie jar that takes no cookie from a response and sends none: the client serves
+    every user, so a cookie the identity provider sets for one must never ride along with
+    the next user's calls. (Not even parsed: httpx's jar costs ~0.06 ms per call.)"""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
+
+    def set_cookie_header(self, request: httpx.Request) -> None:
+        return None
+
+
+class _SharedOAuthClient(AsyncOAuth2Client):  # type: ignore[misc]
+    """Authlib's client, whose ``cookies`` (what httpx reads and extracts into) never keep
+    a cookie (``_NoCookies``)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        self._no_cookies = _NoCookies()
+        super().__init__(**kwargs)
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return self._no_cookies
+
+    @cookies.setter
+    def cookies(self, cookies: object) -> None:
+        pass
 
 
 @dataclass(frozen=True)
@@ -103,7 +131,7 @@ class OAuth2Authenticator:
         self.timeout_seconds = timeout_seconds
         # One long-lived client per provider environment keeps the connection pool warm.
         # Its ``token`` attribute is shared state, so we only ever use return values.
-        self.client = AsyncOAuth2Client(
+        self.client = _SharedOAuthClient(
             client_id=credentials.client_id,
             client_secret=credentials.client_secret,
             token_endpoint_auth_method=credentials.token_endpoint_auth_method,
@@ -112,9 +140,6 @@ class OAuth2Authenticator:
             timeout=httpx.Timeout(timeout_seconds),
             transport=transport,
             follow_redirects=False,
-            # The client serves every user: a cookie the identity provider sets for one
-            # must never ride along with the next user's calls.
-            cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
         )
 
     async def aclose(self) -> None:
