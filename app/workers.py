@@ -3,8 +3,9 @@
 The master builds the app (gunicorn's ``preload_app``) and forks the workers, which share
 its pages copy on write. The app holds no per-process state until it runs in a worker:
 the event loop, database connections and the worker's own signing key are made in its
-lifespan, outbound HTTP connections at their first use. Each worker runs uvloop + httptools like the
-single-process server, and logs through this server's logging (request ids, JSON).
+lifespan, outbound HTTP connections at their first use. Each worker runs uvloop +
+httptools like the single-process server, and logs through this server's logging
+(request ids, JSON).
 SIGTERM (or SIGINT) to the master is a graceful stop: workers stop accepting, finish the
 requests in flight within ``graceful_timeout`` seconds, run the app's shutdown, and exit;
 the master then exits 0. A worker that dies is replaced.

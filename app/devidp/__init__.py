@@ -47,9 +47,10 @@ def mount_configured_dev_idp(
     dev_settings = dev_idp_settings(settings, development=development)
     if dev_settings is None:
         return None
-    mount: Any = importlib.import_module("app.devidp.mount")
-    provider: DevIdentityProvider = mount.mount_dev_idp(app, settings=dev_settings)
-    return provider
+    # Here, not at the top: it loads Authlib's Flask authorization server.
+    from app.devidp.mount import mount_dev_idp
+
+    return mount_dev_idp(app, settings=dev_settings)
 
 
 def __getattr__(name: str) -> Any:
