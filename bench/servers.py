@@ -103,7 +103,7 @@ def shipped_venv(work: Path) -> Path:
     """The ``bin`` of a virtualenv with this checkout installed as the Dockerfile installs
     it: built as a wheel, with its runtime dependencies only. (The development venv adds the
     test extras, some of which the app's libraries import when present, e.g. httpx's
-    command line, and an editable-install import hook: ~0.1 s of every start.) Made once,
+    command line, and an editable-install import hook: ~0.07 s of every start.) Made once,
     then the project is reinstalled from the checkout on every run."""
     venv = work / "venv-shipped"
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet"]
