@@ -50,31 +50,8 @@ class CliServer(AuthServer):
         self.extra_args = extra_args or []
         self.returncode: int | None = None
 
-    def launch(self) -> None:
-        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self._proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "app",
-                "serve",
-                "--config",
-                str(self.config_path),
-                "--port",
-                str(self.port),
-                "--host",
-                "127.0.0.1",
-                "--data-dir",
-                str(self.workdir / "data"),
-                "--log-format",
-                "text",
-                *self.extra_args,
-            ],
-            cwd=ROOT,
-            env=self._env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
+    def command(self) -> list[str]:
+        return [*super().command(), "--log-format", "text", *self.extra_args]
 
     @property
     def pid(self) -> int:

@@ -21,7 +21,6 @@ import os
 import re
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -34,6 +33,7 @@ import httpx
 import pytest
 
 from tests.support.oidc_provider import free_port
+from tests.support.server import ROOT
 
 from .support import CliServer, SlowDiscovery, run_cli, write_config
 
@@ -427,30 +427,22 @@ def test_the_app_is_built_in_the_master_and_each_worker_signs_with_its_own_key(
 class FactoryServer(CliServer):
     """gunicorn itself, with the app factory and the worker class (docs/first-run.md)."""
 
-    def launch(self) -> None:
-        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self._proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "-k",
-                "app.workers.Worker",
-                "-b",
-                f"127.0.0.1:{self.port}",
-                "-w",
-                "2",
-                "app.asgi:create_from_environment()",
-            ],
+    def command(self) -> list[str]:
+        return [
+            sys.executable,
+            *("-m", "gunicorn", "-k", "app.workers.Worker", "-w", "2"),
+            *("-b", f"127.0.0.1:{self.port}", "app.asgi:create_from_environment()"),
+        ]
+
+    def launch(self, *, cwd: Path = ROOT, env: dict[str, str] | None = None) -> None:
+        super().launch(
             cwd=self.workdir,
             env={
-                **self._env,
                 "AUTH_BACKEND_CONFIG": str(self.config_path),
                 "AUTH_BACKEND_DATA_DIR": str(self.workdir / "data"),
                 "AUTH_BACKEND_LOG_FORMAT": "text",
+                **(env or {}),
             },
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
         )
 
 

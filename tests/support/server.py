@@ -44,26 +44,30 @@ class AuthServer:
         self.wait_ready(timeout)
         return self
 
-    def launch(self) -> None:
+    def command(self) -> list[str]:
+        """What ``launch`` runs (subclasses add options or run something else)."""
+        return [
+            sys.executable,
+            "-m",
+            "app",
+            "serve",
+            "--config",
+            str(self.config_path),
+            "--port",
+            str(self.port),
+            "--host",
+            "127.0.0.1",
+            "--data-dir",
+            str(self.workdir / "data"),
+        ]
+
+    def launch(self, *, cwd: Path = ROOT, env: dict[str, str] | None = None) -> None:
         """Start the process without waiting (to start several at the same moment)."""
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self._proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "app",
-                "serve",
-                "--config",
-                str(self.config_path),
-                "--port",
-                str(self.port),
-                "--host",
-                "127.0.0.1",
-                "--data-dir",
-                str(self.workdir / "data"),
-            ],
-            cwd=ROOT,
-            env=self._env,
+            self.command(),
+            cwd=cwd,
+            env={**self._env, **(env or {})},
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
