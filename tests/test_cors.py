@@ -8,39 +8,14 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from app.application import Dependencies, create_app
-from app.clock import SystemClock
-from app.config import read_settings
+from tests.fakes.app_factory import APP_BASE_URL, BACKEND_BASE_URL, registry_app
 
-APP = "http://localhost:3000"
+APP = APP_BASE_URL
 
 
 def _client(cors: dict[str, Any] | None) -> TestClient:
-    backend: dict[str, Any] = {"baseUrl": "http://localhost:7007"}
-    if cors is not None:
-        backend["cors"] = cors
-    settings = read_settings(
-        {
-            "app": {"baseUrl": APP},
-            "backend": backend,
-            "auth": {
-                "session": {"secret": "s"},
-                "providers": {
-                    "guest": {},
-                    "oauth2": {
-                        "development": {
-                            "clientId": "a",
-                            "clientSecret": "b",
-                            "authorizationUrl": "http://127.0.0.1:9/authorize",
-                            "tokenUrl": "http://127.0.0.1:9/token",
-                        }
-                    },
-                },
-            },
-        }
-    )
-    app = create_app(settings, development=True, deps=Dependencies(clock=SystemClock()))
-    return TestClient(app, base_url="http://localhost:7007")
+    app = registry_app(**({} if cors is None else {"cors": cors}))
+    return TestClient(app, base_url=BACKEND_BASE_URL)
 
 
 @pytest.fixture(scope="module")

@@ -8,36 +8,13 @@ from collections.abc import Iterator
 import pytest
 from starlette.testclient import TestClient
 
-from app.application import Dependencies, create_app
-from app.clock import SystemClock
-from app.config import read_settings
 from app.observability import RedactQuery
+from tests.fakes.app_factory import BACKEND_BASE_URL, registry_app
 
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[TestClient]:
-    settings = read_settings(
-        {
-            "app": {"baseUrl": "http://localhost:3000"},
-            "backend": {"baseUrl": "http://localhost:7007"},
-            "auth": {
-                "session": {"secret": "s"},
-                "providers": {
-                    "guest": {},
-                    "oauth2": {
-                        "development": {
-                            "clientId": "a",
-                            "clientSecret": "b",
-                            "authorizationUrl": "http://127.0.0.1:9/authorize",
-                            "tokenUrl": "http://127.0.0.1:9/token",
-                        }
-                    },
-                },
-            },
-        }
-    )
-    app = create_app(settings, development=True, deps=Dependencies(clock=SystemClock()))
-    with TestClient(app, base_url="http://localhost:7007") as c:
+    with TestClient(registry_app(), base_url=BACKEND_BASE_URL) as c:
         yield c
 
 

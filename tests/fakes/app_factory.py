@@ -11,6 +11,7 @@ from connexion import AsyncApp
 from starlette.testclient import TestClient
 
 from app.application import Dependencies, create_app
+from app.clock import SystemClock
 from app.config import read_settings
 from app.providers.registry import REGISTRY
 from app.providers.registry_types import ProviderDefinition
@@ -100,3 +101,30 @@ class JarlessClient(TestClient):
 
 def make_client(app: AsyncApp) -> JarlessClient:
     return JarlessClient(app, base_url=BACKEND_BASE_URL, follow_redirects=False)
+
+
+def registry_app(**backend: Any) -> AsyncApp:
+    """The real app with the real provider registry and clock: ``guest`` and an ``oauth2``
+    provider whose endpoints nobody answers (port 9); ``backend`` keys added to
+    ``backend.baseUrl`` (``cors=...``)."""
+    settings = read_settings(
+        {
+            "app": {"baseUrl": APP_BASE_URL},
+            "backend": {"baseUrl": BACKEND_BASE_URL, **backend},
+            "auth": {
+                "session": {"secret": "s"},
+                "providers": {
+                    "guest": {},
+                    "oauth2": {
+                        "development": {
+                            "clientId": "a",
+                            "clientSecret": "b",
+                            "authorizationUrl": "http://127.0.0.1:9/authorize",
+                            "tokenUrl": "http://127.0.0.1:9/token",
+                        }
+                    },
+                },
+            },
+        }
+    )
+    return create_app(settings, development=True, deps=Dependencies(clock=SystemClock()))
