@@ -152,6 +152,7 @@ def create_app(
             warm_up.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await warm_up
+            await services.token_issuer.aclose()
             for runtime in runtimes:
                 for authenticator in runtime.authenticators():
                     await authenticator.aclose()

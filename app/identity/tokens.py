@@ -232,6 +232,12 @@ class TokenIssuer:
         while len(written) > USER_INFO_REMEMBERED:
             del written[next(iter(written))]
 
+    async def aclose(self) -> None:
+        """At shutdown, before the database closes: cancel the key list's background
+        reload, if one is running (``CachedKeyStore``)."""
+        if isinstance(self._key_store, CachedKeyStore):
+            await self._key_store.aclose()
+
     async def ping(self) -> None:
         """Raises ServiceUnavailableError when the key store cannot be reached."""
         await self._key_store.ping()

@@ -6,9 +6,11 @@ import asyncio
 from collections.abc import Sequence
 from pathlib import Path
 
+import httpx
 import pytest
+from starlette.testclient import TestClient
 
-from app.application import Dependencies, _stores
+from app.application import Dependencies, _stores, create_app
 from app.config import Settings, read_settings
 from app.db.database import Database
 from app.errors import ServiceUnavailableError
@@ -293,3 +295,43 @@ def test_an_exclusive_store_needs_no_publish_delay(clock: FakeClock) -> None:
     # An in-memory database: no other process writes keys, the write-through list is whole.
     assert CachedKeyStore(MemoryKeyStore(), clock, exclusive=True).publish_delay == 0.0
     assert CachedKeyStore(MemoryKeyStore(), clock).publish_delay > 0.0
+
+
+class CancelSeeingStore(CountingStore):
+    def __init__(self, events: list[str]) -> None:
+        super().__init__()
+        self.events = events
+
+    async def list_keys(self) -> list[StoredKey]:
+        try:
+            return await super().list_keys()
+        except asyncio.CancelledError:
+            self.events.append("reload cancelled")
+            raise
+
+
+class ClosingTransport(httpx.MockTransport):
+    def __init__(self, events: list[str]) -> None:
+        super().__init__(lambda request: httpx.Response(404))
+        self.events = events
+
+    async def aclose(self) -> None:
+        self.events.append("transport closed")
+
+
+def test_the_app_cancels_a_background_reload_when_it_shuts_down(clock: FakeClock) -> None:
+    events: list[str] = []
+    store = CancelSeeingStore(events)
+    cache = CachedKeyStore(store, clock, refresh_seconds=1.0)
+    deps = Dependencies(clock=clock, key_store=cache, transport=ClosingTransport(events))
+    app = create_app(_settings("database"), deps=deps)
+    with TestClient(app, base_url="http://localhost:7007") as client:
+        assert client.get("/api/auth/.well-known/jwks.json").status_code == 200
+        reads = store.reads
+        clock.advance(1.5)  # stale, still served: the next request starts a reload
+        store.gate.clear()
+        assert client.get("/api/auth/.well-known/jwks.json").status_code == 200
+        assert store.reads == reads + 1
+    # The lifespan's shutdown cancelled the reload still waiting, before it closed the
+    # connections and the database it would use (not the event loop's teardown after it).
+    assert events == ["reload cancelled", "transport closed"]
