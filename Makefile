@@ -31,6 +31,7 @@ run: $(STAMP)
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check app tests
 	$(BIN)/ruff format --check app tests
+	$(BIN)/lint-imports --config .importlinter
 
 typecheck: $(TEST_STAMP)
 	$(BIN)/mypy

@@ -1,5 +1,5 @@
 import sys
 
-from app.entry import main
+from app.server.entry import main
 
 sys.exit(main())

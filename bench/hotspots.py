@@ -83,7 +83,7 @@ def top_functions(raw: Path, limit: int) -> str:
 
 def import_times(limit: int) -> str:
     """Cumulative import time of the modules a cold start imports, slowest first."""
-    code = "import app.cli, app.application, app.handlers.oauth, app.handlers.proxy"
+    code = "import app.server.cli, app.server.application, app.handlers.oauth, app.handlers.proxy"
     err = subprocess.run(
         [sys.executable, "-X", "importtime", "-c", code], capture_output=True, text=True
     ).stderr

@@ -30,10 +30,11 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app.application import Dependencies, create_app  # noqa: E402
-from app.clock import SystemClock  # noqa: E402
-from app.config import load_config, read_settings  # noqa: E402
-from app.observability import configure_logging  # noqa: E402
+from app.config.loader import load_config
+from app.config.settings import read_settings  # noqa: E402
+from app.core.clock import SystemClock  # noqa: E402
+from app.observability.logs import configure_logging  # noqa: E402
+from app.server.application import Dependencies, create_app  # noqa: E402
 from bench.load import _absorb, _cookie_header, refresh_path, start_path  # noqa: E402
 
 XRW = (b"x-requested-with", b"XMLHttpRequest")

@@ -1,7 +1,7 @@
 """Serve our app with N uvicorn worker processes (``auth-backend serve`` has one process).
 
 Used by the harness only while ``auth-backend serve --workers`` does not exist. Every
-worker builds the app the way ``app.cli.serve`` does (``create`` is uvicorn's factory),
+worker builds the app the way ``app.server.cli.serve`` does (``create`` is uvicorn's factory),
 with the same uvicorn settings: uvloop, httptools, our JSON logging, no server header.
 
     python bench/workers.py --workers 2 --config app-config.yaml --data-dir data
@@ -20,10 +20,11 @@ _DATA_DIR_ENV = "BENCH_AUTH_DATA_DIR"
 
 def create() -> Any:
     """uvicorn app factory, run in each worker process."""
-    from app.application import Dependencies, create_app
-    from app.clock import SystemClock
-    from app.config import load_config, read_settings
-    from app.observability import configure_logging
+    from app.config.loader import load_config
+    from app.config.settings import read_settings
+    from app.core.clock import SystemClock
+    from app.observability.logs import configure_logging
+    from app.server.application import Dependencies, create_app
 
     configure_logging(json_logs=True, level="info")
     config = Path(os.environ[_CONFIG_ENV])
@@ -50,8 +51,9 @@ def main() -> None:
 
     import uvicorn
 
-    from app.config import load_config, read_settings
-    from app.observability import configure_logging
+    from app.config.loader import load_config
+    from app.config.settings import read_settings
+    from app.observability.logs import configure_logging
 
     configure_logging(json_logs=True, level="info")
     settings = read_settings(load_config([args.config], os.environ))

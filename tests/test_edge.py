@@ -6,9 +6,9 @@ from typing import Any
 
 from starlette.testclient import TestClient
 
-from app.application import Dependencies, create_app
-from app.clock import SystemClock
-from app.config import read_settings
+from app.config.settings import read_settings
+from app.core.clock import SystemClock
+from app.server.application import Dependencies, create_app
 
 
 def _client(backend: dict[str, Any], *, peer: str = "10.0.0.5") -> TestClient:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from starlette.testclient import TestClient
 
-from app.observability import RedactQuery
+from app.observability.logs import RedactQuery
 from tests.fakes.app_factory import BACKEND_BASE_URL, registry_app
 
 

@@ -14,9 +14,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SMOKE = """
 from starlette.testclient import TestClient
 import app
-from app.application import Dependencies, create_app
-from app.cli import DEFAULT_CONFIG, _settings
-from app.clock import SystemClock
+from app.server.application import Dependencies, create_app
+from app.server.cli import DEFAULT_CONFIG, _settings
+from app.core.clock import SystemClock
 from pathlib import Path
 import tempfile
 assert app.__file__.startswith({target!r}), app.__file__

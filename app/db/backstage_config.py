@@ -24,7 +24,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from sqlalchemy.engine import URL
 
-from app.config import ConfigError
+from app.config.validation import ConfigError
 
 PLUGIN_ID = "auth"
 DEFAULT_PREFIX = "backstage_plugin_"

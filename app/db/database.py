@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.core.errors import ServiceUnavailableError
 from app.db.engine import (
     DEFAULT_CONNECT_TIMEOUT_SECONDS,
     create_database_engine,
@@ -18,7 +19,6 @@ from app.db.engine import (
 )
 from app.db.errors import describe_database_error
 from app.db.migrate import ensure_database_exists, migrate
-from app.errors import ServiceUnavailableError
 
 
 class Database:

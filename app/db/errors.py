@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from app.errors import ServiceUnavailableError
+from app.core.errors import ServiceUnavailableError
 
 log = logging.getLogger(__name__)
 

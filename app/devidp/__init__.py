@@ -26,7 +26,7 @@ from app.devidp.settings import (
 if TYPE_CHECKING:
     from connexion import AsyncApp
 
-    from app.config import Settings
+    from app.config.settings import Settings
     from app.devidp.mount import mount_dev_idp
     from app.devidp.server import DevIdentityProvider
 

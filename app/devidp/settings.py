@@ -20,7 +20,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from app.config import ConfigError, Settings, validate_model
+from app.config.settings import Settings
+from app.config.validation import ConfigError, validate_model
 
 CONFIG_PATH = "auth.devIdentityProvider"
 # Where the identity provider is mounted on this server.

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from starlette.responses import Response
 
+from app.handlers.context import Services
 from app.handlers.responses import json_response
-from app.services import Services
 
 
 async def readiness(services: Services) -> Response:

@@ -14,10 +14,10 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from starlette.responses import Response
 
-from app.errors import AuthenticationError, InputError
+from app.core.errors import AuthenticationError, InputError
+from app.handlers.context import Services
 from app.handlers.responses import json_response, respond
 from app.identity.tokens import LIMITED_USER_TOKEN_TYPE, USER_TOKEN_TYPE
-from app.services import Services
 
 _BEARER = re.compile(r"^Bearer[ ]+(\S+)$", re.I)
 

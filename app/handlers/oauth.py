@@ -21,7 +21,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 from connexion import request
 from starlette.responses import Response
 
-from app.errors import (
+from app.core.errors import (
     AuthenticationError,
     BackstageError,
     InputError,
@@ -29,11 +29,11 @@ from app.errors import (
     NotFoundError,
     serialize_error,
 )
+from app.handlers.context import OAuthEnvironment, OAuthProviderRuntime
 from app.handlers.responses import TOKEN_HEADERS, json_response, redirect, respond
 from app.identity.types import SignInInfo
 from app.oauth.flow_secrets import derive_flow_secrets
 from app.oauth.origins import Origin, parse_origin
-from app.oauth.refresh_coalescing import session_key
 from app.oauth.scopes import join_scope, split_scope
 from app.oauth.sessions import RefreshSession
 from app.oauth.state import (
@@ -44,14 +44,8 @@ from app.oauth.state import (
     state_from_fields,
 )
 from app.oauth.web_message import render_web_message
-from app.providers.base import (
-    AuthenticateInput,
-    AuthResult,
-    LogoutInput,
-    RefreshInput,
-    StartInput,
-)
-from app.services import OAuthEnvironment, OAuthProviderRuntime
+from app.providers.base import AuthenticateInput, AuthResult, LogoutInput, RefreshInput, StartInput
+from app.refresh.coalescing import session_key
 
 log = logging.getLogger(__name__)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
-from app.errors import ServiceUnavailableError
+from app.core.errors import ServiceUnavailableError
+from app.handlers.context import Services
 from app.handlers.responses import json_response, respond
-from app.services import Services
 
 
 async def healthz(services: Services) -> Response:

@@ -12,13 +12,13 @@ from typing import Any
 import jinja2
 from starlette.responses import Response
 
-from app.config import ConfigError
+from app.config.validation import ConfigError
+from app.core.errors import NotFoundError
 from app.devidp.settings import dev_idp_settings
-from app.errors import NotFoundError
+from app.handlers.context import Services
 from app.handlers.responses import respond
 from app.oauth.origins import parse_origin
 from app.providers.registry import REGISTRY
-from app.services import Services
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 _TEMPLATES = jinja2.Environment(

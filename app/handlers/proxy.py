@@ -13,12 +13,12 @@ from typing import Any
 from connexion import request
 from starlette.responses import Response
 
-from app.edge import peer_host
-from app.errors import NotImplementedError_
+from app.core.errors import NotImplementedError_
+from app.handlers.context import ProxyProviderRuntime
+from app.handlers.peer import peer_host
 from app.handlers.responses import TOKEN_HEADERS, json_response
 from app.identity.types import SignInInfo
 from app.providers.base import ProxyRequest
-from app.services import ProxyProviderRuntime
 
 
 async def start(runtime: ProxyProviderRuntime, **_: Any) -> Response:

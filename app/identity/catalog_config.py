@@ -37,9 +37,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from app.clock import Clock
-from app.config import ConfigError
-from app.durations import parse_duration_seconds
+from app.config.validation import ConfigError
+from app.core.clock import Clock
+from app.core.durations import parse_duration_seconds
 from app.identity.catalog import Catalog, InMemoryCatalog
 from app.identity.catalog_rules import (
     DEFAULT_RULES,

@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from app.clock import Clock
+from app.core.clock import Clock
 from app.identity.catalog import CatalogUser, InMemoryCatalog
 from app.identity.catalog_entities import (
     EntityError,

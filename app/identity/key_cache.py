@@ -17,7 +17,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 
-from app.clock import Clock
+from app.core.clock import Clock
 from app.identity.keys import KeyStore, StoredKey
 
 logger = logging.getLogger(__name__)

@@ -22,8 +22,8 @@ from typing import Any
 
 import httpx
 
-from app.clock import Clock
-from app.errors import ServiceUnavailableError
+from app.core.clock import Clock
+from app.core.errors import ServiceUnavailableError
 from app.identity.catalog import CatalogUser, InMemoryCatalog
 from app.identity.entity_ref import canonical_entity_ref, parse_entity_ref, stringify_entity_ref
 

@@ -10,7 +10,13 @@ import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeAlias
 
-from app.errors import BackstageError, ConflictError, InputError, NotAllowedError, NotFoundError
+from app.core.errors import (
+    BackstageError,
+    ConflictError,
+    InputError,
+    NotAllowedError,
+    NotFoundError,
+)
 from app.identity.catalog import Catalog, CatalogUser
 from app.identity.entity_ref import DEFAULT_NAMESPACE, canonical_entity_ref, stringify_entity_ref
 from app.identity.tokens import TokenIssuer, canonicalize_identity

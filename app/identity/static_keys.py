@@ -16,7 +16,7 @@ from typing import Any
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, RSAKey
 
-from app.config import ConfigError
+from app.config.validation import ConfigError
 from app.identity.keys import StoredKey
 
 _EC_ALGORITHMS = {"ES256", "ES384", "ES512"}

@@ -20,8 +20,8 @@ from typing import Any
 from joserfc import jws
 from joserfc.jwk import ECKey, RSAKey
 
-from app.clock import Clock
-from app.errors import BackstageError, InputError
+from app.core.clock import Clock
+from app.core.errors import BackstageError, InputError
 from app.identity.entity_ref import canonical_entity_ref
 from app.identity.key_cache import CachedKeyStore
 from app.identity.keys import KeyStore, StoredKey

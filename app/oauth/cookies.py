@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from email.utils import formatdate
 from urllib.parse import quote, unquote, urlsplit
 
-from app.clock import Clock
+from app.core.clock import Clock
 from app.oauth.origins import Origin
 
 NONCE_MAX_AGE_SECONDS = 600

@@ -10,11 +10,19 @@ that shares the key can finish a sign-in another one started, with no session st
 from __future__ import annotations
 
 import base64
+from dataclasses import dataclass
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from app.providers.base import FlowSecrets
+
+@dataclass(frozen=True)
+class FlowSecrets:
+    """Per-sign-in secrets derived from the nonce cookie :
+    the same values are available at /start and in the callback without server state."""
+
+    code_verifier: str
+    oidc_nonce: str
 
 
 def _derive(key: bytes, nonce: str, purpose: bytes) -> str:

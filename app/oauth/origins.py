@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import idna
 
-from app.errors import InputError, NotAllowedError
+from app.core.errors import InputError, NotAllowedError
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 # WHATWG URL parsing treats these specially (or strips them); we refuse them instead of

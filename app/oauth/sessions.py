@@ -23,7 +23,7 @@ from joserfc.jwe import JWERegistry
 from joserfc.jwk import OctKey
 from joserfc.registry import HeaderParameter
 
-from app.errors import AuthenticationError
+from app.core.errors import AuthenticationError
 
 _REGISTRY = JWERegistry(
     header_registry={"cnm": HeaderParameter("Name of the cookie holding this value", "str", True)},

@@ -12,7 +12,7 @@ import binascii
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, quote_plus
 
-from app.errors import NotAllowedError
+from app.core.errors import NotAllowedError
 
 _FIELDS = (
     ("nonce", "nonce"),

@@ -21,9 +21,9 @@ from urllib.parse import urlencode
 import httpx
 from pydantic import field_validator
 
-from app.clock import Clock
-from app.config import validate_model
-from app.errors import InputError
+from app.config.validation import validate_model
+from app.core.clock import Clock
+from app.core.errors import InputError
 from app.identity.types import ProfileInfo
 from app.providers.base import LogoutInput, LogoutResult, OAuthSession, StartInput
 from app.providers.oauth2_base import (

@@ -30,9 +30,9 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey
 from pydantic import Field
 
-from app.clock import Clock
-from app.config import validate_model
-from app.errors import AuthenticationError, BackstageError, ServiceUnavailableError
+from app.config.validation import validate_model
+from app.core.clock import Clock
+from app.core.errors import AuthenticationError, BackstageError, ServiceUnavailableError
 from app.identity.resolvers import (
     COMMON_RESOLVERS,
     AuthResolverContext,

@@ -26,8 +26,8 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from app.config import ConfigError, validate_model
-from app.errors import AuthenticationError
+from app.config.validation import ConfigError, validate_model
+from app.core.errors import AuthenticationError
 from app.identity.resolvers import (
     COMMON_RESOLVERS,
     AuthResolverContext,

@@ -14,15 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from app.identity.types import ProfileInfo
-
-
-@dataclass(frozen=True)
-class FlowSecrets:
-    """Per-sign-in secrets derived from the nonce cookie (see ``app.oauth.flow_secrets``):
-    the same values are available at /start and in the callback without server state."""
-
-    code_verifier: str
-    oidc_nonce: str
+from app.oauth.flow_secrets import FlowSecrets
 
 
 @dataclass(frozen=True)
@@ -118,7 +110,7 @@ class LogoutResult:
 
 
 class OAuthAuthenticator(Protocol):
-    """One provider, one environment. Errors are ``app.errors.BackstageError`` subclasses
+    """One provider, one environment. Errors are ``app.core.errors.BackstageError`` subclasses
     or plain exceptions whose message the user may see."""
 
     # Providers that keep granted scopes in a cookie and the state (github, oidc, ...).

@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from app.config import validate_model
+from app.config.validation import validate_model
 from app.identity.resolvers import ResolverFactory, SignInResolver, validate_options
 from app.identity.types import ProfileInfo
 from app.providers.base import OAuthSession

@@ -19,8 +19,8 @@ from urllib.parse import quote, urljoin
 import httpx
 from pydantic import field_validator
 
-from app.config import validate_model
-from app.errors import BackstageError
+from app.config.validation import validate_model
+from app.core.errors import BackstageError
 from app.identity.types import ProfileInfo
 from app.providers.base import OAuthSession
 from app.providers.oauth2_base import (

@@ -31,9 +31,9 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.clock import Clock
-from app.config import validate_model
-from app.errors import AuthenticationError, ServiceUnavailableError
+from app.config.validation import validate_model
+from app.core.clock import Clock
+from app.core.errors import AuthenticationError, ServiceUnavailableError
 from app.identity.resolvers import COMMON_RESOLVERS, ResolverFactory
 from app.identity.types import ProfileInfo
 from app.providers.base import ProxyRequest, ProxyResult

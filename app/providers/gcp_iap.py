@@ -17,9 +17,9 @@ from typing import Any
 import httpx
 from pydantic import Field
 
-from app.clock import Clock
-from app.config import validate_model
-from app.errors import AuthenticationError, BackstageError
+from app.config.validation import validate_model
+from app.core.clock import Clock
+from app.core.errors import AuthenticationError, BackstageError
 from app.identity.resolvers import (
     COMMON_RESOLVERS,
     AuthResolverContext,

@@ -16,8 +16,8 @@ from typing import Any
 
 from pydantic import field_validator
 
-from app.config import validate_model
-from app.errors import BackstageError
+from app.config.validation import validate_model
+from app.core.errors import BackstageError
 from app.identity.types import ProfileInfo
 from app.providers.base import AuthenticateInput, AuthResult, OAuthSession, RefreshInput
 from app.providers.oauth2_base import (

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from app.config import validate_model
+from app.config.validation import validate_model
 from app.identity.types import ProfileInfo
 from app.providers.base import LogoutInput, LogoutResult, OAuthSession
 from app.providers.oauth2_base import OAuth2Authenticator, OAuth2Endpoints

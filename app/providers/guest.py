@@ -13,8 +13,8 @@ from typing import Any
 
 from pydantic import Field
 
-from app.config import validate_model
-from app.errors import NotAllowedError
+from app.config.validation import validate_model
+from app.core.errors import NotAllowedError
 from app.identity.resolvers import AuthResolverContext, SignInResolver
 from app.identity.types import BackstageIdentity, ProfileInfo, SignInInfo
 from app.providers.base import ProxyRequest, ProxyResult

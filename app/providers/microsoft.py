@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 from pydantic import Field
 
-from app.config import validate_model
+from app.config.validation import validate_model
 from app.identity.types import ProfileInfo
 from app.oauth.scopes import merge_scopes
 from app.providers.base import OAuthSession

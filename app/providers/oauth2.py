@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import field_validator, model_validator
 
-from app.config import validate_model
+from app.config.validation import validate_model
 from app.providers.oauth2_base import ClientCredentials, OAuth2Authenticator, OAuth2Endpoints
 from app.providers.registry_types import OAuthProviderBuild, ProviderDeps
 from app.providers.settings import OAuthEnvSettings, absolute_http_url, refuse_scope_key

@@ -25,7 +25,7 @@ with warnings.catch_warnings():
 from joserfc import jws
 from joserfc.errors import JoseError
 
-from app.errors import AuthenticationError, BackstageError, ServiceUnavailableError
+from app.core.errors import AuthenticationError, BackstageError, ServiceUnavailableError
 from app.identity.types import ProfileInfo
 from app.oauth.scopes import merge_scopes
 from app.providers.base import (

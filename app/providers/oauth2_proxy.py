@@ -20,8 +20,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from app.config import validate_model
-from app.errors import AuthenticationError
+from app.config.validation import validate_model
+from app.core.errors import AuthenticationError
 from app.identity.entity_ref import DEFAULT_NAMESPACE, stringify_entity_ref
 from app.identity.resolvers import (
     COMMON_RESOLVERS,

@@ -24,10 +24,10 @@ from joserfc.jwk import KeySet
 from joserfc.jwt import ClaimsOption
 from pydantic import Field, field_validator, model_validator
 
-from app.clock import Clock
-from app.config import validate_model
-from app.durations import parse_duration_seconds
-from app.errors import BackstageError
+from app.config.validation import validate_model
+from app.core.clock import Clock
+from app.core.durations import parse_duration_seconds
+from app.core.errors import BackstageError
 from app.identity.types import ProfileInfo
 from app.providers.base import (
     AuthenticateInput,

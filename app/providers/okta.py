@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import field_validator
 
-from app.config import validate_model
+from app.config.validation import validate_model
 from app.identity.types import ProfileInfo
 from app.providers.base import OAuthSession
 from app.providers.oauth2_base import OAuth2Authenticator, OAuth2Endpoints

@@ -23,8 +23,8 @@ from typing import Any
 import httpx
 from pydantic import field_validator
 
-from app.config import validate_model
-from app.errors import AuthenticationError
+from app.config.validation import validate_model
+from app.core.errors import AuthenticationError
 from app.identity.types import ProfileInfo
 from app.providers.base import AuthResult, LogoutInput, LogoutResult, OAuthSession, RefreshInput
 from app.providers.oauth2_base import (

@@ -25,7 +25,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from app.errors import BackstageError
+from app.core.errors import BackstageError
 from app.identity.types import ProfileInfo
 from app.providers.oauth2_base import (
     ClientCredentials,

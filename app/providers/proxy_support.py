@@ -39,8 +39,8 @@ from joserfc.jwk import ECKey, KeySet, RSAKey
 from joserfc.jwt import ClaimsOption, JWTClaimsRegistry
 from pydantic import field_validator
 
-from app.clock import Clock
-from app.errors import AuthenticationError, ServiceUnavailableError
+from app.core.clock import Clock
+from app.core.errors import AuthenticationError, ServiceUnavailableError
 from app.providers.base import ProxyRequest
 from app.providers.settings import Lenient, SignInSettings
 

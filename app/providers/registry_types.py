@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 import httpx
 
-from app.clock import Clock
+from app.core.clock import Clock
 from app.identity.resolvers import ResolverFactory, SignInResolver
 from app.providers.base import OAuthAuthenticator, ProxyAuthenticator
 from app.providers.settings import OAuthEnvSettings, SignInSettings

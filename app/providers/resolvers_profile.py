@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from app.errors import BackstageError, NotFoundError
+from app.core.errors import BackstageError, NotFoundError
 from app.identity.entity_ref import DEFAULT_NAMESPACE, stringify_entity_ref
 from app.identity.resolvers import (
     AuthResolverContext,

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from app.durations import parse_duration_seconds
+from app.core.durations import parse_duration_seconds
 from app.oauth.origins import parse_origin
 from app.oauth.scopes import split_scope
 

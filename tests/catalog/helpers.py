@@ -8,8 +8,8 @@ from collections.abc import Awaitable, Mapping
 from pathlib import Path
 from typing import TypeVar
 
-from app.clock import Clock
-from app.config import load_config
+from app.config.loader import load_config
+from app.core.clock import Clock
 from app.identity.catalog import Catalog, CatalogUser
 from app.identity.catalog_config import catalog_from_config
 

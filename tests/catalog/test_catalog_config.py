@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from app.config import ConfigError
+from app.config.validation import ConfigError
 from app.identity.catalog import InMemoryCatalog
 from app.identity.catalog_config import aclose_catalog, catalog_from_config
 from app.identity.file_catalog import FileCatalog

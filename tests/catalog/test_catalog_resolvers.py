@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from app.errors import BackstageError, ConflictError, NotFoundError, ServiceUnavailableError
+from app.core.errors import BackstageError, ConflictError, NotFoundError, ServiceUnavailableError
 from app.identity.catalog import Catalog
 from app.identity.keys import MemoryKeyStore
 from app.identity.remote_catalog import RemoteCatalog

@@ -3,7 +3,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from app.errors import ServiceUnavailableError
+from app.core.errors import ServiceUnavailableError
 from app.identity.remote_catalog import RemoteCatalog, user_from_entity
 from tests.catalog.fake_catalog import TOKEN, FakeCatalog, user_entity
 from tests.catalog.helpers import run

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import make_url
 
-from app.config import ConfigError
+from app.config.validation import ConfigError
 from app.db.engine import (
     create_database_engine,
     database_target_from_backstage,

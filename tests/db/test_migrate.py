@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import inspect, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.core.errors import ServiceUnavailableError
 from app.db.database import Database
 from app.db.schema import VERSION_TABLE
-from app.errors import ServiceUnavailableError
 
 from .conftest import PostgresServer, finish, run_python
 

@@ -12,8 +12,8 @@ from app.db.database import Database
 from app.db.schema import refresh_results
 from app.identity.types import ProfileInfo
 from app.oauth.sessions import SessionCodec
-from app.oauth.shared_refresh import DatabaseRefreshCoordinator
 from app.providers.base import AuthResult, OAuthSession
+from app.refresh.shared import DatabaseRefreshCoordinator
 
 
 class Clock:

@@ -16,9 +16,9 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 from sqlalchemy import text
 
-from app.clock import Clock
+from app.core.clock import Clock
+from app.core.errors import ServiceUnavailableError
 from app.db.database import Database
-from app.errors import ServiceUnavailableError
 from app.identity.db_stores import DatabaseKeyStore, DatabaseUserInfoStore
 from app.identity.keys import StoredKey
 from app.identity.tokens import TokenIssuer
@@ -134,7 +134,7 @@ def test_a_token_issued_by_one_instance_verifies_with_another_instances_jwks(
 
 _ISSUE = """
 import asyncio, sys
-from app.clock import SystemClock
+from app.core.clock import SystemClock
 from app.db.database import Database
 from app.identity.db_stores import DatabaseKeyStore, DatabaseUserInfoStore
 from app.identity.tokens import TokenIssuer

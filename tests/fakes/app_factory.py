@@ -10,11 +10,11 @@ import httpx
 from connexion import AsyncApp
 from starlette.testclient import TestClient
 
-from app.application import Dependencies, create_app
-from app.clock import SystemClock
-from app.config import read_settings
+from app.config.settings import read_settings
+from app.core.clock import SystemClock
 from app.providers.registry import REGISTRY
 from app.providers.registry_types import ProviderDefinition
+from app.server.application import Dependencies, create_app
 from tests.fakes.clock import FakeClock
 from tests.fakes.stub_provider import StubProvider
 

@@ -18,8 +18,7 @@ from typing import Any
 
 import httpx
 
-from app.application import Dependencies, create_app
-from app.config import read_settings
+from app.config.settings import read_settings
 from app.identity.catalog import CatalogUser, InMemoryCatalog
 from app.identity.keys import MemoryKeyStore
 from app.identity.resolvers import AuthResolverContext
@@ -27,6 +26,7 @@ from app.identity.tokens import TokenIssuer
 from app.providers.base import OAuthAuthenticator
 from app.providers.registry import REGISTRY
 from app.providers.registry_types import ProviderDefinition, ProviderDeps
+from app.server.application import Dependencies, create_app
 from tests.fakes.app_factory import (
     APP_BASE_URL,
     BACKEND_BASE_URL,

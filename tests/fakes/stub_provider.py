@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlencode
 
-from app.config import validate_model
-from app.errors import AuthenticationError
+from app.config.validation import validate_model
+from app.core.errors import AuthenticationError
 from app.identity.resolvers import COMMON_RESOLVERS
 from app.identity.types import ProfileInfo
 from app.oauth.scopes import merge_scopes

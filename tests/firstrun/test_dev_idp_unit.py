@@ -16,7 +16,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from flask.testing import FlaskClient
 
-from app.config import ConfigError, read_settings
+from app.config.settings import read_settings
+from app.config.validation import ConfigError
 from app.devidp import DevIdentityProvider, dev_idp_settings
 from app.devidp.settings import DevClientConfig, DevIdpSettings, username_from
 
@@ -302,8 +303,8 @@ import sys
 import warnings
 
 warnings.filterwarnings("ignore")
-from app.application import create_app
-from app.config import read_settings
+from app.server.application import create_app
+from app.config.settings import read_settings
 
 auth = {"providers": {"guest": {}}}
 if sys.argv[1] == "on":

@@ -52,7 +52,7 @@ _PATH = os.environ.get({IMPORTS_ENV!r})
 
 
 def _record(event, args):
-    if event == "import" and args[0] in ("connexion", "app.application"):
+    if event == "import" and args[0] in ("connexion", "app.server.application"):
         with open(_PATH, "a") as out:
             out.write(f"{{os.getpid()}} {{args[0]}}\\n")
 
@@ -384,7 +384,7 @@ def test_the_master_imports_the_app_once_for_every_worker(
         by_module: dict[str, set[int]] = {}
         for pid, module in recorded:
             by_module.setdefault(module, set()).add(int(pid))
-        for module in ("connexion", "app.application"):
+        for module in ("connexion", "app.server.application"):
             # Loaded in the master before the fork: the workers share those pages and
             # never load them again.
             assert server.pid in by_module.get(module, set()), (module, recorded)
@@ -430,8 +430,8 @@ class FactoryServer(CliServer):
     def command(self) -> list[str]:
         return [
             sys.executable,
-            *("-m", "gunicorn", "-k", "app.workers.Worker", "-w", "2"),
-            *("-b", f"127.0.0.1:{self.port}", "app.asgi:create_from_environment()"),
+            *("-m", "gunicorn", "-k", "app.server.workers.Worker", "-w", "2"),
+            *("-b", f"127.0.0.1:{self.port}", "app.server.asgi:create_from_environment()"),
         ]
 
     def launch(self, *, cwd: Path = ROOT, env: dict[str, str] | None = None) -> None:

@@ -8,7 +8,7 @@ import pytest
 from connexion.exceptions import NonConformingResponseBody
 from connexion.lifecycle import ConnexionRequest
 
-from app import error_handlers
+from app.server import error_handlers
 from tests.fakes.app_factory import JarlessClient
 from tests.fakes.stub_provider import StubAuthenticator
 

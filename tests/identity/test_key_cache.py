@@ -10,14 +10,14 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
-from app.application import Dependencies, _stores, create_app
-from app.config import Settings, read_settings
+from app.config.settings import Settings, read_settings
+from app.core.errors import ServiceUnavailableError
 from app.db.database import Database
-from app.errors import ServiceUnavailableError
 from app.identity.db_stores import DatabaseKeyStore
 from app.identity.key_cache import CachedKeyStore
 from app.identity.keys import MemoryKeyStore, StoredKey
 from app.identity.tokens import TokenIssuer
+from app.server.application import Dependencies, _stores, create_app
 from tests.fakes.clock import FakeClock
 
 

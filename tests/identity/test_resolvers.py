@@ -8,7 +8,13 @@ from typing import Any
 
 import pytest
 
-from app.errors import BackstageError, ConflictError, InputError, NotAllowedError, NotFoundError
+from app.core.errors import (
+    BackstageError,
+    ConflictError,
+    InputError,
+    NotAllowedError,
+    NotFoundError,
+)
 from app.identity.catalog import CatalogUser, InMemoryCatalog
 from app.identity.keys import MemoryKeyStore
 from app.identity.resolvers import (

@@ -12,10 +12,11 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 from starlette.testclient import TestClient
 
-from app.application import Dependencies, create_app
-from app.config import ConfigError, read_settings
+from app.config.settings import read_settings
+from app.config.validation import ConfigError
 from app.identity.static_keys import StaticKeyStore, load_static_keys
 from app.identity.tokens import TokenIssuer
+from app.server.application import Dependencies, create_app
 
 
 class Clock:

@@ -11,7 +11,7 @@ import pytest
 from joserfc import jws, jwt
 from joserfc.jwk import KeySet
 
-from app.errors import BackstageError, InputError
+from app.core.errors import BackstageError, InputError
 from app.identity.entity_ref import (
     canonical_entity_ref,
     parse_entity_ref,

@@ -8,13 +8,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 
-from app.providers.base import (
-    AuthenticateInput,
-    AuthResult,
-    FlowSecrets,
-    OAuthAuthenticator,
-    StartInput,
-)
+from app.oauth.flow_secrets import FlowSecrets
+from app.providers.base import AuthenticateInput, AuthResult, OAuthAuthenticator, StartInput
 from app.providers.registry_types import OAuthFactory, ProviderDeps
 from tests.fakes.clock import FakeClock
 from tests.fakes.fake_idp import FakeIdP

@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from app.config import ConfigError
-from app.errors import AuthenticationError, BackstageError, InputError
+from app.config.validation import ConfigError
+from app.core.errors import AuthenticationError, BackstageError, InputError
 from app.identity.catalog import CatalogUser
 from app.identity.resolvers import COMMON_RESOLVERS, build_sign_in_resolver
 from app.identity.types import ProfileInfo, SignInInfo

@@ -7,8 +7,13 @@ from typing import Any
 
 import pytest
 
-from app.config import ConfigError
-from app.errors import AuthenticationError, BackstageError, NotFoundError, ServiceUnavailableError
+from app.config.validation import ConfigError
+from app.core.errors import (
+    AuthenticationError,
+    BackstageError,
+    NotFoundError,
+    ServiceUnavailableError,
+)
 from app.identity.catalog import CatalogUser
 from app.identity.resolvers import COMMON_RESOLVERS, ResolverConfigError
 from app.identity.types import ProfileInfo, SignInInfo

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from app.config import ConfigError
-from app.errors import AuthenticationError, NotFoundError
+from app.config.validation import ConfigError
+from app.core.errors import AuthenticationError, NotFoundError
 from app.identity.resolvers import COMMON_RESOLVERS, ResolverConfigError
 from app.identity.types import ProfileInfo, SignInInfo
 from app.providers import azure_easyauth

@@ -9,8 +9,8 @@ from urllib.parse import unquote
 import httpx
 import pytest
 
-from app.config import ConfigError
-from app.errors import AuthenticationError, BackstageError, NotFoundError
+from app.config.validation import ConfigError
+from app.core.errors import AuthenticationError, BackstageError, NotFoundError
 from app.identity.catalog import CatalogUser
 from app.identity.resolvers import (
     COMMON_RESOLVERS,

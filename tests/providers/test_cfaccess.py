@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from app.config import ConfigError
-from app.errors import AuthenticationError, ServiceUnavailableError
+from app.config.validation import ConfigError
+from app.core.errors import AuthenticationError, ServiceUnavailableError
 from app.identity.resolvers import COMMON_RESOLVERS
 from app.identity.types import ProfileInfo
 from app.providers import cfaccess

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.errors import AuthenticationError, BackstageError
+from app.core.errors import AuthenticationError, BackstageError
 from app.identity.types import ProfileInfo
 from app.oauth.scopes import merge_scopes
 from app.providers.base import (

@@ -8,9 +8,9 @@ from typing import Any
 import httpx
 import pytest
 
-from app.application import Dependencies, create_app
-from app.config import ConfigError, read_settings
-from app.errors import AuthenticationError, BackstageError, ConflictError, NotFoundError
+from app.config.settings import read_settings
+from app.config.validation import ConfigError
+from app.core.errors import AuthenticationError, BackstageError, ConflictError, NotFoundError
 from app.identity.catalog import CatalogUser, InMemoryCatalog
 from app.identity.resolvers import COMMON_RESOLVERS, ResolverConfigError, build_sign_in_resolver
 from app.identity.types import ProfileInfo, SignInInfo
@@ -26,6 +26,7 @@ from app.providers.github import ACCESS_TOKEN_PREFIX, GithubAuthenticator
 from app.providers.oauth2_base import UpstreamError
 from app.providers.registry_types import ProviderDefinition
 from app.providers.resolvers_profile import GITHUB_RESOLVERS
+from app.server.application import Dependencies, create_app
 from tests.fakes.app_factory import make_client
 from tests.fakes.clock import FakeClock
 from tests.fakes.fake_github import FakeGitHub, github_user

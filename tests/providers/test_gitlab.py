@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from app.config import ConfigError
-from app.errors import AuthenticationError, BackstageError, NotFoundError
+from app.config.validation import ConfigError
+from app.core.errors import AuthenticationError, BackstageError, NotFoundError
 from app.identity.catalog import CatalogUser
 from app.identity.types import ProfileInfo, SignInInfo
 from app.providers import gitlab

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from app.errors import AuthenticationError, BackstageError, NotFoundError
+from app.core.errors import AuthenticationError, BackstageError, NotFoundError
 from app.identity.catalog import CatalogUser
 from app.identity.types import ProfileInfo, SignInInfo
 from app.providers import google

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from app.config import ConfigError
-from app.errors import NotAllowedError
+from app.config.validation import ConfigError
+from app.core.errors import NotAllowedError
 from app.identity.catalog import CatalogUser, InMemoryCatalog
 from app.identity.keys import MemoryKeyStore
 from app.identity.resolvers import AuthResolverContext

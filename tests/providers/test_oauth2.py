@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from app.config import ConfigError
-from app.errors import AuthenticationError, BackstageError
+from app.config.validation import ConfigError
+from app.core.errors import AuthenticationError, BackstageError
 from app.identity.types import ProfileInfo
 from app.providers import oauth2
 from app.providers.base import AuthenticateInput, LogoutInput, LogoutResult, RefreshInput

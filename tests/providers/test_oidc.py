@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from app.config import ConfigError
-from app.errors import AuthenticationError, BackstageError, ServiceUnavailableError
+from app.config.validation import ConfigError
+from app.core.errors import AuthenticationError, BackstageError, ServiceUnavailableError
 from app.identity.types import ProfileInfo
 from app.providers import oidc
 from app.providers.base import (

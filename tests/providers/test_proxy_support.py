@@ -10,7 +10,7 @@ import httpx
 import pytest
 from joserfc.jwk import ECKey, RSAKey
 
-from app.errors import AuthenticationError, ServiceUnavailableError
+from app.core.errors import AuthenticationError, ServiceUnavailableError
 from app.providers.base import ProxyRequest
 from app.providers.proxy_support import (
     CLOCK_SKEW_SECONDS,

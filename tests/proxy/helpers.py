@@ -18,8 +18,7 @@ import httpx
 from connexion import AsyncApp
 from starlette.testclient import TestClient
 
-from app.application import Dependencies, create_app
-from app.config import read_settings
+from app.config.settings import read_settings
 from app.identity.catalog import CatalogUser, InMemoryCatalog
 from app.identity.keys import MemoryKeyStore
 from app.identity.resolvers import AuthResolverContext
@@ -28,6 +27,7 @@ from app.providers import awsalb, azure_easyauth, cfaccess, gcp_iap, oauth2_prox
 from app.providers.base import ProxyRequest
 from app.providers.registry import REGISTRY
 from app.providers.registry_types import ProviderDefinition, ProviderDeps
+from app.server.application import Dependencies, create_app
 from tests.fakes.clock import FakeClock
 from tests.fakes.proxy_keys import (
     ALB_ARN,

@@ -15,7 +15,7 @@ import pytest
 from connexion import AsyncApp
 from starlette.testclient import TestClient
 
-from app.config import ConfigError
+from app.config.validation import ConfigError
 from tests.fakes.proxy_keys import DELETE, ProxyKeyServer, unsigned_jwt
 from tests.proxy.helpers import (
     OUTSIDE_PEER,

@@ -11,9 +11,9 @@ import httpx
 import schemathesis
 from hypothesis import HealthCheck, settings
 
-from app.application import Dependencies, create_app
-from app.config import read_settings
+from app.config.settings import read_settings
 from app.providers.registry import REGISTRY
+from app.server.application import Dependencies, create_app
 from tests.fakes.app_factory import BACKEND_BASE_URL
 from tests.fakes.clock import FakeClock
 from tests.fakes.fake_idp import FakeIdP

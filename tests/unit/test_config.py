@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
-from app.config import ConfigError, deep_merge, load_config, read_settings
+from app.config.loader import deep_merge, load_config
+from app.config.settings import read_settings
+from app.config.validation import ConfigError
 
 MINIMAL = """\
 app:

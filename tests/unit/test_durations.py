@@ -1,4 +1,4 @@
-"""app.durations: Backstage durations (readDurationFromConfig)."""
+"""app.core.durations: Backstage durations (readDurationFromConfig)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from app.durations import parse_duration_seconds
+from app.core.durations import parse_duration_seconds
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""app.errors: Backstage's error names, statuses and body (protocol doc section 1.3)."""
+"""app.core.errors: Backstage's error names, statuses and body (protocol doc section 1.3)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from app.errors import (
+from app.core.errors import (
     AuthenticationError,
     BackstageError,
     ConflictError,

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import httpx
 import pytest
 
-from app.http_transport import OutboundTransport
+from app.server.http_transport import OutboundTransport
 
 pytestmark = pytest.mark.anyio
 

@@ -12,7 +12,7 @@ from connexion.spec import Specification
 from jsonschema import Draft4Validator  # type: ignore[import-untyped]
 from starlette.testclient import TestClient
 
-from app import lean_app
+from app.server import lean_app
 from tests.fakes.app_factory import BACKEND_BASE_URL, registry_app
 
 

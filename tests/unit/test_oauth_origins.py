@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.errors import InputError, NotAllowedError
+from app.core.errors import InputError, NotAllowedError
 from app.oauth.origins import Origin, OriginFilter, OriginPattern, parse_origin
 
 APP = "https://app.example.com"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.errors import NotAllowedError
+from app.core.errors import NotAllowedError
 from app.oauth.state import OAuthState, decode_state, decode_state_fields, encode_state
 
 # The decoded state observed on a real Backstage (protocol doc 2.3).

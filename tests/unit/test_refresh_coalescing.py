@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from app.oauth.refresh_coalescing import InProcessRefreshCoordinator, session_key
+from app.refresh.coalescing import InProcessRefreshCoordinator, session_key
 
 
 class Clock:

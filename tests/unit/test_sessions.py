@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from app.errors import AuthenticationError
+from app.core.errors import AuthenticationError
 from app.oauth.sessions import RefreshSession, SessionCodec
 
 SESSION = RefreshSession(

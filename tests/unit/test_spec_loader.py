@@ -1,4 +1,4 @@
-"""app.spec_loader: the spec documents exactly as connexion would load them from file."""
+"""app.server.spec_loader: the spec documents exactly as connexion would load them from file."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ from typing import Any
 import pytest
 from connexion.spec import Specification
 
-from app.application import (
+from app.providers.registry import REGISTRY
+from app.server.application import (
     PROVIDER_DOCUMENT,
     SERVICE_DOCUMENTS,
     SPEC_DIR,
     provider_document_arguments,
 )
-from app.providers.registry import REGISTRY
-from app.spec_loader import SpecError, load_spec
+from app.server.spec_loader import SpecError, load_spec
 from tests.fakes.app_factory import build_app, make_client
 from tests.fakes.clock import FakeClock
 from tests.fakes.stub_provider import StubProvider

@@ -1,33 +1,16 @@
-"""Logs, metrics and audit events.
-
-* JSON logs (python-json-logger) carrying the request id (asgi-correlation-id: the
-  ``X-Request-Id`` header, kept when it is a plain token, generated otherwise, and echoed
-  on the response).
-* Prometheus metrics (prometheus-client) in a registry per application: requests by
-  provider, route and status, their latency, upstream (identity provider) call latency and
-  failures, sign-in outcomes and key rotations. Served at ``/metrics``.
-* Audit events: one structured log line per sign-in, failure (with the reason), refresh,
-  refresh reused within the grace window, logout and refused origin, state or nonce;
-  never a token or secret.
-"""
+"""Prometheus metrics (prometheus-client) in a registry per application: requests by
+provider, route and status, their latency, upstream (identity provider) call latency and
+failures, sign-in outcomes and key rotations. Served at ``/metrics``."""
 
 from __future__ import annotations
 
-import logging
 import re
-import sys
 import time
-from collections.abc import Mapping
 from typing import Any
 
 import httpx
-from asgi_correlation_id import CorrelationIdFilter
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from pythonjsonlogger.json import JsonFormatter
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-REQUEST_ID_HEADER = "X-Request-Id"
-_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _AUTH_ROUTE = re.compile(r"^/api/auth/([^/]+)(/.*)?$")
 _KNOWN_ROUTES = {"/start", "/handler/frame", "/frame/handler", "/refresh", "/logout"}
 _IDENTITY_ROUTES = {
@@ -36,50 +19,6 @@ _IDENTITY_ROUTES = {
     "/v1/userinfo",
 }
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-
-
-def is_safe_request_id(value: str) -> bool:
-    # Anything else could forge log lines; a fresh id is generated instead.
-    return bool(_SAFE_REQUEST_ID.match(value))
-
-
-_SENSITIVE_QUERY = re.compile(r"([?&](?:code|state|id_token|access_token|refresh_token)=)[^&\s]*")
-
-
-class RedactQuery(logging.Filter):
-    """Access logs print the callback URL: keep authorization codes and state out of them."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
-            record.args = tuple(
-                _SENSITIVE_QUERY.sub(r"\1[redacted]", a) if isinstance(a, str) else a
-                for a in record.args
-            )
-        return True
-
-
-def configure_logging(*, json_logs: bool, level: str = "INFO") -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(CorrelationIdFilter(name="request_id"))
-    handler.addFilter(RedactQuery())
-    if json_logs:
-        handler.setFormatter(
-            JsonFormatter(
-                "%(asctime)s %(levelname)s %(name)s %(message)s %(correlation_id)s",
-                rename_fields={"correlation_id": "request_id", "levelname": "level"},
-            )
-        )
-    else:
-        handler.setFormatter(
-            logging.Formatter(
-                "%(asctime)s %(levelname)s [%(correlation_id)s] %(name)s: %(message)s"
-            )
-        )
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    # httpx logs every outbound request at INFO; the metrics count them instead.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 class Metrics:
@@ -154,32 +93,6 @@ class Metrics:
         return "unknown", "other"
 
 
-class MetricsMiddleware:
-    def __init__(self, app: ASGIApp, *, metrics: Metrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def record(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, record)
-        finally:
-            self.metrics.observe_request(
-                scope["path"], scope["method"], status, time.perf_counter() - started
-            )
-
-
 class MeteredTransport(httpx.AsyncBaseTransport):
     """Every identity-provider call goes through here: latency and failures by host."""
 
@@ -203,20 +116,3 @@ class MeteredTransport(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self._inner.aclose()
-
-
-class Audit:
-    """Structured audit events (logger ``app.audit``), counted in the metrics."""
-
-    def __init__(self, metrics: Metrics) -> None:
-        self._log = logging.getLogger("app.audit")
-        self._metrics = metrics
-
-    def event(self, name: str, *, provider: str, **fields: Any) -> None:
-        self._metrics.events.labels(name, provider).inc()
-        self._log.info(name, extra={"event": name, "provider": provider, **_safe(fields)})
-
-
-def _safe(fields: Mapping[str, Any]) -> dict[str, Any]:
-    # Audit lines are for people: reasons and origins, never credentials.
-    return {k: v for k, v in fields.items() if "token" not in k and "secret" not in k}

@@ -13,17 +13,12 @@ import gc
 import warnings
 
 
-def settle_collector() -> None:
-    gc.freeze()
-    gc.enable()
-
-
 def main() -> int:
     gc.disable()
     # connexion imports starlette's test client, whose import nudges towards the httpx2
     # fork: noise at every start of a server that uses neither.
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
-    from app.cli import main as cli_main
+    from app.server.cli import main as cli_main
 
     try:
         return cli_main()

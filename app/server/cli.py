@@ -8,7 +8,11 @@ import os
 import sys
 from pathlib import Path
 
-from app.asgi import (
+from app.config.settings import Settings
+from app.config.validation import ConfigError
+from app.devidp.settings import dev_idp_settings
+from app.observability.logs import configure_logging
+from app.server.asgi import (
     DATA_DIR_ENV,
     DEFAULT_CONFIG,
     LOG_FORMAT_ENV,
@@ -17,10 +21,7 @@ from app.asgi import (
     load_settings,
     with_listen_host,
 )
-from app.config import ConfigError, Settings
-from app.devidp.settings import dev_idp_settings
-from app.entry import settle_collector
-from app.observability import configure_logging
+from app.server.collector import settle_collector
 
 __all__ = ["DEFAULT_CONFIG", "main"]
 
@@ -85,7 +86,7 @@ def _serve_workers(
     *,
     dev_idp: bool,
 ) -> int:
-    from app.workers import run
+    from app.server.workers import run
 
     if args.workers < 1:
         raise ConfigError("--workers: must be at least 1")
@@ -120,15 +121,15 @@ def _serve_workers(
 
 
 def check_config(args: argparse.Namespace) -> int:
-    from app.check_config import check
     from app.providers.registry import REGISTRY
+    from app.server.check_config import check
 
     development = not args.production
     configs: list[Path] = args.config
     settings = _settings(configs)
     # Everything a start would refuse (data_dir: nothing is written while checking).
-    from app.application import Dependencies, create_app
-    from app.clock import SystemClock
+    from app.core.clock import SystemClock
+    from app.server.application import Dependencies, create_app
 
     create_app(
         settings,

@@ -10,28 +10,14 @@ from an origin that is not allowed gets no CORS headers at all.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.config.backend import CorsSettings
 from app.oauth.origins import OriginPattern, parse_origin
-
-# The cors package's default methods.
-DEFAULT_METHODS = ("GET", "HEAD", "PUT", "PATCH", "POST", "DELETE")
-
-
-@dataclass(frozen=True)
-class CorsSettings:
-    origins: tuple[str, ...]
-    methods: tuple[str, ...] = DEFAULT_METHODS
-    credentials: bool = False
-    # Empty: mirror what the browser asks for (the cors package's default).
-    allowed_headers: tuple[str, ...] = ()
-    exposed_headers: tuple[str, ...] = ()
-    max_age_seconds: int | None = None
 
 
 class BackstageCORSMiddleware(CORSMiddleware):

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, cast
 
-from app.clock import Clock
+from app.core.clock import Clock
 from app.providers.base import AuthResult
 
 T = TypeVar("T")

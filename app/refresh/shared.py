@@ -18,13 +18,13 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.clock import Clock
+from app.core.clock import Clock
+from app.core.errors import ServiceUnavailableError
 from app.db.errors import database_errors
 from app.db.schema import refresh_results
-from app.errors import ServiceUnavailableError
-from app.oauth.refresh_coalescing import InProcessRefreshCoordinator
 from app.oauth.sessions import SessionCodec
 from app.providers.base import AuthResult
+from app.refresh.coalescing import InProcessRefreshCoordinator
 
 # Longer than any identity provider call may take (their timeout is 10 s by default).
 CLAIM_SECONDS = 30.0

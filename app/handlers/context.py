@@ -6,17 +6,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from app.clock import Clock
-from app.config import Settings
+from app.config.settings import Settings
+from app.core.clock import Clock
 from app.identity.resolvers import AuthResolverContext, SignInResolver
 from app.identity.tokens import TokenIssuer
 from app.identity.user_info import UserInfoStore
 from app.oauth.cookies import OAuthCookieManager
 from app.oauth.origins import Origin, OriginFilter
-from app.oauth.refresh_coalescing import RefreshCoordinator
 from app.oauth.sessions import SessionCodec
-from app.observability import Audit, Metrics
+from app.observability.audit import Audit
+from app.observability.metrics import Metrics
 from app.providers.base import OAuthAuthenticator, ProxyAuthenticator
+from app.refresh.coalescing import RefreshCoordinator
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute, Match, Mount, Route
 
-from app.errors import (
+from app.core.errors import (
     BackstageError,
     InputError,
     MethodNotAllowedError,

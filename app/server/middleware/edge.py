@@ -16,7 +16,6 @@ import math
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import cast
 
 from limits import RateLimitItemPerSecond
@@ -25,16 +24,11 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from app.errors import TooManyRequestsError, render_error_body
+from app.config.backend import RateLimitSettings
+from app.core.errors import TooManyRequestsError, render_error_body
+from app.handlers.peer import PEER_STATE_KEY
 
 _LIMITED_ROUTE = re.compile(r"^/api/auth/[^/]+/(start|refresh)$")
-
-
-def peer_host(scope: Scope) -> str | None:
-    """The address of the direct peer (a proxy, or the client itself)."""
-    state = scope.get("state") or {}
-    peer = state.get("peer")
-    return peer if isinstance(peer, str) else None
 
 
 class ClientAddress:
@@ -49,15 +43,8 @@ class ClientAddress:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope.get("client"):
-            scope.setdefault("state", {})["peer"] = scope["client"][0]
+            scope.setdefault("state", {})[PEER_STATE_KEY] = scope["client"][0]
         await self.app(scope, receive, send)
-
-
-@dataclass(frozen=True)
-class RateLimitSettings:
-    window_seconds: float
-    limit: int
-    allow_list: tuple[str, ...] = ()
 
 
 class RateLimit:

@@ -115,7 +115,7 @@ class Worker(UvicornWorker):  # type: ignore[misc]
 
     def init_process(self) -> None:
         # After the fork. A socket the master only reserved: listen on one of our own.
-        # A listening one (plain `gunicorn -k app.workers.Worker`, systemd's): as it is.
+        # A listening one (plain `gunicorn -k app.server.workers.Worker`, systemd's): as it is.
         sockets: list[socket.socket] = []
         for inherited in self.sockets:
             if _listens(inherited):
@@ -179,7 +179,7 @@ def run(
     options: dict[str, Any] = {
         "bind": [bind_address(host, port)],
         "workers": workers,
-        "worker_class": "app.workers.Worker",
+        "worker_class": "app.server.workers.Worker",
         "graceful_timeout": graceful_timeout,
         "loglevel": log_level,
         "proc_name": "auth-backend",

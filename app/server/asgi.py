@@ -5,7 +5,8 @@
 it builds the app from ``AUTH_BACKEND_*`` environment variables, in each worker::
 
     AUTH_BACKEND_CONFIG=/etc/auth-backend/app-config.yaml \\
-      gunicorn -k app.workers.Worker -b 127.0.0.1:7007 'app.asgi:create_from_environment()'
+      gunicorn -k app.server.workers.Worker -b 127.0.0.1:7007 \\
+        'app.server.asgi:create_from_environment()'
 """
 
 from __future__ import annotations
@@ -16,15 +17,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app.config import Settings, load_config, read_settings
-from app.observability import configure_logging
+from app.config.loader import load_config
+from app.config.settings import Settings, read_settings
+from app.observability.logs import configure_logging
 
 if TYPE_CHECKING:
-    # Imported by build_app's callees: `import app.asgi` (the CLI, gunicorn's master)
+    # Imported by build_app's callees: `import app.server.asgi` (the CLI, gunicorn's master)
     # does not load connexion.
     from connexion import AsyncApp
 
-DEFAULT_CONFIG = Path(__file__).resolve().parent / "default-config.yaml"
+DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "default-config.yaml"
 
 # Config files, os.pathsep-separated (later ones override earlier ones).
 CONFIG_ENV = "AUTH_BACKEND_CONFIG"
@@ -56,8 +58,8 @@ def build_app(
     settings: Settings, *, configs: list[Path], development: bool, data_dir: Path
 ) -> AsyncApp:
     """Raises ConfigError."""
-    from app.application import Dependencies, create_app
-    from app.clock import SystemClock
+    from app.core.clock import SystemClock
+    from app.server.application import Dependencies, create_app
 
     return create_app(
         settings,

@@ -17,7 +17,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from app.config import ConfigError, Settings
+from app.config.settings import Settings
+from app.config.validation import ConfigError
 
 log = logging.getLogger(__name__)
 

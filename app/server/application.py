@@ -25,15 +25,20 @@ from connexion.options import SwaggerUIOptions
 from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute
 
-from app import error_handlers
-from app.clock import Clock, SystemClock
-from app.config import ConfigError, Settings
-from app.cors import BackstageCORSMiddleware
+from app.config.session_secret import server_secrets
+from app.config.settings import Settings
+from app.config.validation import ConfigError
+from app.core.clock import Clock, SystemClock
+from app.core.errors import BackstageError
 from app.db.database import Database
 from app.devidp import mount_configured_dev_idp
-from app.edge import ClientAddress, RateLimit
-from app.errors import BackstageError
-from app.http_transport import OutboundTransport
+from app.handlers.context import (
+    OAuthEnvironment,
+    OAuthProviderRuntime,
+    ProviderRuntime,
+    ProxyProviderRuntime,
+    Services,
+)
 from app.identity.catalog import Catalog
 from app.identity.catalog_config import aclose_catalog, catalog_from_config
 from app.identity.db_stores import DatabaseKeyStore, DatabaseUserInfoStore
@@ -48,20 +53,12 @@ from app.identity.resolvers import (
 from app.identity.static_keys import StaticKey, StaticKeyStore, load_static_keys
 from app.identity.tokens import TokenIssuer
 from app.identity.user_info import MemoryUserInfoStore, UserInfoStore
-from app.lean_app import LeanAsyncApp, middlewares
 from app.oauth.cookies import OAuthCookieManager
 from app.oauth.origins import ORIGIN_QUERY_PATTERN, OriginFilter, parse_origin
-from app.oauth.refresh_coalescing import InProcessRefreshCoordinator, RefreshCoordinator
 from app.oauth.sessions import SessionCodec
-from app.oauth.shared_refresh import DatabaseRefreshCoordinator
-from app.observability import (
-    REQUEST_ID_HEADER,
-    Audit,
-    MeteredTransport,
-    Metrics,
-    MetricsMiddleware,
-    is_safe_request_id,
-)
+from app.observability.audit import Audit
+from app.observability.logs import REQUEST_ID_HEADER, is_safe_request_id
+from app.observability.metrics import MeteredTransport, Metrics
 from app.providers.base import OAuthAuthenticator, ProxyAuthenticator
 from app.providers.registry import REGISTRY
 from app.providers.registry_types import (
@@ -70,21 +67,21 @@ from app.providers.registry_types import (
     ProviderDeps,
     ProxyProviderBuild,
 )
-from app.resolver import BoundResolver
-from app.secrets import server_secrets
-from app.services import (
-    OAuthEnvironment,
-    OAuthProviderRuntime,
-    ProviderRuntime,
-    ProxyProviderRuntime,
-    Services,
-)
-from app.spec_loader import load_spec
+from app.refresh.coalescing import InProcessRefreshCoordinator, RefreshCoordinator
+from app.refresh.shared import DatabaseRefreshCoordinator
+from app.server import error_handlers
+from app.server.http_transport import OutboundTransport
+from app.server.lean_app import LeanAsyncApp, middlewares
+from app.server.middleware.cors import BackstageCORSMiddleware
+from app.server.middleware.edge import ClientAddress, RateLimit
+from app.server.middleware.metrics import MetricsMiddleware
+from app.server.resolver import BoundResolver
+from app.server.spec_loader import load_spec
 
 log = logging.getLogger(__name__)
 
 # app/spec links to the top-level spec/ in a checkout; a built wheel carries the files.
-SPEC_DIR = Path(__file__).parent / "spec"
+SPEC_DIR = Path(__file__).resolve().parents[1] / "spec"
 
 
 @dataclass(frozen=True)
@@ -223,7 +220,7 @@ def _add_apis(
     validate_responses: bool,
 ) -> None:
     # The documents are rendered and parsed here (libyaml, templates compiled once), not
-    # by connexion (pure-Python YAML per add_api): see app.spec_loader.
+    # by connexion (pure-Python YAML per add_api): see app.server.spec_loader.
     for runtime in runtimes:
         module = "app.handlers.oauth" if runtime.kind == "oauth" else "app.handlers.proxy"
         app.add_api(

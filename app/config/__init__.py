@@ -1,0 +1,1 @@
+"""app-config.yaml: loading, validation, settings, the session secret."""

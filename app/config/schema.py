@@ -1,0 +1,203 @@
+"""The schema of the keys this server reads (pydantic); keys it does not read are ignored."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from app.config.backend import DEFAULT_METHODS, CorsSettings, RateLimitSettings
+from app.config.validation import Lenient, string_list
+from app.core.durations import parse_duration_seconds
+from app.oauth.origins import OriginPattern, parse_origin
+
+
+def _http_url(value: str) -> str:
+    if parse_origin(value) is None:
+        raise ValueError(f"'{value}' is not an absolute http(s) URL")
+    return value.rstrip("/")
+
+
+class _AppConfig(Lenient):
+    baseUrl: str
+
+    _check_url = field_validator("baseUrl")(_http_url)
+
+
+class _Listen(Lenient):
+    host: str = ""
+    port: int = Field(7007, ge=0, le=65535)
+
+
+class _CorsConfig(Lenient):
+    origin: str | list[str]
+    methods: Any = None
+    credentials: bool = False
+    allowedHeaders: Any = None
+    exposedHeaders: Any = None
+    maxAge: int | None = Field(None, ge=0)
+
+    @field_validator("origin")
+    @classmethod
+    def _origins(cls, value: str | list[str]) -> str | list[str]:
+        for pattern in [value] if isinstance(value, str) else value:
+            OriginPattern.compile(pattern)
+        return value
+
+    @field_validator("methods", "allowedHeaders", "exposedHeaders")
+    @classmethod
+    def _lists(cls, value: Any) -> Any:
+        string_list(value)
+        return value
+
+    def settings(self) -> CorsSettings:
+        return CorsSettings(
+            origins=tuple([self.origin] if isinstance(self.origin, str) else self.origin),
+            methods=tuple(string_list(self.methods)) or DEFAULT_METHODS,
+            credentials=self.credentials,
+            allowed_headers=tuple(string_list(self.allowedHeaders)),
+            exposed_headers=tuple(string_list(self.exposedHeaders)),
+            max_age_seconds=self.maxAge,
+        )
+
+
+class _RateLimitConfig(Lenient):
+    window: Any = "1m"
+    incomingRequestLimit: int = Field(100, ge=1)
+    ipAllowList: list[str] = Field(default_factory=list)
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, value: Any) -> Any:
+        if parse_duration_seconds(value) <= 0:
+            raise ValueError("must be positive")
+        return value
+
+    @field_validator("ipAllowList")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        for item in value:
+            ipaddress.ip_network(item, strict=False)
+        return value
+
+    def settings(self) -> RateLimitSettings:
+        return RateLimitSettings(
+            window_seconds=parse_duration_seconds(self.window),
+            limit=self.incomingRequestLimit,
+            allow_list=tuple(self.ipAllowList),
+        )
+
+
+class _BackendConfig(Lenient):
+    baseUrl: str
+    listen: _Listen = Field(default_factory=lambda: _Listen())
+    cors: _CorsConfig | None = None
+    # Backstage's shape: `true`, or options; `plugin.auth` options win for this server.
+    rateLimit: bool | _RateLimitConfig | dict[str, Any] | None = None
+    # Ours: proxies whose X-Forwarded-* headers are honoured (addresses or CIDRs).
+    trustedProxies: list[str] = Field(default_factory=list)
+
+    @field_validator("trustedProxies")
+    @classmethod
+    def _proxies(cls, value: list[str]) -> list[str]:
+        for item in value:
+            ipaddress.ip_network(item, strict=False)
+        return value
+
+    @field_validator("rateLimit", mode="before")
+    @classmethod
+    def _rate_limit(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            plugin = value.get("plugin", {})
+            chosen = plugin.get("auth", value) if isinstance(plugin, dict) else value
+            return _RateLimitConfig.model_validate(
+                {k: v for k, v in chosen.items() if k != "plugin"}
+            )
+        return value
+
+    def rate_limit(self) -> RateLimitSettings | None:
+        if self.rateLimit is True:
+            return _RateLimitConfig().settings()
+        if isinstance(self.rateLimit, _RateLimitConfig):
+            return self.rateLimit.settings()
+        return None
+
+    _check_url = field_validator("baseUrl")(_http_url)
+
+    @field_validator("listen", mode="before")
+    @classmethod
+    def _listen(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            # Backstage accepts "host:port" or ":port".
+            host, _, port = value.rpartition(":")
+            if not port.isdigit():
+                raise ValueError("must be an object {host, port} or a string 'host:port'")
+            return {"host": host, "port": int(port)}
+        return value
+
+
+class _SessionConfig(Lenient):
+    secret: str | None = Field(None, min_length=1)
+    # Ours: secrets that still decrypt during a rotation.
+    previousSecrets: list[str] = Field(default_factory=list)
+    # Ours: how long a refresh result is reused for requests racing behind it.
+    refreshGracePeriod: Any = None
+    # Ours: where racing refreshes meet. "database" spans instances (the default with a
+    # PostgreSQL backend.database); "memory" is per process.
+    refreshCoordination: Literal["database", "memory"] | None = None
+
+    @field_validator("refreshGracePeriod")
+    @classmethod
+    def _grace(cls, value: Any) -> Any:
+        if value is not None and parse_duration_seconds(value) < 0:
+            raise ValueError("must not be negative")
+        return value
+
+
+class _StaticKeysConfig(Lenient):
+    keys: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class _KeyStoreConfig(Lenient):
+    provider: Literal["database", "memory", "static"] = "database"
+    static: _StaticKeysConfig | None = None
+
+
+class _AuthConfig(Lenient):
+    environment: str = "development"
+    session: _SessionConfig = Field(default_factory=lambda: _SessionConfig())
+    providers: dict[str, Any] = Field(default_factory=dict)
+    experimentalExtraAllowedOrigins: list[str] = Field(default_factory=list)
+    backstageTokenExpiration: Any = None
+    identityTokenAlgorithm: str = "ES256"
+    keyStore: _KeyStoreConfig = Field(default_factory=lambda: _KeyStoreConfig())
+    omitIdentityTokenOwnershipClaim: bool = True
+
+    @field_validator("providers")
+    @classmethod
+    def _providers(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for key, item in value.items():
+            if not isinstance(item, dict):
+                raise ValueError(f"'{key}' must be a mapping")
+        return value
+
+    @field_validator("experimentalExtraAllowedOrigins")
+    @classmethod
+    def _patterns(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            OriginPattern.compile(pattern)
+        return value
+
+    @field_validator("backstageTokenExpiration")
+    @classmethod
+    def _expiration(cls, value: Any) -> Any:
+        if value is not None:
+            parse_duration_seconds(value)
+        return value
+
+
+class RootConfig(Lenient):
+    app: _AppConfig
+    backend: _BackendConfig
+    auth: _AuthConfig = Field(default_factory=_AuthConfig)

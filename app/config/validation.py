@@ -1,0 +1,53 @@
+"""Validation helpers for config subtrees; they import nothing from ``app`` so that every
+layer (providers, identity, db) can use them without pulling in the server."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class ConfigError(Exception):
+    """Raised when the configuration cannot be used; the message names the key path."""
+
+
+def format_validation_error(exc: ValidationError, prefix: str = "") -> str:
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
+        full = ".".join(p for p in (prefix, loc) if p)
+        msg = err["msg"].removeprefix("Value error, ")
+        lines.append(f"{full or '(top level)'}: {msg}")
+    return "; ".join(lines)
+
+
+def validate_model(model: type[M], data: Any, path: str) -> M:
+    """Validate one config subtree.
+
+    Raises:
+        ConfigError: naming each failing key path.
+    """
+    try:
+        return model.model_validate(data if data is not None else {})
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, path)) from exc
+
+
+class Lenient(BaseModel):
+    """Keys of other Backstage plugins (and ones we do not read) are ignored."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+
+def string_list(value: Any) -> list[str]:
+    """Backstage accepts a string, a comma-separated string or a list."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return value
+    raise ValueError("must be a string or a list of strings")

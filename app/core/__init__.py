@@ -1,0 +1,1 @@
+"""Leaf helpers every layer may use: Backstage's errors, the clock, durations."""

@@ -1,0 +1,1 @@
+"""Logs, metrics and audit events; imports nothing from app."""

@@ -1,0 +1,1 @@
+"""Refresh coordination: one upstream refresh per session, in process or across instances."""

@@ -1,0 +1,1 @@
+"""Process start-up and connexion assembly: the top layer, which wires everything."""

@@ -1,0 +1,1 @@
+"""ASGI middleware around the connexion app: CORS, edge limits, metrics."""
