@@ -186,7 +186,7 @@ def _routes(app: AsyncApp) -> list[BaseRoute]:
     return []
 
 
-# Every document _add_apis mounts (tests/unit/test_spec_loader.py validates each one, as
+# Every document _add_apis mounts (tests/server/test_spec_loader.py validates each one, as
 # LeanAsyncApp.add_api does not): this one once per provider, from these arguments...
 PROVIDER_DOCUMENT = "openapi.yaml"
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Page
 
-from tests.firstrun.support import CliServer, default_config
+from tests.support.cli_server import CliServer, default_config
 from tests.support.oidc_provider import free_port
 
 from .harness import Session, screenshot

@@ -1,5 +1,5 @@
-"""Fixtures of the first-run tests: this server as ``make run`` serves it (the embedded
-default config, development mode), on a free port."""
+"""The development identity provider's tests run against this server as ``make run``
+serves it (the embedded default config, development mode), on a free port."""
 
 from __future__ import annotations
 
@@ -7,9 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.support.cli_server import CliServer, default_config
 from tests.support.oidc_provider import free_port
-
-from .support import CliServer, default_config
 
 
 @pytest.fixture(scope="module")

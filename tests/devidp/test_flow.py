@@ -13,9 +13,8 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
+from tests.support.cli_server import XHR, CliServer, start_sign_in, submit_login
 from tests.support.popup import popup_message, popup_target_origin
-
-from .support import XHR, CliServer, start_sign_in, submit_login
 
 
 @pytest.fixture

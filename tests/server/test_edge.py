@@ -1,4 +1,5 @@
-"""The edge: trusted proxies and rate limits (app/edge.py), through the real application."""
+"""The edge: trusted proxies and rate limits (app/server/middleware/edge.py), through the
+real application."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .support import DEFAULT_CONFIG, run_cli, write_config
+from tests.support.cli_server import DEFAULT_CONFIG, run_cli, write_config
 
 
 def _check(tmp_path: Path, config: dict[str, Any], *flags: str) -> Any:

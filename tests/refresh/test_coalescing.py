@@ -1,4 +1,4 @@
-"""In-process refresh coalescing (app/oauth/refresh_coalescing.py)."""
+"""In-process refresh coalescing (app/refresh/coalescing.py)."""
 
 from __future__ import annotations
 

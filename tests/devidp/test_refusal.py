@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.cli_server import default_config, run_cli, without, write_config
 from tests.support.oidc_provider import free_port
-
-from .support import default_config, run_cli, without, write_config
 
 PREFIX = "auth-backend: invalid configuration: auth.devIdentityProvider"
 

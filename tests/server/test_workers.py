@@ -32,10 +32,9 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.cli_server import CliServer, SlowDiscovery, run_cli, write_config
 from tests.support.oidc_provider import free_port
 from tests.support.server import ROOT
-
-from .support import CliServer, SlowDiscovery, run_cli, write_config
 
 SLOW_SECONDS = 2.0
 CONNECTIONS = 16
