@@ -3,7 +3,10 @@
 They key the per-sign-in secrets (``app.oauth.flow_secrets``) and the sealed refresh
 sessions (``app.oauth.sessions``). Without a configured secret, development generates one
 and keeps it in the data directory (so restarts keep sessions); production refuses to
-start when an OAuth provider needs it.
+start when an OAuth provider needs it: OAuth providers keep sessions, proxy providers
+(guest, awsalb, gcpIap, ...) start no flows and keep none. Which kind a provider is
+belongs to the provider registry, above this layer, so the caller says whether any
+configured provider keeps sessions.
 """
 
 from __future__ import annotations
@@ -23,8 +26,6 @@ from app.config.validation import ConfigError
 log = logging.getLogger(__name__)
 
 GENERATED_SECRET_FILE = "session-secret"
-# Proxy-style providers keep no sessions and start no flows.
-_PROVIDERS_WITHOUT_SESSIONS = frozenset({"guest"})
 
 
 @dataclass(frozen=True)
@@ -65,13 +66,17 @@ def _development_secret(data_dir: Path) -> str:
 
 
 def server_secrets(
-    settings: Settings, *, development: bool, data_dir: Path | None
+    settings: Settings, *, development: bool, data_dir: Path | None, keeps_sessions: bool
 ) -> ServerSecrets:
-    """Raises ConfigError outside development without ``auth.session.secret`` when an
-    OAuth provider is configured."""
+    """``keeps_sessions``: whether any configured provider is an OAuth provider.
+
+    Raises:
+        ConfigError: outside development without ``auth.session.secret`` when a
+            configured provider keeps sessions.
+    """
     secret = settings.session_secret
     if secret is None:
-        if not development and set(settings.providers) - _PROVIDERS_WITHOUT_SESSIONS:
+        if not development and keeps_sessions:
             raise ConfigError(
                 "auth.session.secret: required outside development (it protects sign-ins "
                 "in progress and refresh sessions); set it to a long random value"

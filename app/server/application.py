@@ -339,7 +339,16 @@ def _build_services(
 ) -> Services:
     app_origin = parse_origin(settings.app_base_url)
     assert app_origin is not None  # validated by read_settings
-    secrets = server_secrets(settings, development=development, data_dir=deps.data_dir)
+    secrets = server_secrets(
+        settings,
+        development=development,
+        data_dir=deps.data_dir,
+        keeps_sessions=any(
+            deps.providers[provider_id].kind == "oauth"
+            for provider_id in settings.providers
+            if provider_id in deps.providers
+        ),
+    )
     key_store, user_info, static_key = _stores(settings, database, deps)
     sessions = SessionCodec(secrets.all)
     issuer = TokenIssuer(
