@@ -40,6 +40,7 @@ import httpx
 from app.config.validation import ConfigError
 from app.core.clock import Clock
 from app.core.durations import parse_duration_seconds
+from app.core.timeouts import OUTBOUND_TIMEOUT_SECONDS
 from app.identity.catalog import Catalog, InMemoryCatalog
 from app.identity.catalog_rules import (
     DEFAULT_RULES,
@@ -49,11 +50,7 @@ from app.identity.catalog_rules import (
     LocationMatcher,
 )
 from app.identity.file_catalog import DEFAULT_REFRESH_INTERVAL_SECONDS, FileCatalog
-from app.identity.remote_catalog import (
-    DEFAULT_CACHE_TTL_SECONDS,
-    DEFAULT_TIMEOUT_SECONDS,
-    RemoteCatalog,
-)
+from app.identity.remote_catalog import DEFAULT_CACHE_TTL_SECONDS, RemoteCatalog
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +123,7 @@ def _remote(
         transport=transport,
         cache_ttl_seconds=_duration(remote, "cacheTtl", path, DEFAULT_CACHE_TTL_SECONDS),
         timeout_seconds=_duration(
-            remote, "timeout", path, DEFAULT_TIMEOUT_SECONDS, allow_zero=False
+            remote, "timeout", path, OUTBOUND_TIMEOUT_SECONDS, allow_zero=False
         ),
     )
 

@@ -24,13 +24,13 @@ import httpx
 
 from app.core.clock import Clock
 from app.core.errors import ServiceUnavailableError
+from app.core.timeouts import OUTBOUND_TIMEOUT_SECONDS
 from app.identity.catalog import CatalogUser, InMemoryCatalog
 from app.identity.entity_ref import canonical_entity_ref, parse_entity_ref, stringify_entity_ref
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CACHE_TTL_SECONDS = 10.0
-DEFAULT_TIMEOUT_SECONDS = 10.0
 PAGE_LIMIT = 100
 MAX_PAGES = 100
 MAX_CACHE_ENTRIES = 1000
@@ -114,7 +114,7 @@ class RemoteCatalog:
         clock: Clock,
         transport: httpx.AsyncBaseTransport | None = None,
         cache_ttl_seconds: float = DEFAULT_CACHE_TTL_SECONDS,
-        timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+        timeout_seconds: float = OUTBOUND_TIMEOUT_SECONDS,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._clock = clock

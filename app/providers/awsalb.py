@@ -42,17 +42,16 @@ from app.identity.resolvers import (
 )
 from app.identity.types import BackstageIdentity, ProfileInfo, SignInInfo
 from app.providers.base import ProxyRequest, ProxyResult
-from app.providers.proxy_support import (
+from app.providers.jwt_verify import parse_compact, validate_claims, verify_jwt
+from app.providers.proxy_trust import header
+from app.providers.registry_types import ProviderDeps, ProxyProviderBuild
+from app.providers.remote_keys import (
     KEY_CACHE_TTL_SECONDS,
     KEY_REFETCH_INTERVAL_SECONDS,
     FetchLimiter,
     KeyFetchError,
     OutboundHttp,
-    header,
-    validate_claims,
-    verify_jwt,
 )
-from app.providers.registry_types import ProviderDeps, ProxyProviderBuild
 from app.providers.settings import Lenient, SignInSettings
 
 log = logging.getLogger(__name__)
@@ -60,8 +59,8 @@ log = logging.getLogger(__name__)
 ALB_JWT_HEADER = "x-amzn-oidc-data"
 ALB_ACCESS_TOKEN_HEADER = "x-amzn-oidc-accesstoken"
 ALGORITHMS = ("ES256",)
-# Fetches of keys not yet cached, per refetch interval (a few kids may be in use at once).
-KEY_FETCH_BURST = 3
+# Key fetches of all kids together, per refetch interval (each kid: at most one).
+KEY_FETCH_BURST = 10
 _WHAT = f"ALB OIDC data token ({ALB_JWT_HEADER})"
 # ALB key ids are UUIDs; anything else never reaches the key endpoint's URL.
 _KID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
@@ -76,8 +75,16 @@ def public_key_endpoint(region: str) -> str:
 
 
 class AlbPublicKeys:
-    """PEM keys by ``kid``, cached ``ttl_seconds``; keys not cached are fetched at most
-    ``burst`` times per ``refetch_interval_seconds``, so made-up kids cannot flood AWS."""
+    """PEM keys by ``kid``, cached ``ttl_seconds``.
+
+    Made-up kids must neither flood AWS nor lock real users out (a restart leaves every
+    real kid uncached): each kid is fetched at most once per ``refetch_interval_seconds``
+    (a miss is remembered that long), fetches of different kids run side by side and
+    never delay a cached one, and all fetches together stay within ``burst`` per
+    interval. A flood of more distinct kids than that still delays new real kids for an
+    interval: ``signer`` (checked before any fetch) and letting only the ALB reach the
+    server keep forged tokens out.
+    """
 
     def __init__(
         self,
@@ -94,10 +101,13 @@ class AlbPublicKeys:
         self._http = http
         self._clock = clock
         self._ttl = ttl_seconds
+        self._interval = refetch_interval_seconds
         self._limiter = FetchLimiter(clock, interval_seconds=refetch_interval_seconds, burst=burst)
         self._max_entries = max_entries
         self._cache: dict[str, tuple[ECKey, float]] = {}
-        self._lock = asyncio.Lock()
+        # kid -> when AWS last said it has no such key, or when its fetch was last tried.
+        self._tried: dict[str, float] = {}
+        self._in_flight: dict[str, asyncio.Task[ECKey | None]] = {}
         self.fetch_count = 0
 
     async def key_for(self, kid: str) -> ECKey | None:
@@ -108,29 +118,46 @@ class AlbPublicKeys:
         """
         if not _KID.match(kid):
             return None
-        async with self._lock:
-            now = self._clock.now()
-            cached = self._cache.get(kid)
-            if cached is not None and now - cached[1] < self._ttl:
-                return cached[0]
-            if not self._limiter.try_acquire():
+        now = self._clock.now()
+        cached = self._cache.get(kid)
+        if cached is not None and now - cached[1] < self._ttl:
+            return cached[0]
+        task = self._in_flight.get(kid)
+        if task is None:
+            tried = self._tried.get(kid)
+            if tried is not None and now - tried < self._interval:
                 # A stale key is still the key AWS published under this id.
                 return cached[0] if cached is not None else None
-            try:
-                key = await self._fetch(kid)
-            except ServiceUnavailableError:
-                if cached is not None:
-                    log.warning("ALB key endpoint failed; using the cached key for %s", kid)
-                    return cached[0]
-                raise
-            if key is None:
-                self._cache.pop(kid, None)
-                return None
-            if len(self._cache) >= self._max_entries:
-                oldest = min(self._cache, key=lambda k: self._cache[k][1])
-                del self._cache[oldest]
-            self._cache[kid] = (key, now)
-            return key
+            if not self._limiter.try_acquire():
+                return cached[0] if cached is not None else None
+            self._remember(self._tried, kid, now)
+            task = asyncio.ensure_future(self._refresh(kid, cached, now))
+            self._in_flight[kid] = task
+            task.add_done_callback(lambda _: self._in_flight.pop(kid, None))
+        # Shielded: one caller giving up does not cancel the fetch the others wait for.
+        return await asyncio.shield(task)
+
+    async def _refresh(
+        self, kid: str, cached: tuple[ECKey, float] | None, now: float
+    ) -> ECKey | None:
+        try:
+            key = await self._fetch(kid)
+        except ServiceUnavailableError:
+            if cached is not None:
+                log.warning("ALB key endpoint failed; using the cached key for %s", kid)
+                return cached[0]
+            raise
+        if key is None:
+            self._cache.pop(kid, None)
+            return None
+        self._remember(self._cache, kid, (key, now))
+        return key
+
+    def _remember(self, table: dict[str, Any], kid: str, value: Any) -> None:
+        if kid not in table and len(table) >= self._max_entries:
+            # Insertion order: the oldest entry goes.
+            del table[next(iter(table))]
+        table[kid] = value
 
     async def _fetch(self, kid: str) -> ECKey | None:
         self.fetch_count += 1
@@ -182,17 +209,16 @@ class AwsAlbAuthenticator:
         access_token = header(request, ALB_ACCESS_TOKEN_HEADER)
         if not access_token:
             raise AuthenticationError(f"Missing ALB OIDC header: {ALB_ACCESS_TOKEN_HEADER}")
+        if self.signer is not None:
+            # Before any key fetch: a token of another ALB never reaches AWS's key endpoint.
+            unverified = parse_compact(token, what=_WHAT, allow_padding=True)
+            self._check_signer(unverified.header)
         verified = await verify_jwt(
             token, what=_WHAT, algorithms=ALGORITHMS, key_for=self.keys.key_for, allow_padding=True
         )
         now = self._clock.now()
         claims = verified.claims
         validate_claims(claims, what=_WHAT, now=now, issuer=self.issuer)
-        if self.signer is not None and verified.header.get("signer") != self.signer:
-            raise AuthenticationError(
-                f"The {_WHAT} was signed by {verified.header.get('signer')!r}, "
-                "not by the configured ALB (signer)"
-            )
         email = claims.get("email")
         if not isinstance(email, str) or not email:
             raise AuthenticationError(f"The {_WHAT} has no email claim")
@@ -207,6 +233,13 @@ class AwsAlbAuthenticator:
             provider_info={"accessToken": access_token, "expiresInSeconds": remaining},
             sign_in_facts={"email": email, "sub": _text(sub), "claims": claims},
         )
+
+    def _check_signer(self, token_header: Mapping[str, Any]) -> None:
+        if token_header.get("signer") != self.signer:
+            raise AuthenticationError(
+                f"The {_WHAT} was signed by {token_header.get('signer')!r}, "
+                "not by the configured ALB (signer)"
+            )
 
     async def aclose(self) -> None:
         await self._http.aclose()

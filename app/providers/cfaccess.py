@@ -37,17 +37,15 @@ from app.core.errors import AuthenticationError, ServiceUnavailableError
 from app.identity.resolvers import COMMON_RESOLVERS, ResolverFactory
 from app.identity.types import ProfileInfo
 from app.providers.base import ProxyRequest, ProxyResult
-from app.providers.proxy_support import (
+from app.providers.jwt_verify import validate_claims, verify_jwt
+from app.providers.proxy_trust import cookie, header
+from app.providers.registry_types import ProviderDeps, ProxyProviderBuild
+from app.providers.remote_keys import (
     KEY_REFETCH_INTERVAL_SECONDS,
     KeyFetchError,
     OutboundHttp,
     RemoteJwks,
-    cookie,
-    header,
-    validate_claims,
-    verify_jwt,
 )
-from app.providers.registry_types import ProviderDeps, ProxyProviderBuild
 from app.providers.settings import Lenient, SignInSettings
 
 log = logging.getLogger(__name__)

@@ -29,15 +29,10 @@ from app.identity.resolvers import (
 )
 from app.identity.types import BackstageIdentity, ProfileInfo, SignInInfo
 from app.providers.base import ProxyRequest, ProxyResult
-from app.providers.proxy_support import (
-    KEY_REFETCH_INTERVAL_SECONDS,
-    OutboundHttp,
-    RemoteJwks,
-    header,
-    validate_claims,
-    verify_jwt,
-)
+from app.providers.jwt_verify import validate_claims, verify_jwt
+from app.providers.proxy_trust import header
 from app.providers.registry_types import ProviderDeps, ProxyProviderBuild
+from app.providers.remote_keys import KEY_REFETCH_INTERVAL_SECONDS, OutboundHttp, RemoteJwks
 from app.providers.settings import Lenient, SignInSettings
 
 DEFAULT_IAP_JWT_HEADER = "x-goog-iap-jwt-assertion"

@@ -26,6 +26,7 @@ from joserfc import jws
 from joserfc.errors import JoseError
 
 from app.core.errors import AuthenticationError, BackstageError, ServiceUnavailableError
+from app.core.timeouts import OUTBOUND_TIMEOUT_SECONDS
 from app.identity.types import ProfileInfo
 from app.oauth.scopes import merge_scopes
 from app.providers.base import (
@@ -38,8 +39,6 @@ from app.providers.base import (
     StartInput,
     StartResult,
 )
-
-DEFAULT_TIMEOUT_SECONDS = 10.0
 
 
 class UpstreamError(ServiceUnavailableError):
@@ -121,7 +120,7 @@ class OAuth2Authenticator:
         endpoints: OAuth2Endpoints,
         additional_scopes: tuple[str, ...] = (),
         transport: httpx.AsyncBaseTransport | None = None,
-        timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+        timeout_seconds: float = OUTBOUND_TIMEOUT_SECONDS,
         extra_authorize_params: Mapping[str, str] | None = None,
     ) -> None:
         self.credentials = credentials

@@ -32,11 +32,11 @@ from app.identity.resolvers import (
 )
 from app.identity.types import BackstageIdentity, ProfileInfo, SignInInfo
 from app.providers.base import ProxyRequest, ProxyResult
-from app.providers.proxy_support import (
+from app.providers.jwt_verify import decode_unverified
+from app.providers.proxy_trust import (
     HeaderTrustSettings,
     TrustedProxies,
     build_trusted_proxies,
-    decode_unverified,
     header,
 )
 from app.providers.registry_types import ProviderDeps, ProxyProviderBuild

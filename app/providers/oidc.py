@@ -18,16 +18,13 @@ from typing import Any
 
 import httpx
 from authlib.common.urls import add_params_to_uri
-from joserfc import jws, jwt
-from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
-from joserfc.jwt import ClaimsOption
 from pydantic import Field, field_validator, model_validator
 
 from app.config.validation import validate_model
 from app.core.clock import Clock
 from app.core.durations import parse_duration_seconds
-from app.core.errors import BackstageError
+from app.core.errors import AuthenticationError, BackstageError, ServiceUnavailableError
+from app.core.timeouts import OUTBOUND_TIMEOUT_SECONDS
 from app.identity.types import ProfileInfo
 from app.providers.base import (
     AuthenticateInput,
@@ -36,6 +33,7 @@ from app.providers.base import (
     OAuthSession,
     StartInput,
 )
+from app.providers.jwt_verify import validate_claims, verify_jwt
 from app.providers.oauth2_base import (
     ClientCredentials,
     OAuth2Authenticator,
@@ -44,6 +42,7 @@ from app.providers.oauth2_base import (
     profile_from_claims,
 )
 from app.providers.registry_types import OAuthProviderBuild, ProviderDeps
+from app.providers.remote_keys import KEY_REFETCH_INTERVAL_SECONDS, OutboundHttp, RemoteJwks
 from app.providers.settings import OAuthEnvSettings, absolute_http_url, refuse_scope_key
 
 log = logging.getLogger(__name__)
@@ -52,9 +51,9 @@ log = logging.getLogger(__name__)
 ALLOWED_ID_TOKEN_ALGORITHMS = frozenset(
     {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
 )
-CLOCK_SKEW_SECONDS = 60
 # A kid we have not seen triggers a JWKS reload, at most this often (IdP key rotation).
-JWKS_RELOAD_INTERVAL_SECONDS = 30.0
+JWKS_RELOAD_INTERVAL_SECONDS = KEY_REFETCH_INTERVAL_SECONDS
+_ID_TOKEN = "ID token"
 
 
 @dataclass(frozen=True)
@@ -85,7 +84,7 @@ class OidcAuthenticator(OAuth2Authenticator):
         start_url_search_params: Mapping[str, str] | None = None,
         id_token_algorithm: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
-        timeout_seconds: float = 10.0,
+        timeout_seconds: float = OUTBOUND_TIMEOUT_SECONDS,
     ) -> None:
         super().__init__(
             credentials=credentials,
@@ -101,9 +100,8 @@ class OidcAuthenticator(OAuth2Authenticator):
         self._clock = clock
         self._metadata: OidcMetadata | None = None
         self._metadata_lock = asyncio.Lock()
-        self._jwks: KeySet | None = None
-        self._jwks_loaded_at = float("-inf")
-        self._jwks_lock = asyncio.Lock()
+        self._jwks: RemoteJwks | None = None
+        self._jwks_http = OutboundHttp(transport)
 
     # -- discovery -------------------------------------------------------------------
 
@@ -238,68 +236,51 @@ class OidcAuthenticator(OAuth2Authenticator):
 
     # -- ID tokens -------------------------------------------------------------------
 
-    async def _keys(self, *, reload: bool) -> KeySet:
-        async with self._jwks_lock:
-            now = self._clock.now()
-            stale = reload and now - self._jwks_loaded_at >= JWKS_RELOAD_INTERVAL_SECONDS
-            if self._jwks is None or stale:
-                meta = await self.metadata()
-                try:
-                    response = await self.client.request("GET", meta.jwks_uri, withhold_token=True)
-                    response.raise_for_status()
-                    self._jwks = KeySet.import_key_set(response.json())
-                except (httpx.HTTPError, ValueError, JoseError) as exc:
-                    raise UpstreamError(
-                        f"Failed to fetch the identity provider's keys, {exc.__class__.__name__}"
-                    ) from exc
-                self._jwks_loaded_at = now
-            return self._jwks
+    def _keys(self, meta: OidcMetadata) -> RemoteJwks:
+        if self._jwks is None or self._jwks.url != meta.jwks_uri:
+            self._jwks = RemoteJwks(
+                url=meta.jwks_uri,
+                http=self._jwks_http,
+                clock=self._clock,
+                what="identity provider's keys",
+                refetch_interval_seconds=JWKS_RELOAD_INTERVAL_SECONDS,
+            )
+        return self._jwks
 
     async def verify_id_token(self, id_token: str, *, nonce: str | None = None) -> dict[str, Any]:
-        """Verify an ID token and return its claims.
+        """Verify an ID token (the header policy and keys the proxy providers use too)
+        and return its claims.
 
         Raises:
             BackstageError: "Authentication failed, ..." when any check fails.
+            UpstreamError: when the IdP's keys cannot be fetched.
         """
         meta = await self.metadata()
         try:
-            header = jws.extract_compact(id_token.encode()).headers()
-        except (JoseError, ValueError) as exc:
-            raise BackstageError("Authentication failed, the ID token is malformed") from exc
-        if header.get("alg") not in meta.id_token_algorithms:
-            raise BackstageError(
-                f"Authentication failed, unexpected ID token algorithm {header.get('alg')!r}"
+            verified = await verify_jwt(
+                id_token,
+                what=_ID_TOKEN,
+                algorithms=meta.id_token_algorithms,
+                key_for=self._keys(meta).key_for,
+                require_kid=False,
             )
-        if header.get("crit") or "jwk" in header or "jku" in header or "x5u" in header:
-            # Keys come from the IdP's JWKS only, never from the token itself.
-            raise BackstageError("Authentication failed, unsupported ID token header")
-        keys = await self._keys(reload=False)
-        kid = header.get("kid")
-        if kid is not None and not any(k.kid == kid for k in keys):
-            keys = await self._keys(reload=True)
-        try:
-            token = jwt.decode(id_token, keys, algorithms=list(meta.id_token_algorithms))
-        except (JoseError, ValueError) as exc:
-            raise BackstageError(
-                f"Authentication failed, ID token signature invalid ({exc.__class__.__name__})"
+            claims = verified.claims
+            validate_claims(
+                claims,
+                what=_ID_TOKEN,
+                now=self._clock.now(),
+                issuer=meta.issuer,
+                audiences=[self.credentials.client_id],
+                required=("exp", "iat", "sub"),
+            )
+        except AuthenticationError as exc:
+            raise BackstageError(f"Authentication failed, {_lower_first(exc.message)}") from exc
+        except ServiceUnavailableError as exc:
+            raise UpstreamError(
+                f"Failed to fetch the identity provider's keys, {exc.message}"
             ) from exc
-        claims = dict(token.claims)
-        options: dict[str, ClaimsOption] = {
-            "iss": {"essential": True, "value": meta.issuer},
-            "aud": {"essential": True, "value": self.credentials.client_id},
-            "exp": {"essential": True},
-            "iat": {"essential": True},
-            "sub": {"essential": True},
-        }
-        if nonce is not None:
-            options["nonce"] = {"essential": True, "value": nonce}
-        registry = jwt.JWTClaimsRegistry(
-            now=int(self._clock.now()), leeway=CLOCK_SKEW_SECONDS, **options
-        )
-        try:
-            registry.validate(claims)
-        except JoseError as exc:
-            raise BackstageError(f"Authentication failed, ID token rejected: {exc}") from exc
+        if nonce is not None and claims.get("nonce") != nonce:
+            raise BackstageError("Authentication failed, the ID token's nonce does not match")
         aud, azp = claims.get("aud"), claims.get("azp")
         if isinstance(aud, list) and len(aud) > 1 and azp is None:
             raise BackstageError(
@@ -308,6 +289,14 @@ class OidcAuthenticator(OAuth2Authenticator):
         if azp is not None and azp != self.credentials.client_id:
             raise BackstageError("Authentication failed, ID token azp does not match the client")
         return claims
+
+    async def aclose(self) -> None:
+        await super().aclose()
+        await self._jwks_http.aclose()
+
+
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:]
 
 
 def _opt(value: Any) -> str | None:
@@ -355,7 +344,11 @@ class OidcSettings(OAuthEnvSettings):
 
 def create(raw: dict[str, Any], path: str, deps: ProviderDeps) -> OAuthProviderBuild:
     settings = validate_model(OidcSettings, raw, path)
-    timeout = parse_duration_seconds(settings.timeout) if settings.timeout is not None else 10.0
+    timeout = (
+        parse_duration_seconds(settings.timeout)
+        if settings.timeout is not None
+        else OUTBOUND_TIMEOUT_SECONDS
+    )
     authenticator = OidcAuthenticator(
         credentials=ClientCredentials(
             settings.clientId, settings.clientSecret, settings.tokenEndpointAuthMethod

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+import httpx
 import pytest
+from joserfc.jwk import ECKey
 
 from app.config.validation import ConfigError
 from app.core.errors import (
@@ -18,8 +21,10 @@ from app.identity.catalog import CatalogUser
 from app.identity.resolvers import COMMON_RESOLVERS, ResolverConfigError
 from app.identity.types import ProfileInfo, SignInInfo
 from app.providers import awsalb
-from app.providers.awsalb import AwsAlbAuthenticator, public_key_endpoint
-from app.providers.proxy_support import CLOCK_SKEW_SECONDS
+from app.providers.awsalb import AlbPublicKeys, AwsAlbAuthenticator, public_key_endpoint
+from app.providers.jwt_verify import CLOCK_SKEW_SECONDS
+from app.providers.remote_keys import KeyFetchError, OutboundHttp
+from tests.fakes.clock import FakeClock
 from tests.fakes.proxy_keys import ALB_ARN, ALB_ISSUER, DELETE, REGION, ProxyKeyServer
 from tests.proxy.helpers import deps, proxy_request, resolver_context
 
@@ -210,20 +215,98 @@ async def test_an_unknown_kid_is_401(alb: AwsAlbAuthenticator, server: ProxyKeyS
     await _refused(alb, token, r"signed by an unknown key \(kid 'not-published'\)")
 
 
-async def test_unknown_kids_are_fetched_a_bounded_number_of_times(
+async def test_made_up_kids_do_not_lock_out_a_real_new_key(
     alb: AwsAlbAuthenticator, server: ProxyKeyServer
 ) -> None:
-    for i in range(10):
+    # The review's case: three made-up kids just before a real user whose key is not
+    # cached yet (after a restart, or an ALB key rotation).
+    for i in range(3):
+        token = server.alb_token(header={"kid": f"made-up-{i}"}, key=server.foreign_ec)
+        await _refused(alb, token, "unknown key")
+    new_kid = server.rotate_alb()
+    await alb.authenticate(proxy_request(_headers(server.alb_token())))
+    assert server.requests_to("alb")[-1].url.path == f"/{new_kid}"
+
+
+async def test_a_missing_kid_is_fetched_once_per_interval(
+    alb: AwsAlbAuthenticator, server: ProxyKeyServer
+) -> None:
+    token = server.alb_token(header={"kid": "made-up"}, key=server.foreign_ec)
+    for _ in range(5):
+        await _refused(alb, token, "unknown key")
+    assert len(server.requests_to("alb")) == 1
+    server.clock.advance(30)
+    await _refused(alb, token, "unknown key")
+    assert len(server.requests_to("alb")) == 2
+
+
+async def test_all_fetches_together_stay_within_the_burst(
+    alb: AwsAlbAuthenticator, server: ProxyKeyServer
+) -> None:
+    for i in range(awsalb.KEY_FETCH_BURST + 5):
         token = server.alb_token(header={"kid": f"made-up-{i}"}, key=server.foreign_ec)
         await _refused(alb, token, "unknown key")
     assert len(server.requests_to("alb")) == awsalb.KEY_FETCH_BURST
-    # A genuinely new key within the same interval waits too ...
+    # Past the budget a new real key waits for the next interval ...
     new_kid = server.rotate_alb()
     await _refused(alb, server.alb_token(), "unknown key")
-    # ... and is found once the interval has passed.
+    # ... and is found once it has passed.
     server.clock.advance(30)
     await alb.authenticate(proxy_request(_headers(server.alb_token())))
     assert server.requests_to("alb")[-1].url.path == f"/{new_kid}"
+
+
+async def test_another_albs_token_never_reaches_the_key_endpoint(
+    alb: AwsAlbAuthenticator, server: ProxyKeyServer
+) -> None:
+    token = server.alb_token(
+        header={"kid": "made-up", "signer": "arn:other"}, key=server.foreign_ec
+    )
+    await _refused(alb, token, "not by the configured ALB")
+    assert server.requests == []
+
+
+class _SlowHttp(OutboundHttp):
+    """Answers the key of ``slow_kid`` only once released; others at once."""
+
+    def __init__(self, pem_by_kid: dict[str, str], slow_kid: str) -> None:
+        super().__init__()
+        self.pem_by_kid = pem_by_kid
+        self.slow_kid = slow_kid
+        self.release = asyncio.Event()
+        self.calls: list[str] = []
+
+    async def get(
+        self, url: str, *, what: str, headers: Mapping[str, str] | None = None
+    ) -> httpx.Response:
+        kid = url.rsplit("/", 1)[1]
+        self.calls.append(kid)
+        if kid == self.slow_kid:
+            await self.release.wait()
+        if kid not in self.pem_by_kid:
+            raise KeyFetchError(f"{what} at {url} answered 404", missing=True)
+        return httpx.Response(200, text=self.pem_by_kid[kid])
+
+
+async def test_a_slow_fetch_delays_neither_cached_nor_other_kids(anyio_backend: str) -> None:
+    pem = {
+        kid: ECKey.generate_key("P-256").as_pem(private=False).decode()
+        for kid in ("cached", "slow", "other")
+    }
+    http = _SlowHttp(pem, slow_kid="slow")
+    keys = AlbPublicKeys(endpoint="https://keys.example", http=http, clock=FakeClock())
+    assert await keys.key_for("cached") is not None
+
+    slow = asyncio.ensure_future(keys.key_for("slow"))
+    await asyncio.sleep(0)
+    # The slow fetch is in flight: a cached kid and another new kid are answered now.
+    assert await asyncio.wait_for(keys.key_for("cached"), 1) is not None
+    assert await asyncio.wait_for(keys.key_for("other"), 1) is not None
+    # A second caller for the slow kid joins the fetch in flight instead of a new one.
+    second = asyncio.ensure_future(keys.key_for("slow"))
+    http.release.set()
+    assert (await slow) is not None and (await second) is not None
+    assert http.calls == ["cached", "slow", "other"]
 
 
 async def test_a_kid_that_cannot_be_a_path_segment_is_never_fetched(

@@ -13,7 +13,7 @@ from app.identity.resolvers import COMMON_RESOLVERS
 from app.identity.types import ProfileInfo
 from app.providers import cfaccess
 from app.providers.cfaccess import CloudflareAccessAuthenticator
-from app.providers.proxy_support import CLOCK_SKEW_SECONDS
+from app.providers.jwt_verify import CLOCK_SKEW_SECONDS
 from tests.fakes.proxy_keys import CF_AUDIENCE, CF_ISSUER, DELETE, TEAM, ProxyKeyServer
 from tests.proxy.helpers import deps, proxy_request
 

@@ -18,7 +18,7 @@ from app.identity.resolvers import COMMON_RESOLVERS, ResolverConfigError
 from app.identity.types import ProfileInfo, SignInInfo
 from app.providers import gcp_iap
 from app.providers.gcp_iap import GcpIapAuthenticator
-from app.providers.proxy_support import CLOCK_SKEW_SECONDS
+from app.providers.jwt_verify import CLOCK_SKEW_SECONDS
 from tests.fakes.proxy_keys import DELETE, IAP_AUDIENCE, IAP_KEYS_URL, ProxyKeyServer
 from tests.proxy.helpers import deps, proxy_request, resolver_context
 

@@ -1,4 +1,5 @@
-"""What the proxy providers share: trusted peers, key caching, JWT checks."""
+"""What the providers that check JWTs or trust proxies share: app/providers/proxy_trust.py,
+remote_keys.py and jwt_verify.py."""
 
 from __future__ import annotations
 
@@ -12,22 +13,17 @@ from joserfc.jwk import ECKey, RSAKey
 
 from app.core.errors import AuthenticationError, ServiceUnavailableError
 from app.providers.base import ProxyRequest
-from app.providers.proxy_support import (
+from app.providers.jwt_verify import (
     CLOCK_SKEW_SECONDS,
-    FetchLimiter,
-    OutboundHttp,
-    RemoteJwks,
-    TrustedProxies,
     check_header,
-    cookie,
     decode_unverified,
-    header,
     parse_compact,
-    parse_networks,
     validate_claims,
     verify_jwt,
     verify_signature,
 )
+from app.providers.proxy_trust import TrustedProxies, cookie, header, parse_networks
+from app.providers.remote_keys import FetchLimiter, OutboundHttp, RemoteJwks
 from tests.fakes.clock import FakeClock
 from tests.fakes.proxy_keys import IAP_KEYS_URL, ProxyKeyServer, sign, unsigned_jwt
 
@@ -283,7 +279,7 @@ def test_oversized_tokens_are_refused_before_parsing() -> None:
         ({"alg": "ES256", "kid": "k1", "x5u": "https://evil"}, "key material"),
         ({"alg": "ES256"}, "has no key id"),
         ({"alg": "ES256", "kid": 7}, "invalid header"),
-        ({"alg": "ES256", "kid": "k1", "crit": ["exp"]}, "invalid header"),
+        ({"alg": "ES256", "kid": "k1", "crit": ["exp"]}, "critical header extensions"),
     ],
 )
 def test_header_checks(header_value: dict[str, Any], message: str) -> None:
