@@ -1,4 +1,7 @@
-"""app.core.errors: Backstage's error names, statuses and body (protocol doc section 1.3)."""
+"""app.core.errors: Backstage's error names, statuses and body.
+
+Backstage: ``packages/errors/src/serialization/error.ts``
+"""
 
 from __future__ import annotations
 

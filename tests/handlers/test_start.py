@@ -182,8 +182,10 @@ def test_unknown_env(client: JarlessClient) -> None:
 
 
 def test_env_is_checked_before_origin(client: JarlessClient) -> None:
+    # Without env, the missing env is the error reported, not the refused origin.
     response = client.get(START, params={"origin": "http://evil.test"})
-    assert response.status_code == 400
+    assert_json_error(response, 400, "InputError", "Must specify 'env' query to select environment")
+    assert "set-cookie" not in response.headers
 
 
 @pytest.mark.parametrize("origin", ["not-a-url", "http://", "localhost:3000"])

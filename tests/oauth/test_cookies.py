@@ -1,4 +1,7 @@
-"""app.oauth.cookies: the OAuth flow's cookies (protocol doc sections 2.4 and 6)."""
+"""app.oauth.cookies: the OAuth flow's cookies.
+
+Backstage: ``plugins/auth-node/src/oauth/OAuthCookieManager.ts``
+"""
 
 from __future__ import annotations
 

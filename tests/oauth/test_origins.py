@@ -1,5 +1,7 @@
-"""app.oauth.origins: origin parsing and the app-origin allow-list (protocol doc section 7,
-security.md items 4/S5 and "Exact allowlists")."""
+"""app.oauth.origins: origin parsing and the app-origin allow-list.
+
+Backstage: ``plugins/auth-backend/src/providers/router.ts``
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""app.oauth.state: Backstage's hex-encoded OAuth ``state`` (protocol doc section 2.3)."""
+"""app.oauth.state: Backstage's hex-encoded OAuth ``state``.
+
+Backstage: ``plugins/auth-node/src/oauth/state.ts``
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,8 @@ import pytest
 from app.core.errors import NotAllowedError
 from app.oauth.state import OAuthState, decode_state, decode_state_fields, encode_state
 
-# The decoded state observed on a real Backstage (protocol doc 2.3).
+# The decoded state observed on a real Backstage.
+# (Backstage: ``plugins/auth-node/src/oauth/state.ts``)
 OBSERVED_DECODED = (
     "nonce=OGZeh2QpDuqiOYyEC31f3A%3D%3D&env=development"
     "&origin=http%3A%2F%2Flocalhost%3A3000&flow=popup&scope=repo+read%3Auser"

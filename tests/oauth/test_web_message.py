@@ -1,4 +1,7 @@
-"""app.oauth.web_message: the popup page (protocol doc section 3.4)."""
+"""app.oauth.web_message: the popup page.
+
+Backstage: ``plugins/auth-node/src/flow/sendWebMessageResponse.ts``
+"""
 
 from __future__ import annotations
 

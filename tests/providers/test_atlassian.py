@@ -1,4 +1,7 @@
-"""The ``atlassian`` provider against a fake Atlassian Cloud (protocol doc 10.9, 9.2, 9.4)."""
+"""The ``atlassian`` provider against a fake Atlassian Cloud.
+
+Backstage: ``plugins/auth-backend-module-atlassian-provider/src/authenticator.ts``
+"""
 
 from __future__ import annotations
 

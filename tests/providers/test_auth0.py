@@ -1,4 +1,7 @@
-"""The ``auth0`` provider against a fake Auth0 tenant (protocol doc 10.8, 3.6, 5)."""
+"""The ``auth0`` provider against a fake Auth0 tenant.
+
+Backstage: ``plugins/auth-backend-module-auth0-provider/src/authenticator.ts``
+"""
 
 from __future__ import annotations
 

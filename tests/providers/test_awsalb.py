@@ -1,4 +1,7 @@
-"""The ``awsalb`` proxy provider (protocol doc section 12) against local ALB key endpoints."""
+"""The ``awsalb`` proxy provider against local ALB key endpoints.
+
+Backstage: ``plugins/auth-backend-module-aws-alb-provider/src/authenticator.ts``
+"""
 
 from __future__ import annotations
 
@@ -117,7 +120,8 @@ async def test_without_signer_config_any_signer_is_accepted(server: ProxyKeyServ
     raw = {"issuer": ALB_ISSUER, "region": REGION}
     authenticator = awsalb.create(raw, PATH, deps(server)).authenticator
     token = server.alb_token(header={"signer": "arn:aws:elasticloadbalancing:other"})
-    await authenticator.authenticate(proxy_request(_headers(token)))
+    result = await authenticator.authenticate(proxy_request(_headers(token)))
+    assert result.sign_in_facts["email"] == "jane@example.com"
     await authenticator.aclose()
 
 
@@ -362,8 +366,13 @@ async def test_the_key_endpoint_is_overridable(server: ProxyKeyServer) -> None:
         key_endpoint=f"https://public-keys.auth.elb.{REGION}.amazonaws.com/",
         transport=deps(server).transport,
     )
-    await alb.authenticate(proxy_request(_headers(server.alb_token())))
+    result = await alb.authenticate(proxy_request(_headers(server.alb_token())))
     await alb.aclose()
+    assert result.sign_in_facts["email"] == "jane@example.com"
+    # The configured endpoint, not the one the (bogus) region would give.
+    (request,) = server.requests_to("alb")
+    assert request.url.host == f"public-keys.auth.elb.{REGION}.amazonaws.com"
+    assert request.url.path == f"/{server.alb_kid}"
 
 
 # -- config -------------------------------------------------------------------------------

@@ -62,8 +62,8 @@ def test_the_server_does_not_start_outside_a_configured_app_service(
     assert str(info.value).startswith("auth.providers.azureEasyAuth: ")
 
 
-def test_the_checks_are_case_insensitive() -> None:
-    _make(
+async def test_the_checks_are_case_insensitive(anyio_backend: str) -> None:
+    authenticator = _make(
         environ={
             "WEBSITE_SKU": "Free",
             "WEBSITE_AUTH_ENABLED": "TRUE",
@@ -71,6 +71,11 @@ def test_the_checks_are_case_insensitive() -> None:
             "WEBSITE_AUTH_TOKEN_STORE": "True",
         }
     )
+    # Built, and it serves: the environment's spelling changed nothing about sign-in.
+    result = await authenticator.authenticate(
+        proxy_request({ID_HEADER: entra_id_token()}, peer=PROXY_PEER)
+    )
+    assert result.sign_in_facts["id"] == ENTRA_OID
 
 
 def test_the_registered_factory_reads_the_process_environment(
@@ -82,7 +87,8 @@ def test_the_registered_factory_reads_the_process_environment(
         azure_easyauth.create(dict(TRUSTED), PATH, deps(ProxyKeyServer()))
     for name, value in APP_SERVICE_ENV.items():
         monkeypatch.setenv(name, value)
-    azure_easyauth.create(dict(TRUSTED), PATH, deps(ProxyKeyServer()))
+    build = azure_easyauth.create(dict(TRUSTED), PATH, deps(ProxyKeyServer()))
+    assert isinstance(build.authenticator, AzureEasyAuthAuthenticator)
 
 
 # -- trust ------------------------------------------------------------------------------

@@ -1,4 +1,7 @@
-"""The ``bitbucket`` provider against a fake Bitbucket Cloud (protocol doc 10.9, 9.4)."""
+"""The ``bitbucket`` provider against a fake Bitbucket Cloud.
+
+Backstage: ``plugins/auth-backend-module-bitbucket-provider/src/authenticator.ts``
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""The ``bitbucketServer`` provider against a fake Bitbucket Data Center (protocol doc 10.9)."""
+"""The ``bitbucketServer`` provider against a fake Bitbucket Data Center.
+
+Backstage: ``plugins/auth-backend-module-bitbucket-server-provider/src/authenticator.ts``
+"""
 
 from __future__ import annotations
 

@@ -166,13 +166,20 @@ async def test_without_audience_any_application_of_the_team_is_accepted(
 ) -> None:
     cf = await _make(server, audience=None)
     assert "auth.providers.cfaccess.audience is not set" in caplog.text
-    await cf.authenticate(proxy_request({HEADER: server.cf_token(claims={"aud": ["other"]})}))
+    result = await cf.authenticate(
+        proxy_request({HEADER: server.cf_token(claims={"aud": ["other"]})})
+    )
     await cf.aclose()
+    assert result.profile.email == "jane@example.com"
 
 
 async def test_several_audiences_may_be_configured(server: ProxyKeyServer) -> None:
     cf = await _make(server, audience=["first", CF_AUDIENCE])
-    await cf.authenticate(proxy_request({HEADER: server.cf_token()}))
+    result = await cf.authenticate(proxy_request({HEADER: server.cf_token()}))
+    assert result.profile.email == "jane@example.com"
+    # ... and a token for neither of them is still refused.
+    with pytest.raises(AuthenticationError, match="wrong audience"):
+        await cf.authenticate(proxy_request({HEADER: server.cf_token(claims={"aud": ["x"]})}))
     await cf.aclose()
 
 

@@ -1,4 +1,7 @@
-"""The ``github`` provider against a fake github.com (protocol doc 10.1, 2.5, 4.3, 9.4)."""
+"""The ``github`` provider against a fake github.com.
+
+Backstage: ``plugins/auth-backend-module-github-provider/src/authenticator.ts``
+"""
 
 from __future__ import annotations
 

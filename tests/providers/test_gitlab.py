@@ -1,4 +1,7 @@
-"""The ``gitlab`` provider against a fake GitLab (protocol doc 10.3, 9.2, 9.4)."""
+"""The ``gitlab`` provider against a fake GitLab.
+
+Backstage: ``plugins/auth-backend-module-gitlab-provider/src/authenticator.ts``
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""The ``google`` provider against a fake Google (protocol doc 10.2, 11.1, 9.4)."""
+"""The ``google`` provider against a fake Google.
+
+Backstage: ``plugins/auth-backend-module-google-provider/src/authenticator.ts``
+"""
 
 from __future__ import annotations
 

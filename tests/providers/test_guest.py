@@ -1,4 +1,7 @@
-"""The ``guest`` proxy provider (protocol doc section 12)."""
+"""The ``guest`` proxy provider.
+
+Backstage: ``plugins/auth-backend-module-guest-provider/src/module.ts``
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The ``microsoft`` provider against a fake Microsoft identity platform and Graph
-(protocol doc 10.4, 2.5, 9.4)."""
+(Backstage: ``plugins/auth-backend-module-microsoft-provider/src/authenticator.ts``)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""The generic ``oauth2`` provider against a fake authorization server (protocol doc 10.7)."""
+"""The generic ``oauth2`` provider against a fake authorization server.
+
+Backstage: ``plugins/auth-backend-module-oauth2-provider/src/authenticator.ts``
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""The ``oidc`` provider against a fake OpenID provider (protocol doc 10.6, 3.6; S15)."""
+"""The ``oidc`` provider against a fake OpenID provider.
+
+Backstage: ``plugins/auth-backend-module-oidc-provider/src/authenticator.ts``
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""The ``okta`` provider against a fake Okta org (protocol doc 10.5, 9.2, 9.4)."""
+"""The ``okta`` provider against a fake Okta org.
+
+Backstage: ``plugins/auth-backend-module-okta-provider/src/authenticator.ts``
+"""
 
 from __future__ import annotations
 

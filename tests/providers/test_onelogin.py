@@ -1,4 +1,7 @@
-"""The ``onelogin`` provider against a fake OneLogin OIDC account (protocol doc 10.9, 2.5)."""
+"""The ``onelogin`` provider against a fake OneLogin OIDC account.
+
+Backstage: ``plugins/auth-backend-module-onelogin-provider/src/authenticator.ts``
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""The ``openshift`` provider against a fake OpenShift cluster (protocol doc 10.9, 5, 9.4)."""
+"""The ``openshift`` provider against a fake OpenShift cluster.
+
+Backstage: ``plugins/auth-backend-module-openshift-provider/src/authenticator.ts``
+"""
 
 from __future__ import annotations
 

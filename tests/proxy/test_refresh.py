@@ -1,4 +1,5 @@
-"""``/refresh`` of the five proxy providers, through the real app (protocol doc section 12).
+"""``/refresh`` of the five proxy providers, through the real app.
+Backstage: ``plugins/auth-node/src/proxy/createProxyAuthRouteHandlers.ts``.
 
 The app runs with a fake clock, the fake key endpoints behind ``httpx.MockTransport``, an
 in-memory catalog, and a test client whose peer address is set explicitly (``PROXY_PEER``
