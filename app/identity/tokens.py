@@ -27,6 +27,7 @@ from app.identity.key_cache import CachedKeyStore
 from app.identity.keys import KeyStore, StoredKey
 from app.identity.static_keys import StaticKey
 from app.identity.user_info import UserInfoStore
+from app.identity.user_info_writer import UserInfoWriter
 
 logger = logging.getLogger(__name__)
 
@@ -34,11 +35,6 @@ USER_TOKEN_TYPE = "vnd.backstage.user"
 LIMITED_USER_TOKEN_TYPE = "vnd.backstage.limited-user"
 AUDIENCE = "backstage"
 MAX_TOKEN_LENGTH = 32768
-# Unchanged user info is written again after this long (another instance may have
-# written other claims for the same user in between).
-USER_INFO_REWRITE_SECONDS = 60.0
-# Users whose last write is remembered (least recently signed in forgotten first).
-USER_INFO_REMEMBERED = 10_000
 # With a publish delay, the next key is published this long before the current one expires
 # (never less than the delay): a sign-in anywhere in that last minute prepares it, so only
 # a process idle for the whole minute makes a sign-in wait for a fresh key.
@@ -131,8 +127,7 @@ class TokenIssuer:
         self._algorithm = algorithm
         self._expiration_seconds = expiration_seconds
         self._omit_ownership_claim = omit_ownership_claim
-        self._user_info = user_info
-        self._user_info_written: dict[str, tuple[dict[str, Any], float]] = {}
+        self._user_info = UserInfoWriter(user_info, clock) if user_info is not None else None
         self._on_new_key = on_new_key
         self._current: _SigningKey | None = (
             _SigningKey(static_key.kid, static_key.private_key, float("inf"))
@@ -204,33 +199,8 @@ class TokenIssuer:
             claims_doc = {"sub": sub, "ent": list(ownership), **extra}
             # The same claims written moments ago need no second write: on every refresh
             # this was a database round trip per request (docs/benchmarks.md).
-            await self._write_user_info(sub, claims_doc)
+            await self._user_info.write(sub, claims_doc)
         return token
-
-    async def _write_user_info(self, sub: str, claims: dict[str, Any]) -> None:
-        assert self._user_info is not None
-        written = self._user_info_written
-        last = written.pop(sub, None)  # re-inserted last: the dict is in LRU order
-        now = self._clock.now()
-        if last is not None and last[0] == claims:
-            if now - last[1] <= USER_INFO_REWRITE_SECONDS:
-                written[sub] = last
-                return
-            # The row holds these claims already: one request refreshes it while the
-            # others go on (all of them at once queued on the database, p99 0.5 s).
-            written[sub] = (claims, now)
-            try:
-                await self._user_info.put(sub, claims)
-            except BaseException:
-                if written.get(sub) == (claims, now):
-                    del written[sub]
-                raise
-        else:
-            # New claims: nobody gets a token before they are stored (/v1/userinfo).
-            await self._user_info.put(sub, claims)
-            written[sub] = (claims, now)
-        while len(written) > USER_INFO_REMEMBERED:
-            del written[next(iter(written))]
 
     async def aclose(self) -> None:
         """At shutdown, before the database closes: cancel the key list's background

@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from app.identity import tokens
+from app.identity import user_info_writer
 from app.identity.keys import MemoryKeyStore
-from app.identity.tokens import USER_INFO_REWRITE_SECONDS, TokenIssuer
+from app.identity.tokens import TokenIssuer
+from app.identity.user_info_writer import USER_INFO_REWRITE_SECONDS
 
 
 class Clock:
@@ -129,7 +130,7 @@ def test_a_failed_rewrite_is_tried_again_by_the_next_request() -> None:
 
 
 def test_only_the_most_recent_users_are_remembered(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tokens, "USER_INFO_REMEMBERED", 3)
+    monkeypatch.setattr(user_info_writer, "USER_INFO_REMEMBERED", 3)
     clock, store = Clock(), CountingStore()
     issuer = TokenIssuer(issuer="i", key_store=MemoryKeyStore(), clock=clock, user_info=store)
 
