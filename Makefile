@@ -40,8 +40,9 @@ typecheck: $(TEST_STAMP)
 browser:
 	bash scripts/install-browser.sh
 
+# The coverage figure (branch coverage of app/) is printed before pytest's summary.
 test: $(TEST_STAMP) $(NODE_STAMP) browser lint typecheck
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --cov --cov-report=term:skip-covered
 
 clean:
 	rm -rf $(VENV) tests/op/node_modules tests/compat/peer_idp/node_modules tests/browser/frontend/node_modules
