@@ -1,10 +1,7 @@
-"""Test support for providers that are not in ``app.providers.registry.REGISTRY`` yet.
+"""Test support for the provider tests (the conformance suite itself runs every registered
+provider from ``tests/providers/test_conformance.py``).
 
-- ``run_conformance`` runs the checks of ``tests/providers/test_conformance.py`` for one
-  provider, built from the ``ProviderDefinition`` the registry will hold and the
-  ``CONFIG_BUILDERS`` entry it will get, each check against a fresh ``FakeIdP``. For a
-  service the ``FakeIdP`` cannot play on its own (paths, JSON), ``service`` puts that
-  service's fake (``tests/fakes/service_fake.py``) in front of it.
+- ``fixed_endpoints``: a provider's config with every endpoint at the ``FakeIdP``.
 - ``resolver_context`` is an ``AuthResolverContext`` over an ``InMemoryCatalog``.
 - ``app_client`` + ``browser_sign_in``: the provider behind ``create_app`` and the real flow
   handlers, for what only shows end to end (``/start`` pass-through parameters, cookies).
@@ -12,8 +9,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import httpx
@@ -25,7 +21,7 @@ from app.identity.resolvers import AuthResolverContext
 from app.identity.tokens import TokenIssuer
 from app.providers.base import OAuthAuthenticator
 from app.providers.registry import REGISTRY
-from app.providers.registry_types import ProviderDefinition, ProviderDeps
+from app.providers.registry_types import ProviderDefinition
 from app.server.application import Dependencies, create_app
 from tests.fakes.app_factory import (
     APP_BASE_URL,
@@ -55,69 +51,6 @@ def fixed_endpoints(fake: FakeIdP) -> dict[str, Any]:
             "revocationUrl": fake.url("revocation"),
         },
     }
-
-
-def conformance_checks(provider_id: str) -> list[Check]:
-    """Every parametrization of the conformance suite's tests, for one provider."""
-    from tests.providers import test_conformance as suite
-
-    checks: list[Check] = [
-        lambda make, fake: suite.test_oauth_flow_contract(make, fake, provider_id, False),
-        lambda make, fake: suite.test_oauth_flow_contract(make, fake, provider_id, True),
-        lambda make, fake: suite.test_access_denied_is_a_rejection(make, provider_id),
-        lambda make, fake: suite.test_invalid_grant_is_an_authentication_error(
-            make, fake, provider_id
-        ),
-    ]
-    for mode in ("5xx", "garbage", "timeout"):
-        checks.append(
-            lambda make, fake, mode=mode: suite.test_token_endpoint_outage_is_an_upstream_error(
-                make, fake, provider_id, mode
-            )
-        )
-    return checks
-
-
-@asynccontextmanager
-async def provider_maker(
-    definition: ProviderDefinition,
-    builder: ConfigBuilder,
-    *,
-    service: ServiceFactory | None = None,
-) -> AsyncIterator[tuple[FakeIdP, MakeProvider]]:
-    clock = FakeClock()
-    fake = FakeIdP(clock=clock)
-    handler = service(fake) if service is not None else fake
-    created: list[Any] = []
-
-    def make(provider_id: str) -> OAuthAuthenticator:
-        deps = ProviderDeps(clock=clock, development=True, transport=httpx.MockTransport(handler))
-        build = definition.factory(builder(fake), f"auth.providers.{provider_id}.development", deps)
-        created.append(build.authenticator)
-        authenticator: OAuthAuthenticator = build.authenticator  # type: ignore[assignment]
-        return authenticator
-
-    try:
-        yield fake, make
-    finally:
-        for authenticator in created:
-            await authenticator.aclose()
-
-
-async def run_conformance(
-    definition: ProviderDefinition,
-    provider_id: str,
-    builder: ConfigBuilder,
-    *,
-    service: ServiceFactory | None = None,
-    checks: Sequence[Check] | None = None,
-) -> int:
-    """Run the suite's checks; returns how many ran."""
-    selected = conformance_checks(provider_id) if checks is None else checks
-    for check in selected:
-        async with provider_maker(definition, builder, service=service) as (fake, make):
-            await check(make, fake)
-    return len(selected)
 
 
 def resolver_context(users: Sequence[CatalogUser] = ()) -> AuthResolverContext:

@@ -39,9 +39,7 @@ from tests.fakes.fake_idp import FakeIdP, s256
 from tests.fakes.provider_kit import (
     app_client,
     browser_sign_in,
-    fixed_endpoints,
     resolver_context,
-    run_conformance,
 )
 from tests.handlers.helpers import XRW, cookie_header
 from tests.providers.helpers import SECRETS, STATE, callback, origin_and_path, query_of, sign_in
@@ -57,10 +55,6 @@ DEFINITION = ProviderDefinition(
     factory=bitbucket.create,
     resolvers={**bitbucket.SIGN_IN_RESOLVERS, **COMMON_RESOLVERS},
 )
-
-
-def conformance_config(fake: FakeIdP) -> dict[str, Any]:
-    return fixed_endpoints(fake)
 
 
 MakeBitbucket = Callable[..., BitbucketAuthenticator]
@@ -306,10 +300,6 @@ async def test_resolver_not_found_and_no_options() -> None:
         )
 
 
-async def test_conformance_suite_passes_with_the_proposed_builder(anyio_backend: str) -> None:
-    assert await run_conformance(DEFINITION, "bitbucket", conformance_config) == 7
-
-
 # -- end to end: persisted scopes --------------------------------------------------------
 
 
@@ -333,6 +323,6 @@ def test_granted_scopes_persist_through_the_handlers(fake: FakeIdP, clock: FakeC
         assert fake.last_request_to("token").form["scope"] == "pullrequest team account"
 
 
-def test_the_registry_entry_is_the_proposed_one() -> None:
+def test_the_registry_entry_is_the_expected_one() -> None:
     registered = REGISTRY["bitbucket"]
     assert registered == DEFINITION
