@@ -1,7 +1,7 @@
 # Two commands set everything up on a fresh machine:
 #   make run    venv + install + serve on http://localhost:7007 (embedded default config)
 #   make test   everything the tests need + every test (from a plain clone: nothing beside it)
-# Optional, with a real Backstage peer (PEER_DIR, default ../shared/peers/backstage):
+# Optional, with the workspace's real Backstage peer (or PEER_DIR=...):
 #   make compat-live   record Backstage now and run the compatibility test against that
 PYTHON ?= python3
 VENV := .venv
