@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Record real Backstage's answers to the compatibility driver again (the fixtures that
 # tests/compat/test_backstage_peer.py compares this server with). Not part of `make test`:
-# it installs the peer's ~700 npm packages and builds better-sqlite3 (~1.5 min), which a
+# it installs the peer's ~700 npm packages and builds better-sqlite3 (~2-3 min), which a
 # plain clone has no business needing. See tests/compat/fixtures/README.md.
 #
 #   scripts/record-compat-fixtures.sh [--out FILE]   record (default: the committed fixture)
@@ -57,14 +57,21 @@ echo "Backstage peer: $peer_dir"
 if $check_only; then exit 0; fi
 
 # shared/ is read-only and install.sh writes node_modules/ and .venv/: work on a copy.
-work=${PEER_WORK:-$(mktemp -d)}
+if [ -n "${PEER_WORK:-}" ]; then
+  work=$PEER_WORK
+  discard=
+else
+  work=$(mktemp -d)
+  discard=$work  # ~360 MB of node_modules nobody asked to keep
+fi
 peer=$work/backstage
+trap 'rm -rf "$discard"' EXIT
 if [ ! -f "$peer/.compat-installed" ]; then
   rm -rf "$peer"
   mkdir -p "$work"
   cp -r "$peer_dir" "$peer"
   chmod -R u+w "$peer"
-  echo "installing the peer in $peer (npm ci + better-sqlite3 from source, ~1.5 min)"
+  echo "installing the peer in $peer (npm ci + better-sqlite3 from source, ~2-3 min)"
   (cd "$peer" && ./install.sh)
   touch "$peer/.compat-installed"
 fi
@@ -81,7 +88,7 @@ for pair in driver/drive.py:drive.py peer_idp/idp.mjs:idp.mjs fixtures/app-confi
 done
 
 (cd "$peer" && ./stop.sh >/dev/null)  # a run interrupted before its trap leaves PID files
-trap '(cd "$peer" && ./stop.sh)' EXIT
+trap '(cd "$peer" && ./stop.sh); rm -rf "$discard"' EXIT
 (cd "$peer" && ./start.sh)
 mkdir -p "$(dirname "$out")"
 (cd "$peer" && ./.venv/bin/python drive.py --out "$(realpath -m "$out")")
