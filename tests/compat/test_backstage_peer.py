@@ -1,16 +1,18 @@
 """Wire compatibility with the real Backstage auth backend.
 
-Runs the peer's own protocol driver (``shared/peers/backstage/drive.py``) against this
-server, started with the peer's ``app-config.yaml`` unchanged and the peer's mock IdP,
-and compares every exchange with the transcripts recorded from real Backstage 0.31.
-Remaining differences are listed in ``docs/compatibility.md`` with their reasons.
+Runs the Backstage peer's protocol driver (``driver/drive.py``) against this server,
+started with the peer's ``app-config.yaml`` unchanged and the peer's mock IdP
+(``peer_idp/idp.mjs``), and compares every exchange with the transcripts recorded from
+real Backstage 0.31 (``fixtures/transcripts.md``; ``fixtures/README.md`` says where they
+come from and how to record them again). Everything is in the repository, so a plain
+clone runs it. Remaining differences are listed in ``docs/compatibility.md`` with their
+reasons.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -21,8 +23,17 @@ import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PEER = ROOT.parent / "shared" / "peers" / "backstage"
-IDP_DIR = Path(__file__).resolve().parent / "peer_idp"
+COMPAT = Path(__file__).resolve().parent
+FIXTURES = COMPAT / "fixtures"
+PEER_CONFIG = FIXTURES / "app-config.yaml"
+DRIVER = COMPAT / "driver" / "drive.py"
+# node resolves oauth2-mock-server from the node_modules beside idp.mjs.
+IDP_DIR = COMPAT / "peer_idp"
+# `make compat-live` points this at a transcript it has just recorded from a running
+# Backstage, to compare with today's Backstage instead of the committed recording.
+BACKSTAGE_TRANSCRIPTS = Path(
+    os.environ.get("COMPAT_TRANSCRIPTS") or FIXTURES / "transcripts.md"
+).resolve()
 
 # Exchanges where we differ on purpose (docs/compatibility.md says why).
 EXPECTED_DIFFERENCES = {
@@ -72,14 +83,19 @@ def _wait(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> Non
 @pytest.fixture(scope="module")
 def peer_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     if not (IDP_DIR / "node_modules").exists():
-        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=IDP_DIR, check=True)
+        # A plain clone (make test installs them first): the lock file pins the 3 packages,
+        # and npm's cache usually has them, which makes this well under a second.
+        subprocess.run(
+            ["npm", "ci", "--prefer-offline", "--no-audit", "--no-fund", "--loglevel=error"],
+            cwd=IDP_DIR,
+            check=True,
+        )
     work = tmp_path_factory.mktemp("peer")
-    shutil.copy(PEER / "idp.mjs", work / "idp.mjs")
-    shutil.copy(PEER / "drive.py", work / "drive.py")
-    (work / "node_modules").symlink_to(IDP_DIR / "node_modules")
     idp_log = open(work / "idp.log", "wb")  # noqa: SIM115 - closed in the finally below
     server_log = open(work / "server.log", "wb")  # noqa: SIM115
-    idp = subprocess.Popen(["node", "idp.mjs"], cwd=work, stdout=idp_log, stderr=subprocess.STDOUT)
+    idp = subprocess.Popen(
+        ["node", str(IDP_DIR / "idp.mjs")], cwd=work, stdout=idp_log, stderr=subprocess.STDOUT
+    )
     server = subprocess.Popen(
         [
             sys.executable,
@@ -87,7 +103,7 @@ def peer_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             "app",
             "serve",
             "--config",
-            str(PEER / "app-config.yaml"),
+            str(PEER_CONFIG),
             "--data-dir",
             str(work / "data"),
         ],
@@ -101,7 +117,7 @@ def peer_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         _wait("http://localhost:7007/.backstage/health/v1/readiness", server)
         out = work / "transcripts.md"
         subprocess.run(
-            [sys.executable, "drive.py", "--out", str(out)], cwd=work, check=True, timeout=120
+            [sys.executable, str(DRIVER), "--out", str(out)], cwd=work, check=True, timeout=120
         )
         yield out
     finally:
@@ -113,7 +129,7 @@ def peer_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 def test_every_exchange_matches_backstage(peer_run: Path) -> None:
-    theirs = _summary(PEER / "transcripts.md")
+    theirs = _summary(BACKSTAGE_TRANSCRIPTS)
     ours = _summary(peer_run)
     assert len(theirs) == 45
     assert set(ours) == set(theirs)
@@ -131,7 +147,7 @@ def test_tokens_verify_like_backstage_backends(peer_run: Path) -> None:
         "verification against JWKS: OK",
         "`uip` claim: OK",
     ):
-        assert text.count(marker) == (PEER / "transcripts.md").read_text().count(marker) > 0
+        assert text.count(marker) == BACKSTAGE_TRANSCRIPTS.read_text().count(marker) > 0
 
 
 def test_cookie_names_paths_and_attributes_match(peer_run: Path) -> None:
@@ -150,7 +166,7 @@ def test_cookie_names_paths_and_attributes_match(peer_run: Path) -> None:
                 )
         return found
 
-    theirs = {c for c in cookies(PEER / "transcripts.md") if not c.startswith("connect.sid")}
+    theirs = {c for c in cookies(BACKSTAGE_TRANSCRIPTS) if not c.startswith("connect.sid")}
     ours = cookies(peer_run)
     # The one addition: we clear the nonce in the callback (single use); Backstage lets
     # it expire.
