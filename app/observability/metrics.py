@@ -6,10 +6,15 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from app.observability.logs import dropped_records
 
 _AUTH_ROUTE = re.compile(r"^/api/auth/([^/]+)(/.*)?$")
 _KNOWN_ROUTES = {"/start", "/handler/frame", "/frame/handler", "/refresh", "/logout"}
@@ -21,9 +26,21 @@ _IDENTITY_ROUTES = {
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
+class _DroppedLogRecords(Collector):
+    """Log lines the writer could not take in time (``app.observability.logs``)."""
+
+    def collect(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(
+            "auth_log_records_dropped",
+            "Log records dropped because the log output did not keep up",
+            value=dropped_records(),
+        )
+
+
 class Metrics:
     def __init__(self, providers: set[str]) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self.registry.register(_DroppedLogRecords())
         self._providers = providers
         self._request_children: dict[tuple[str, str, str, int], tuple[Any, Any]] = {}
         self.requests = Counter(
