@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 from app.config.settings import Settings
 from app.config.validation import ConfigError
@@ -50,8 +53,6 @@ def serve(args: argparse.Namespace) -> int:
     if args.workers is not None:
         return _serve_workers(args, settings, configs, development, host, port, dev_idp=dev_idp)
 
-    import uvicorn
-
     app = build_app(
         settings, configs=configs, development=development, data_dir=Path(args.data_dir)
     )
@@ -59,6 +60,20 @@ def serve(args: argparse.Namespace) -> int:
     logging.getLogger(__name__).info(
         "serving on http://%s:%s (%s)", host, port, "development" if development else "production"
     )
+    # uvicorn re-raises the stop signal once its graceful shutdown is done, so that the
+    # process ends by it (status 143). A clean stop is a success here (systemd, Docker
+    # and make read 143 as a failure): SIGTERM then finds this no-op and serve returns 0.
+    previous = signal.signal(signal.SIGTERM, lambda _signum, _frame: None)
+    try:
+        _run_uvicorn(app, args, host, port)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return 0
+
+
+def _run_uvicorn(app: Any, args: argparse.Namespace, host: str, port: int) -> None:
+    import uvicorn
+
     uvicorn.run(
         app,
         host=host,
@@ -73,7 +88,6 @@ def serve(args: argparse.Namespace) -> int:
         # SIGTERM: stop accepting, finish in-flight requests (at most this long), shut down.
         timeout_graceful_shutdown=args.graceful_timeout,
     )
-    return 0
 
 
 def _serve_workers(
@@ -149,8 +163,16 @@ def check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _version() -> str:
+    try:
+        return importlib.metadata.version("backstage-auth-backend")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="auth-backend", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     p_serve = sub.add_parser("serve", help="serve the auth API")
     p_serve.add_argument(
