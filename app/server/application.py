@@ -29,7 +29,7 @@ from app.config.session_secret import server_secrets
 from app.config.settings import Settings
 from app.config.validation import ConfigError
 from app.core.clock import Clock, SystemClock
-from app.core.errors import BackstageError
+from app.core.errors import BackstageError, ServiceUnavailableError
 from app.db.database import Database
 from app.devidp import mount_configured_dev_idp
 from app.handlers.context import (
@@ -51,7 +51,7 @@ from app.identity.resolvers import (
     build_sign_in_resolver,
 )
 from app.identity.static_keys import StaticKey, StaticKeyStore, load_static_keys
-from app.identity.tokens import TokenIssuer
+from app.identity.tokens import SUPPORTED_ALGORITHMS, TokenIssuer
 from app.identity.user_info import MemoryUserInfoStore, UserInfoStore
 from app.oauth.cookies import OAuthCookieManager
 from app.oauth.origins import ORIGIN_QUERY_PATTERN, OriginFilter, parse_origin
@@ -75,6 +75,7 @@ from app.server.lean_app import LeanAsyncApp, middlewares
 from app.server.middleware.cors import BackstageCORSMiddleware
 from app.server.middleware.edge import ClientAddress, RateLimit
 from app.server.middleware.metrics import MetricsMiddleware
+from app.server.middleware.startup import OneLineStartupFailure, StartupError
 from app.server.resolver import BoundResolver
 from app.server.spec_loader import load_spec
 
@@ -140,7 +141,13 @@ def create_app(
     async def lifespan(_: Any) -> AsyncIterator[None]:
         if database is not None:
             # Create and migrate; an unreachable database stops the start, as in Backstage.
-            await database.start()
+            try:
+                await database.start()
+            except ServiceUnavailableError as exc:
+                raise StartupError(
+                    f"{exc.message}; check backend.database (the server needs its database "
+                    "at start)"
+                ) from exc
         # The first key waits out its publish delay while nobody is signing in yet.
         warm_up = asyncio.create_task(services.token_issuer.publish_first_key())
         try:
@@ -247,6 +254,7 @@ def _add_apis(
 def _add_middlewares(app: AsyncApp, settings: Settings, metrics: Metrics) -> None:
     # Outermost first. All sit outside the exception middleware, so error responses (the
     # 401 of the first /refresh above all) are counted and carry CORS headers too.
+    app.add_middleware(OneLineStartupFailure, position=MiddlewarePosition.BEFORE_EXCEPTION)
     app.add_middleware(
         ClientAddress,
         position=MiddlewarePosition.BEFORE_EXCEPTION,
@@ -339,6 +347,12 @@ def _build_services(
 ) -> Services:
     app_origin = parse_origin(settings.app_base_url)
     assert app_origin is not None  # validated by read_settings
+    algorithm = settings.identity_token_algorithm
+    if algorithm not in SUPPORTED_ALGORITHMS:
+        raise ConfigError(
+            f"auth.identityTokenAlgorithm: '{algorithm}' is not supported; use one of "
+            f"{', '.join(sorted(SUPPORTED_ALGORITHMS))} (ES256 is Backstage's default)"
+        )
     secrets = server_secrets(
         settings,
         development=development,

@@ -187,7 +187,11 @@ def main(argv: list[str] | None = None) -> int:
     p_serve.add_argument(
         "--development", action="store_true", help="development mode (also NODE_ENV=development)"
     )
-    p_serve.add_argument("--log-level", default="info")
+    p_serve.add_argument(
+        "--log-level",
+        default="info",
+        choices=["critical", "error", "warning", "info", "debug", "trace"],
+    )
     p_serve.add_argument(
         "--log-format",
         choices=["json", "text"],

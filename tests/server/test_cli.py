@@ -121,3 +121,49 @@ def test_unknown_provider_is_logged_and_not_mounted(tmp_path: Path) -> None:
     assert "auth provider 'frobnicator' is not implemented by this server; not mounted" in (
         result.stderr
     )
+
+
+@pytest.mark.parametrize("algorithm", ["HS256", "EdDSA"])
+def test_an_unsupported_token_algorithm_is_one_line_and_exit_2(
+    tmp_path: Path, algorithm: str
+) -> None:
+    config = _write(tmp_path, "a.yaml", BASE + f"auth:\n  identityTokenAlgorithm: {algorithm}\n")
+    result = _run("check-config", "--config", str(config))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert f"auth.identityTokenAlgorithm: '{algorithm}' is not supported" in result.stderr
+
+
+def test_an_unreachable_database_at_start_is_one_line_and_exit_3(tmp_path: Path) -> None:
+    from tests.support.oidc_provider import free_port
+
+    closed = free_port()  # nothing listens there
+    config = _write(
+        tmp_path,
+        "pg.yaml",
+        BASE + "  database:\n    client: pg\n    connection:\n"
+        f"      host: 127.0.0.1\n      port: {closed}\n      user: u\n      password: p\n",
+    )
+    result = _run(
+        "serve",
+        "--config",
+        str(config),
+        "--port",
+        "0",
+        "--log-format",
+        "text",
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--development",
+    )
+    assert result.returncode == 3
+    assert "Traceback" not in result.stderr
+    (line,) = [x for x in result.stderr.splitlines() if "cannot start:" in x]
+    assert "Connection refused; check backend.database" in line
+
+
+def test_an_unknown_log_level_is_a_usage_error(tmp_path: Path) -> None:
+    result = _run("serve", "--log-level", "verbose")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "invalid choice: 'verbose'" in result.stderr
