@@ -18,7 +18,10 @@ COPY spec ./spec
 RUN pip install --no-cache-dir --no-deps --no-build-isolation --ignore-installed --prefix=/install .
 
 FROM python:3.11-slim
-RUN useradd --system --uid 10001 --home-dir /var/lib/auth-backend --create-home auth-backend
+# The data directory exists, owned by the image's user, so that a named volume mounted there
+# starts out writable (Docker copies the ownership into a new volume).
+RUN useradd --system --uid 10001 --home-dir /var/lib/auth-backend --create-home auth-backend \
+ && install -d -o auth-backend -g auth-backend -m 0700 /var/lib/auth-backend/data
 COPY --from=build /install /usr/local
 USER auth-backend
 WORKDIR /var/lib/auth-backend

@@ -126,6 +126,9 @@ def test_runs_as_the_image_user_with_the_mounted_config_and_data_volume(
     assert int(uid) != 0
     # The default database (SQLite in the data directory) lives on the mounted volume.
     assert (server.data_dir / "auth.sqlite").is_file()
+    # Unmounted, the directory belongs to the image's user: a new named volume is writable.
+    owner = server.run_inside("stat", "-c", "%u %a", "/var/lib/auth-backend/data")
+    assert owner.stdout.split() == [uid, "700"], owner.stdout + owner.stderr
 
 
 def test_health(server: ImageServer) -> None:
