@@ -1,6 +1,9 @@
 # Two commands set everything up on a fresh machine:
 #   make run    venv + install + serve on http://localhost:7007 (embedded default config)
 #   make test   everything the tests need + every test
+# and for the container image:
+#   make image       build it as $(IMAGE) (docker, or buildah where there is no Docker engine)
+#   make test-image  build it with buildah and test the server running from it (tests/image)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -62,6 +65,16 @@ browser:
 
 test: $(TEST_STAMP) $(NODE_STAMP) browser lint typecheck
 	$(BIN)/python -m pytest
+
+IMAGE ?= auth-backend:test
+
+image:
+	bash scripts/build-image.sh $(IMAGE)
+
+# tests/image runs the image with buildah (no Docker engine here), so it is built with buildah.
+test-image: $(TEST_STAMP) tests/op/node_modules/.installed
+	IMAGE_BUILDER=buildah bash scripts/build-image.sh $(IMAGE)
+	AUTH_BACKEND_IMAGE=$(IMAGE) $(BIN)/python -m pytest tests/image
 
 clean:
 	rm -rf $(VENV) tests/op/node_modules tests/compat/peer_idp/node_modules tests/browser/frontend/node_modules
