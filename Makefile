@@ -1,6 +1,9 @@
 # Two commands set everything up on a fresh machine:
 #   make run    venv + install + serve on http://localhost:7007 (embedded default config)
 #   make test   everything the tests need + every test (from a plain clone: nothing beside it)
+# and for the container image:
+#   make image       build it as $(IMAGE) (docker, or buildah where there is no Docker engine)
+#   make test-image  build it with buildah and test the server running from it (tests/image)
 # Optional, with the workspace's real Backstage peer (or PEER_DIR=...):
 #   make compat-live   record Backstage now and run the compatibility test against that
 PYTHON ?= python3
@@ -11,17 +14,38 @@ TEST_STAMP := $(VENV)/.installed-test
 NODE_STAMP := tests/op/node_modules/.installed tests/compat/peer_idp/node_modules/.installed \
 	tests/browser/frontend/node_modules/.installed
 
-.PHONY: run test lint typecheck clean browser compat-live
+.PHONY: run test lint typecheck clean browser compat-live lock image test-image
 
-$(STAMP): pyproject.toml
+# Every installed distribution comes from a lock with hashes (requirements/*.lock, made by
+# `make lock`); the project itself is then installed without resolving anything. pip check
+# fails when pyproject.toml's pins changed and the locks were not refreshed.
+$(STAMP): pyproject.toml requirements/build.lock requirements/runtime.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet --require-hashes -r requirements/build.lock
+	$(BIN)/pip install --quiet --require-hashes -r requirements/runtime.lock
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/pip check
 	touch $@
 
-$(TEST_STAMP): $(STAMP) pyproject.toml
-	$(BIN)/pip install --quiet -e '.[test]'
+$(TEST_STAMP): $(STAMP) requirements/test.lock
+	$(BIN)/pip install --quiet --require-hashes -r requirements/test.lock
+	$(BIN)/pip check
 	touch $@
+
+# The locks are for the image's platform (CPython 3.11 on Linux); --upgrade moves the
+# unpinned transitive dependencies to their newest versions.
+UV_COMPILE = $(BIN)/uv pip compile --quiet --upgrade --generate-hashes --python-version 3.11 \
+	--python-platform linux --custom-compile-command 'make lock'
+
+$(VENV)/.installed-uv: $(STAMP) requirements/tools.lock
+	$(BIN)/pip install --quiet --require-hashes -r requirements/tools.lock
+	touch $@
+
+lock: $(VENV)/.installed-uv
+	$(UV_COMPILE) -o requirements/runtime.lock pyproject.toml
+	$(UV_COMPILE) -o requirements/test.lock --extra test pyproject.toml
+	$(UV_COMPILE) -o requirements/build.lock requirements/build.in
+	$(UV_COMPILE) -o requirements/tools.lock requirements/tools.in
 
 %/node_modules/.installed: %/package.json %/package-lock.json
 	cd $* && npm ci --no-audit --no-fund --loglevel=error
@@ -51,6 +75,17 @@ compat-live:
 	bash scripts/compat-live.sh --check
 	$(MAKE) $(TEST_STAMP) tests/compat/peer_idp/node_modules/.installed
 	bash scripts/compat-live.sh
+
+IMAGE ?= auth-backend:test
+
+image:
+	bash scripts/build-image.sh $(IMAGE)
+
+# tests/image runs the image with buildah (no Docker engine here), so it is built with buildah.
+test-image: $(TEST_STAMP) tests/op/node_modules/.installed
+	bash scripts/install-image-tools.sh
+	IMAGE_BUILDER=buildah bash scripts/build-image.sh $(IMAGE)
+	AUTH_BACKEND_IMAGE=$(IMAGE) $(BIN)/python -m pytest tests/image
 
 clean:
 	rm -rf $(VENV) tests/op/node_modules tests/compat/peer_idp/node_modules tests/browser/frontend/node_modules
