@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
@@ -22,6 +22,10 @@ log = logging.getLogger(__name__)
 # (pool checkout, connect, query) against a database that accepts but never answers.
 DEFAULT_OPERATION_TIMEOUT_SECONDS = 10.0
 
+T = TypeVar("T")
+# Operations given up on, still unwinding: referenced until they finish.
+_ABANDONED: set[asyncio.Task[object]] = set()
+
 
 def describe_database_error(exc: BaseException) -> str:
     """The driver's first line, without the SQL statement or its parameters."""
@@ -31,26 +35,56 @@ def describe_database_error(exc: BaseException) -> str:
     return f"{type(cause).__name__}: {text}" if text else type(cause).__name__
 
 
-@asynccontextmanager
-async def database_errors(
-    what: str, *, timeout_seconds: float = DEFAULT_OPERATION_TIMEOUT_SECONDS
-) -> AsyncIterator[None]:
-    """Run the body under a deadline; turn database failures into 503s naming ``what``.
+async def bounded(
+    what: str,
+    operation: Callable[[], Awaitable[T]],
+    *,
+    timeout_seconds: float = DEFAULT_OPERATION_TIMEOUT_SECONDS,
+) -> T:
+    """Run ``operation`` with a deadline that holds, cancellation included.
+
+    A cancelled psycopg query first asks the server to cancel it (up to 5 s), then waits
+    for the connection (another 5 s): under ``asyncio.timeout`` a frozen server turned a
+    10 s deadline into 20 s. Here the operation runs in its own task; at the deadline the
+    caller gets the 503 at once, and the task is cancelled and left to unwind.
 
     Raises:
         ServiceUnavailableError: ``"<what> unavailable: ..."``.
     """
+
+    async def translated() -> T:
+        try:
+            return await operation()
+        except (SQLAlchemyError, OSError) as exc:
+            log.warning("%s: database error: %s", what, describe_database_error(exc))
+            raise ServiceUnavailableError(f"{what} unavailable: {_reason(exc)}") from exc
+
+    task = asyncio.ensure_future(translated())
     try:
-        async with asyncio.timeout(timeout_seconds):
-            yield
-    except TimeoutError as exc:
-        log.warning("%s: the database did not answer within %gs", what, timeout_seconds)
-        raise ServiceUnavailableError(
-            f"{what} unavailable: the database did not answer within {timeout_seconds:g}s"
-        ) from exc
-    except (SQLAlchemyError, OSError) as exc:
-        log.warning("%s: database error: %s", what, describe_database_error(exc))
-        raise ServiceUnavailableError(f"{what} unavailable: {_reason(exc)}") from exc
+        done, _ = await asyncio.wait({task}, timeout=timeout_seconds)
+    except asyncio.CancelledError:
+        task.cancel()
+        _abandon(task)
+        raise
+    if task in done:
+        return task.result()
+    task.cancel()
+    _abandon(task)
+    log.warning("%s: the database did not answer within %gs", what, timeout_seconds)
+    raise ServiceUnavailableError(
+        f"{what} unavailable: the database did not answer within {timeout_seconds:g}s"
+    )
+
+
+def _abandon(task: asyncio.Task[T]) -> None:
+    _ABANDONED.add(task)
+
+    def forget(done: asyncio.Task[T]) -> None:
+        _ABANDONED.discard(done)
+        if not done.cancelled():
+            done.exception()  # retrieved: an abandoned failure is no "never retrieved"
+
+    task.add_done_callback(forget)
 
 
 def _reason(exc: BaseException) -> str:

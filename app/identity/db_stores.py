@@ -10,18 +10,19 @@ surfaces as ``ServiceUnavailableError`` (503), never as a driver error.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.db.errors import DEFAULT_OPERATION_TIMEOUT_SECONDS, database_errors
+from app.db.errors import DEFAULT_OPERATION_TIMEOUT_SECONDS, bounded
 from app.db.schema import signing_keys, user_info
 from app.identity.keys import StoredKey
+
+T = TypeVar("T")
 
 
 def _json(value: Any) -> str:
@@ -45,13 +46,18 @@ class _DatabaseStore:
         self._engine = engine
         self._timeout = timeout_seconds
 
-    def _errors(self) -> AbstractAsyncContextManager[None]:
-        return database_errors(self._what, timeout_seconds=self._timeout)
+    async def _run(self, operation: Callable[[], Awaitable[T]]) -> T:
+        return await bounded(self._what, operation, timeout_seconds=self._timeout)
 
-    async def ping(self) -> None:
-        """Raises ServiceUnavailableError unless the database answers (for readiness)."""
-        async with self._errors(), self._engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
+    async def ping(self, *, timeout_seconds: float | None = None) -> None:
+        """Raises ServiceUnavailableError unless the database answers (for readiness, which
+        has a budget of its own)."""
+
+        async def select_one() -> None:
+            async with self._engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+
+        await bounded(self._what, select_one, timeout_seconds=timeout_seconds or self._timeout)
 
 
 class DatabaseKeyStore(_DatabaseStore):
@@ -65,15 +71,22 @@ class DatabaseKeyStore(_DatabaseStore):
             "key": _json(key.jwk),
             "created_at": datetime.fromtimestamp(key.created_at, UTC),
         }
-        async with self._errors(), self._engine.begin() as conn:
-            await conn.execute(insert(signing_keys).values(row))
+
+        async def insert_row() -> None:
+            async with self._engine.begin() as conn:
+                await conn.execute(insert(signing_keys).values(row))
+
+        await self._run(insert_row)
 
     async def list_keys(self) -> list[StoredKey]:
         query = select(signing_keys.c.kid, signing_keys.c.key, signing_keys.c.created_at)
-        async with self._errors(), self._engine.connect() as conn:
-            rows = (
-                await conn.execute(query.order_by(signing_keys.c.created_at, signing_keys.c.kid))
-            ).all()
+
+        async def read() -> Sequence[Any]:
+            async with self._engine.connect() as conn:
+                ordered = query.order_by(signing_keys.c.created_at, signing_keys.c.kid)
+                return (await conn.execute(ordered)).all()
+
+        rows = await self._run(read)
         return [
             StoredKey(kid=row.kid, jwk=json.loads(row.key), created_at=_epoch(row.created_at))
             for row in rows
@@ -82,8 +95,12 @@ class DatabaseKeyStore(_DatabaseStore):
     async def remove_keys(self, kids: Sequence[str]) -> None:
         if not kids:
             return
-        async with self._errors(), self._engine.begin() as conn:
-            await conn.execute(delete(signing_keys).where(signing_keys.c.kid.in_(list(kids))))
+
+        async def delete_rows() -> None:
+            async with self._engine.begin() as conn:
+                await conn.execute(delete(signing_keys).where(signing_keys.c.kid.in_(list(kids))))
+
+        await self._run(delete_rows)
 
 
 class DatabaseUserInfoStore(_DatabaseStore):
@@ -107,13 +124,21 @@ class DatabaseUserInfoStore(_DatabaseStore):
         else:
             statement = sqlite.insert(user_info).values(row)
             statement = statement.on_conflict_do_update(index_elements=conflict, set_=update)
-        async with self._errors(), self._engine.begin() as conn:
-            await conn.execute(statement)
+
+        async def upsert() -> None:
+            async with self._engine.begin() as conn:
+                await conn.execute(statement)
+
+        await self._run(upsert)
 
     async def get(self, user_entity_ref: str) -> dict[str, Any] | None:
         query = select(user_info.c.user_info).where(user_info.c.user_entity_ref == user_entity_ref)
-        async with self._errors(), self._engine.connect() as conn:
-            document = await conn.scalar(query)
+
+        async def read() -> Any:
+            async with self._engine.connect() as conn:
+                return await conn.scalar(query)
+
+        document = await self._run(read)
         if document is None:
             return None
         value: dict[str, Any] = json.loads(document)

@@ -9,6 +9,12 @@ t - max_age or later, whatever the reload latency; a signer that publishes a key
 ``max_age`` before its first signature (``TokenIssuer``'s ``publish_delay``, taken from
 ``publish_delay`` here) can therefore never sign a token that another instance's JWKS
 lacks.
+
+While the store cannot be read (a database outage), the last list loaded is served
+instead of a 503, after at most ``LAST_KNOWN_WAIT_SECONDS`` for the reload that finds the
+outage, and at once after that. Verifiers keep verifying every token signed with a key
+published before the outage; no key can be published during it (publishing writes to the
+same store), so only one published in the last ``max_age`` before it can be missing.
 """
 
 from __future__ import annotations
@@ -27,6 +33,10 @@ logger = logging.getLogger(__name__)
 # and keeps the publish delay of new keys (2 x this, 0.1 s) short: that is what a
 # process's first sign-in may wait, after a start.
 REFRESH_SECONDS = 0.05
+# How long a caller waits for a reload before the last list loaded is served instead.
+LAST_KNOWN_WAIT_SECONDS = 1.0
+# During an outage, reloads are retried at most this often (not once per request).
+OUTAGE_RETRY_SECONDS = 0.5
 
 _Write = Callable[[dict[str, StoredKey]], None]
 
@@ -57,6 +67,11 @@ class CachedKeyStore:
         # This process's writes since the running load started, replayed onto its result
         # (its query may have run before they were committed).
         self._writes: list[_Write] | None = None
+        # The last list loaded, served while the store cannot be read; and since when the
+        # store has been failing (None while it answers).
+        self._last_known: dict[str, StoredKey] | None = None
+        self._failing_since: float | None = None
+        self._last_attempt = float("-inf")
 
     @property
     def publish_delay(self) -> float:
@@ -77,9 +92,9 @@ class CachedKeyStore:
 
         self._write(remove)
 
-    async def ping(self) -> None:
+    async def ping(self, *, timeout_seconds: float | None = None) -> None:
         # Readiness must see the database itself, never the cache.
-        await self._store.ping()
+        await self._store.ping(timeout_seconds=timeout_seconds)
 
     async def list_keys(self) -> list[StoredKey]:
         arrival = self._clock.now()
@@ -91,10 +106,27 @@ class CachedKeyStore:
                     if age >= self._refresh_seconds:
                         self._start_load()
                     return list(keys.values())
+            last_known = self._last_known
+            if last_known is not None and self._failing_since is not None:
+                # An outage already found: the last list at once, a reload now and then.
+                if arrival - self._last_attempt >= OUTAGE_RETRY_SECONDS:
+                    self._start_load()
+                return list(last_known.values())
             # Too old, never loaded or dropped: wait for a load (one for all callers). One
             # that started before arrival - max_age may be too old too: then loop, and the
             # next load starts after arrival.
-            await asyncio.shield(self._start_load())
+            load = asyncio.shield(self._start_load())
+            if last_known is None:
+                await load
+                continue
+            try:
+                await asyncio.wait_for(load, timeout=LAST_KNOWN_WAIT_SECONDS)
+            except TimeoutError:
+                self._failing(arrival)
+            except Exception:  # the load's failure, already logged by _load_done
+                pass
+            if self._failing_since is not None and self._keys is None:
+                return list(last_known.values())
 
     async def aclose(self) -> None:
         """Cancel a reload in progress (at shutdown)."""
@@ -106,6 +138,8 @@ class CachedKeyStore:
     def _write(self, apply: _Write) -> None:
         if self._keys is not None:
             apply(self._keys)
+        if self._last_known is not None and self._last_known is not self._keys:
+            apply(self._last_known)
         if self._writes is not None:
             self._writes.append(apply)
 
@@ -120,19 +154,25 @@ class CachedKeyStore:
         self._task = task
         return task
 
+    def _failing(self, now: float) -> None:
+        if self._failing_since is None:
+            self._failing_since = now
+            logger.warning("the key store cannot be read: serving the last key list loaded")
+
     async def _load(self) -> None:
         started = self._clock.now()
+        self._last_attempt = started
         writes: list[_Write] = []
         self._writes = writes
         try:
             loaded = await self._store.list_keys()
-        except BaseException:
-            # A list that can no longer be refreshed is dropped rather than served on: the
-            # next caller loads synchronously and sees the store's error (the JWKS answers
-            # 503, like readiness, while the database is unreachable) instead of a list that
-            # may lack keys other instances publish meanwhile. The failure stays hidden only
-            # while the reload that finds it runs, and never past max_age.
+        except BaseException as exc:
+            # The list can no longer be refreshed: it is no longer served as current (a
+            # caller then waits for a reload, and gets the last list loaded if that fails
+            # too). Before any list was loaded, the store's error reaches the caller (503).
             self._keys = None
+            if not isinstance(exc, asyncio.CancelledError):
+                self._failing(started)
             raise
         finally:
             if self._writes is writes:
@@ -141,6 +181,10 @@ class CachedKeyStore:
         for apply in writes:
             apply(keys)
         self._keys, self._loaded_at = keys, started
+        self._last_known = keys
+        if self._failing_since is not None:
+            logger.warning("the key store answers again")
+            self._failing_since = None
 
     def _load_done(self, task: asyncio.Task[None]) -> None:
         if self._task is task:

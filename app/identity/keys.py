@@ -25,7 +25,7 @@ class KeyStore(Protocol):
 
     async def remove_keys(self, kids: Sequence[str]) -> None: ...
 
-    async def ping(self) -> None:
+    async def ping(self, *, timeout_seconds: float | None = None) -> None:
         """Raises ServiceUnavailableError when the store cannot be reached."""
         ...
 
@@ -46,5 +46,5 @@ class MemoryKeyStore:
         for kid in kids:
             self._keys.pop(kid, None)
 
-    async def ping(self) -> None:
+    async def ping(self, *, timeout_seconds: float | None = None) -> None:
         return None

@@ -77,5 +77,5 @@ class StaticKeyStore:
     async def remove_keys(self, kids: Sequence[str]) -> None:
         return None
 
-    async def ping(self) -> None:
+    async def ping(self, *, timeout_seconds: float | None = None) -> None:
         return None

@@ -209,9 +209,10 @@ class TokenIssuer:
         if isinstance(self._key_store, CachedKeyStore):
             await self._key_store.aclose()
 
-    async def ping(self) -> None:
-        """Raises ServiceUnavailableError when the key store cannot be reached."""
-        await self._key_store.ping()
+    async def ping(self, *, timeout_seconds: float | None = None) -> None:
+        """Raises ServiceUnavailableError when the key store cannot be reached (within
+        ``timeout_seconds``, or the store's own deadline)."""
+        await self._key_store.ping(timeout_seconds=timeout_seconds)
 
     async def list_public_keys(self) -> list[dict[str, Any]]:
         """Keys that may have signed a still-valid token: younger than 3x the key lifetime."""

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.core.clock import Clock
 from app.core.errors import ServiceUnavailableError
-from app.db.errors import database_errors
+from app.db.errors import bounded
 from app.db.schema import refresh_results
 from app.oauth.sessions import SessionCodec
 from app.providers.base import AuthResult
@@ -30,6 +30,8 @@ from app.refresh.coalescing import InProcessRefreshCoordinator
 CLAIM_SECONDS = 30.0
 POLL_SECONDS = 0.05
 _RECORD = "refresh-result"
+
+_WHAT = "Refresh coordination"
 
 
 class DatabaseRefreshCoordinator:
@@ -85,23 +87,31 @@ class DatabaseRefreshCoordinator:
             await self._release(key)
             raise
         sealed = self._codec.seal_json(result.to_json(), name=_RECORD)
-        async with database_errors("Refresh coordination"), self._engine.begin() as conn:
-            await conn.execute(
-                update(refresh_results)
-                .where(refresh_results.c.key == key)
-                .values(status="done", result=sealed, expires_at=self._clock.now() + self._grace)
-            )
+
+        async def record() -> None:
+            async with self._engine.begin() as conn:
+                await conn.execute(
+                    update(refresh_results)
+                    .where(refresh_results.c.key == key)
+                    .values(
+                        status="done", result=sealed, expires_at=self._clock.now() + self._grace
+                    )
+                )
+
+        await bounded(_WHAT, record)
         return result
 
     async def _read(self, key: str) -> dict[str, Any] | None:
-        async with database_errors("Refresh coordination"), self._engine.connect() as conn:
-            row = (
-                await conn.execute(select(refresh_results).where(refresh_results.c.key == key))
-            ).first()
-        return dict(row._mapping) if row is not None else None
+        async def read() -> dict[str, Any] | None:
+            async with self._engine.connect() as conn:
+                query = select(refresh_results).where(refresh_results.c.key == key)
+                row = (await conn.execute(query)).first()
+            return dict(row._mapping) if row is not None else None
+
+        return await bounded(_WHAT, read)
 
     async def _try_claim(self, key: str, now: float) -> bool:
-        async with database_errors("Refresh coordination"):
+        async def claim() -> bool:
             try:
                 async with self._engine.begin() as conn:
                     # Expired rows (old results, abandoned claims) go first.
@@ -118,15 +128,20 @@ class DatabaseRefreshCoordinator:
             except IntegrityError:
                 # Another instance claimed it first.
                 return False
-        return True
+            return True
+
+        return await bounded(_WHAT, claim)
 
     async def _release(self, key: str) -> None:
-        async with database_errors("Refresh coordination"), self._engine.begin() as conn:
-            await conn.execute(
-                delete(refresh_results).where(
-                    refresh_results.c.key == key, refresh_results.c.status == "pending"
+        async def release() -> None:
+            async with self._engine.begin() as conn:
+                await conn.execute(
+                    delete(refresh_results).where(
+                        refresh_results.c.key == key, refresh_results.c.status == "pending"
+                    )
                 )
-            )
+
+        await bounded(_WHAT, release)
 
     def _open(self, sealed: str) -> AuthResult:
         return AuthResult.from_json(self._codec.open_json(sealed, name=_RECORD))

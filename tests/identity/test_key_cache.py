@@ -14,7 +14,11 @@ from app.config.settings import Settings, read_settings
 from app.core.errors import ServiceUnavailableError
 from app.db.database import Database
 from app.identity.db_stores import DatabaseKeyStore
-from app.identity.key_cache import CachedKeyStore
+from app.identity.key_cache import (
+    LAST_KNOWN_WAIT_SECONDS,
+    OUTAGE_RETRY_SECONDS,
+    CachedKeyStore,
+)
 from app.identity.keys import MemoryKeyStore, StoredKey
 from app.identity.tokens import TokenIssuer
 from app.server.application import Dependencies, _stores, create_app
@@ -46,7 +50,7 @@ class CountingStore(MemoryKeyStore):
             raise ServiceUnavailableError("Key store unavailable: connection refused")
         return snapshot
 
-    async def ping(self) -> None:
+    async def ping(self, *, timeout_seconds: float | None = None) -> None:
         self.pings += 1
 
 
@@ -207,9 +211,10 @@ def test_writes_during_a_reload_survive_its_older_snapshot(clock: FakeClock) -> 
     asyncio.run(run())
 
 
-def test_a_failed_reload_drops_the_list_so_the_next_caller_sees_the_error(
+def test_during_an_outage_the_last_list_is_served_and_the_store_is_not_hammered(
     clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
+    # The reliability review: the JWKS answered 503 for the whole of a database outage.
     async def run() -> None:
         store = CountingStore()
         await store.add_key(_key("a"))
@@ -221,21 +226,64 @@ def test_a_failed_reload_drops_the_list_so_the_next_caller_sees_the_error(
         # The reload finds the outage in the background; this caller is not delayed.
         assert _kids(await cache.list_keys()) == ["a"]
         await _settle()
-        with pytest.raises(ServiceUnavailableError, match="Key store unavailable"):
-            await cache.list_keys()
-        # Every caller during the outage asks the store again (one read at a time).
-        results = await asyncio.gather(
-            *(cache.list_keys() for _ in range(10)), return_exceptions=True
-        )
-        assert all(isinstance(r, ServiceUnavailableError) for r in results)
-        assert store.reads == 4
+        reads = store.reads
+        # Every caller during the outage gets the last list, without a read each.
+        results = await asyncio.gather(*(cache.list_keys() for _ in range(10)))
+        assert all(_kids(r) == ["a"] for r in results)
+        assert store.reads == reads
+        # Now and then one reload tries the store again.
+        clock.advance(OUTAGE_RETRY_SECONDS)
+        assert _kids(await cache.list_keys()) == ["a"]
+        await _settle()
+        assert store.reads == reads + 1
 
         store.fail = False
-        assert _kids(await cache.list_keys()) == ["a"]
+        await store.add_key(_key("b"))
+        clock.advance(OUTAGE_RETRY_SECONDS)
+        await cache.list_keys()  # starts the reload that finds the store back
+        await _settle()
+        assert _kids(await cache.list_keys()) == ["a", "b"]
 
     asyncio.run(run())
-    assert "Loading the signing keys failed" in caplog.text
+    assert "serving the last key list loaded" in caplog.text
+    assert "the key store answers again" in caplog.text
     assert "never retrieved" not in caplog.text
+
+
+def test_before_any_list_was_loaded_the_outage_is_the_callers_error(clock: FakeClock) -> None:
+    async def run() -> None:
+        store = CountingStore()
+        store.fail = True
+        cache = CachedKeyStore(store, clock, refresh_seconds=1.0)
+        with pytest.raises(ServiceUnavailableError, match="Key store unavailable"):
+            await cache.list_keys()
+
+    asyncio.run(run())
+
+
+def test_a_store_that_hangs_costs_a_caller_at_most_the_wait(clock: FakeClock) -> None:
+    class HangingStore(CountingStore):
+        hang = False
+
+        async def list_keys(self) -> list[StoredKey]:
+            if self.hang:
+                await asyncio.Event().wait()
+            return await super().list_keys()
+
+    async def run() -> None:
+        store = HangingStore()
+        await store.add_key(_key("a"))
+        cache = CachedKeyStore(store, clock, refresh_seconds=1.0)
+        await cache.list_keys()
+        store.hang = True
+        clock.advance(2.0)  # past max_age: the caller must wait for a reload ...
+        keys = await asyncio.wait_for(cache.list_keys(), timeout=LAST_KNOWN_WAIT_SECONDS * 10)
+        # ... and gets the last list once the wait is over; the next caller at once.
+        assert _kids(keys) == ["a"]
+        assert _kids(await asyncio.wait_for(cache.list_keys(), timeout=0.1)) == ["a"]
+        await cache.aclose()
+
+    asyncio.run(run())
 
 
 def test_aclose_cancels_a_reload_in_flight(clock: FakeClock) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterator
 
@@ -122,3 +123,39 @@ def test_access_logs_redact_codes_and_state() -> None:
     message = record.getMessage()
     assert "SECRET" not in message and "state=abc" not in message
     assert "code=[redacted]&state=[redacted]&x=1" in message
+
+
+def test_readiness_answers_within_its_own_budget_when_the_database_hangs() -> None:
+    # A key store whose database accepts and never answers: readiness must not wait for
+    # the store's 10 s deadline (20 s against a frozen PostgreSQL).
+    from app.core.clock import SystemClock
+    from app.handlers.operations import READINESS_BUDGET_SECONDS
+    from app.identity.keys import MemoryKeyStore
+    from app.server.application import Dependencies, create_app
+
+    budgets: list[float | None] = []
+
+    class HangingStore(MemoryKeyStore):
+        async def ping(self, *, timeout_seconds: float | None = None) -> None:
+            budgets.append(timeout_seconds)
+            from app.db.errors import bounded
+
+            async def hang() -> None:
+                await asyncio.Event().wait()
+
+            await bounded("Key store", hang, timeout_seconds=timeout_seconds or 10)
+
+    from app.config.settings import read_settings
+
+    app = create_app(
+        read_settings(
+            {"app": {"baseUrl": "http://localhost:3000"}, "backend": {"baseUrl": BACKEND_BASE_URL}}
+        ),
+        development=True,
+        deps=Dependencies(clock=SystemClock(), key_store=HangingStore()),
+    )
+    with TestClient(app, base_url=BACKEND_BASE_URL) as c:
+        response = c.get("/readyz")
+    assert response.status_code == 503
+    assert "did not answer within 1.5s" in response.json()["checks"]["keyStore"]
+    assert budgets == [READINESS_BUDGET_SECONDS]
