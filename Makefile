@@ -9,7 +9,9 @@ TEST_STAMP := $(VENV)/.installed-test
 NODE_STAMP := tests/op/node_modules/.installed tests/compat/peer_idp/node_modules/.installed \
 	tests/browser/frontend/node_modules/.installed
 
-.PHONY: run test lint typecheck clean browser
+SPEC_LINT := tools/spec-lint
+
+.PHONY: run test lint spec-lint typecheck clean browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +35,13 @@ lint: $(TEST_STAMP)
 	$(BIN)/ruff format --check app tests
 	$(BIN)/lint-imports --config .importlinter
 
+# Every document in spec/ is valid OpenAPI and follows the style rules in
+# tools/spec-lint/redocly.yaml (each provider's own document: tests/server/test_spec_documents.py).
+spec-lint: $(TEST_STAMP) $(SPEC_LINT)/node_modules/.installed
+	$(BIN)/openapi-spec-validator spec/*.yaml
+	REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true \
+		$(SPEC_LINT)/node_modules/.bin/redocly lint --config $(SPEC_LINT)/redocly.yaml spec/*.yaml
+
 typecheck: $(TEST_STAMP)
 	$(BIN)/mypy
 
@@ -40,8 +49,9 @@ typecheck: $(TEST_STAMP)
 browser:
 	bash scripts/install-browser.sh
 
-test: $(TEST_STAMP) $(NODE_STAMP) browser lint typecheck
+test: $(TEST_STAMP) $(NODE_STAMP) browser lint spec-lint typecheck
 	$(BIN)/python -m pytest
 
 clean:
-	rm -rf $(VENV) tests/op/node_modules tests/compat/peer_idp/node_modules tests/browser/frontend/node_modules
+	rm -rf $(VENV) tests/op/node_modules tests/compat/peer_idp/node_modules tests/browser/frontend/node_modules \
+		$(SPEC_LINT)/node_modules
