@@ -13,10 +13,11 @@ messages), argument parsing and error handling stay connexion's own.
 
 connexion also validates every document against the OpenAPI 3.0 schema as it is added:
 0.1 s of each start for the seven documents this server mounts, more than half of building
-the app. They are rendered from spec/ by this server's code, with arguments from the
-provider registry, never from the configuration: tests/server/test_spec_loader.py validates
-every document that ``_add_apis`` can mount, with connexion's own validator, so
-``add_api`` here does not repeat it.
+the app. They are made from spec/ by this server's code (app.server.spec_documents), from
+the provider registry, never from the configuration: tests/server/test_spec_loader.py
+checks each file with connexion's own validator, and tests/server/test_spec_documents.py
+every document that ``add_documents`` can mount with openapi-spec-validator (stricter:
+unique operationIds too), so ``add_api`` here does not repeat it.
 """
 
 from __future__ import annotations
