@@ -14,7 +14,9 @@ TEST_STAMP := $(VENV)/.installed-test
 NODE_STAMP := tests/op/node_modules/.installed tests/compat/peer_idp/node_modules/.installed \
 	tests/browser/frontend/node_modules/.installed
 
-.PHONY: run test lint typecheck clean browser compat-live lock image test-image
+SPEC_LINT := tools/spec-lint
+
+.PHONY: run test lint spec-lint typecheck clean browser compat-live lock image test-image
 
 # Every installed distribution comes from a lock with hashes (requirements/*.lock, made by
 # `make lock`); the project itself is then installed without resolving anything. pip check
@@ -59,6 +61,13 @@ lint: $(TEST_STAMP)
 	$(BIN)/ruff format --check app tests
 	$(BIN)/lint-imports --config .importlinter
 
+# Every document in spec/ is valid OpenAPI and follows the style rules in
+# tools/spec-lint/redocly.yaml (each provider's own document: tests/server/test_spec_documents.py).
+spec-lint: $(TEST_STAMP) $(SPEC_LINT)/node_modules/.installed
+	$(BIN)/openapi-spec-validator spec/*.yaml
+	REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true \
+		$(SPEC_LINT)/node_modules/.bin/redocly lint --config $(SPEC_LINT)/redocly.yaml spec/*.yaml
+
 typecheck: $(TEST_STAMP)
 	$(BIN)/mypy
 
@@ -67,7 +76,7 @@ browser:
 	bash scripts/install-browser.sh
 
 # The coverage figure (branch coverage of app/) is printed before pytest's summary.
-test: $(TEST_STAMP) $(NODE_STAMP) browser lint typecheck
+test: $(TEST_STAMP) $(NODE_STAMP) browser lint spec-lint typecheck
 	$(BIN)/python -m pytest --cov --cov-report=term:skip-covered
 
 # Says what is missing (and fails) before installing anything when there is no peer.
@@ -88,4 +97,5 @@ test-image: $(TEST_STAMP) tests/op/node_modules/.installed
 	AUTH_BACKEND_IMAGE=$(IMAGE) $(BIN)/python -m pytest tests/image
 
 clean:
-	rm -rf $(VENV) tests/op/node_modules tests/compat/peer_idp/node_modules tests/browser/frontend/node_modules
+	rm -rf $(VENV) tests/op/node_modules tests/compat/peer_idp/node_modules tests/browser/frontend/node_modules \
+		$(SPEC_LINT)/node_modules

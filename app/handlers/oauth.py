@@ -286,7 +286,9 @@ def _frame_error(
     return respond(page.body, headers=page.headers, cookies=cookies)
 
 
+# The same handler for each operation of the callback (operationIds are unique per document).
 frame_handler_alias = frame_handler
+frame_handler_form_post = frame_handler
 
 
 async def _client_auth_response(
@@ -378,6 +380,9 @@ async def refresh(
         "refresh_reused" if reused else "refresh", provider=runtime.provider_id
     )
     return json_response(response, cookies=cookies, headers=TOKEN_HEADERS)
+
+
+refresh_post = refresh
 
 
 # -- /logout ---------------------------------------------------------------------------

@@ -16,6 +16,12 @@ from app.config.validation import ConfigError
 from app.core.errors import NotFoundError
 from app.devidp.settings import dev_idp_settings
 from app.handlers.context import Services
+from app.handlers.documents import (
+    COMBINED_DOCUMENT_URL,
+    SERVICE_DOCUMENTS,
+    provider_spec_url,
+    provider_ui_url,
+)
 from app.handlers.responses import respond
 from app.oauth.origins import parse_origin
 from app.providers.registry import REGISTRY
@@ -97,21 +103,18 @@ async def docs_index(services: Services) -> Response:
     apis = [
         {
             "title": f"Provider {p['id']} ({p['kind']})",
-            "ui": f"/api/auth/{p['id']}/ui/",
-            "spec": f"/api/auth/{p['id']}/openapi.json",
+            "ui": provider_ui_url(p["id"]),
+            "spec": provider_spec_url(p["id"]),
         }
         for p in _providers(services)
     ]
     apis += [
-        {"title": "Identity", "ui": "/api/auth/ui/", "spec": "/api/auth/openapi.json"},
-        {
-            "title": "Health (Backstage)",
-            "ui": "/.backstage/health/v1/ui/",
-            "spec": "/.backstage/health/v1/openapi.json",
-        },
-        {"title": "Operations", "ui": "/ui/", "spec": "/openapi.json"},
+        {"title": document.title, "ui": document.ui_url, "spec": document.spec_url}
+        for document in SERVICE_DOCUMENTS
     ]
-    body = _TEMPLATES.get_template("docs.html").render(apis=apis, dev_idp=_dev_idp_issuer(services))
+    body = _TEMPLATES.get_template("docs.html").render(
+        apis=apis, combined=COMBINED_DOCUMENT_URL, dev_idp=_dev_idp_issuer(services)
+    )
     return respond(body.encode(), headers=_page_headers(""))
 
 

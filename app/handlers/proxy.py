@@ -29,7 +29,9 @@ async def frame_handler(runtime: ProxyProviderRuntime, **_: Any) -> Response:
     raise NotImplementedError_("Not implemented")
 
 
+# The same handler for each operation of the callback (operationIds are unique per document).
 frame_handler_alias = frame_handler
+frame_handler_form_post = frame_handler
 
 
 async def refresh(runtime: ProxyProviderRuntime, **_: Any) -> Response:
@@ -50,3 +52,6 @@ async def refresh(runtime: ProxyProviderRuntime, **_: Any) -> Response:
         body["providerInfo"] = dict(result.provider_info)
     body["backstageIdentity"] = identity.to_json()
     return json_response(body, headers=TOKEN_HEADERS)
+
+
+refresh_post = refresh

@@ -54,7 +54,7 @@ from app.identity.static_keys import StaticKey, StaticKeyStore, load_static_keys
 from app.identity.tokens import SUPPORTED_ALGORITHMS, TokenIssuer
 from app.identity.user_info import MemoryUserInfoStore, UserInfoStore
 from app.oauth.cookies import OAuthCookieManager
-from app.oauth.origins import ORIGIN_QUERY_PATTERN, OriginFilter, parse_origin
+from app.oauth.origins import OriginFilter, parse_origin
 from app.oauth.sessions import SessionCodec
 from app.observability.audit import Audit
 from app.observability.logs import REQUEST_ID_HEADER, is_safe_request_id
@@ -70,19 +70,15 @@ from app.providers.registry_types import (
 from app.refresh.coalescing import InProcessRefreshCoordinator, RefreshCoordinator
 from app.refresh.shared import DatabaseRefreshCoordinator
 from app.server import error_handlers
+from app.server.documents import SPEC_DIR, add_documents
 from app.server.http_transport import OutboundTransport
 from app.server.lean_app import LeanAsyncApp, middlewares
 from app.server.middleware.cors import BackstageCORSMiddleware
 from app.server.middleware.edge import ClientAddress, RateLimit
 from app.server.middleware.metrics import MetricsMiddleware
 from app.server.middleware.startup import OneLineStartupFailure, StartupError
-from app.server.resolver import BoundResolver
-from app.server.spec_loader import load_spec
 
 log = logging.getLogger(__name__)
-
-# app/spec links to the top-level spec/ in a checkout; a built wheel carries the files.
-SPEC_DIR = Path(__file__).resolve().parents[1] / "spec"
 
 
 @dataclass(frozen=True)
@@ -172,7 +168,7 @@ def create_app(
         swagger_ui_options=SwaggerUIOptions(swagger_ui=True),
         middlewares=middlewares(),
     )
-    _add_apis(app, runtimes, services, deps.providers, validate_responses=validate_responses)
+    add_documents(app, runtimes, services, deps.providers, validate_responses=validate_responses)
     _add_middlewares(app, settings, metrics)
     # After the others: inside request ids, metrics, CORS and rate limiting.
     mount_configured_dev_idp(app, settings, development=development)
@@ -191,64 +187,6 @@ def _routes(app: AsyncApp) -> list[BaseRoute]:
         if isinstance(middleware, RoutingMiddleware):
             return list(middleware.router.routes)
     return []
-
-
-# Every document _add_apis mounts (tests/server/test_spec_loader.py validates each one, as
-# LeanAsyncApp.add_api does not): this one once per provider, from these arguments...
-PROVIDER_DOCUMENT = "openapi.yaml"
-
-
-def provider_document_arguments(provider_id: str, definition: ProviderDefinition) -> dict[str, Any]:
-    return {
-        "provider": provider_id,
-        "kind": definition.kind,
-        "start_params": definition.start_params,
-        "origin_pattern": ORIGIN_QUERY_PATTERN,
-    }
-
-
-# ... then these, with their base paths. After the providers' documents: a mount at
-# /api/auth would otherwise swallow theirs.
-SERVICE_DOCUMENTS: tuple[tuple[str, str], ...] = (
-    ("identity.yaml", "/api/auth"),
-    ("health.yaml", "/.backstage/health/v1"),
-    ("operations.yaml", ""),
-    # Also at "": routed after operations (connexion chains APIs of one base path).
-    ("pages.yaml", ""),
-)
-
-
-def _add_apis(
-    app: AsyncApp,
-    runtimes: list[ProviderRuntime],
-    services: Services,
-    providers: Mapping[str, ProviderDefinition],
-    *,
-    validate_responses: bool,
-) -> None:
-    # The documents are rendered and parsed here (libyaml, templates compiled once), not
-    # by connexion (pure-Python YAML per add_api): see app.server.spec_loader.
-    for runtime in runtimes:
-        module = "app.handlers.oauth" if runtime.kind == "oauth" else "app.handlers.proxy"
-        app.add_api(
-            load_spec(
-                SPEC_DIR / PROVIDER_DOCUMENT,
-                provider_document_arguments(runtime.provider_id, providers[runtime.provider_id]),
-            ),
-            base_path=f"/api/auth/{runtime.provider_id}",
-            name=f"auth-{runtime.provider_id}",
-            resolver=BoundResolver(module, runtime=runtime),
-            pythonic_params=True,
-            validate_responses=validate_responses,
-        )
-    for spec, base_path in SERVICE_DOCUMENTS:
-        app.add_api(
-            load_spec(SPEC_DIR / spec),
-            base_path=base_path,
-            name=spec.removesuffix(".yaml"),
-            resolver=BoundResolver(f"app.handlers.{spec.removesuffix('.yaml')}", services=services),
-            validate_responses=validate_responses,
-        )
 
 
 def _add_middlewares(app: AsyncApp, settings: Settings, metrics: Metrics) -> None:

@@ -13,10 +13,11 @@ messages), argument parsing and error handling stay connexion's own.
 
 connexion also validates every document against the OpenAPI 3.0 schema as it is added:
 0.1 s of each start for the seven documents this server mounts, more than half of building
-the app. They are rendered from spec/ by this server's code, with arguments from the
-provider registry, never from the configuration: tests/server/test_spec_loader.py validates
-every document that ``_add_apis`` can mount, with connexion's own validator, so
-``add_api`` here does not repeat it.
+the app. They are made from spec/ by this server's code (app.server.spec_documents), from
+the provider registry, never from the configuration: tests/server/test_spec_loader.py
+checks each file with connexion's own validator, and tests/server/test_spec_documents.py
+every document that ``add_documents`` can mount with openapi-spec-validator (stricter:
+unique operationIds too), so ``add_api`` here does not repeat it.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from connexion.spec import OpenAPISpecification
 from connexion.utils import is_null, is_nullable
 from connexion.validators.parameter import ParameterValidator, draft4_format_checker
 from jsonschema import Draft4Validator, ValidationError  # type: ignore[import-untyped]
+from starlette.routing import Mount, Router
 from starlette.types import Receive, Scope, Send
 
 # Names from the specs, and query keys from requests (hence the bound on the cache).
@@ -137,7 +139,23 @@ _SPEC_SUFFIXES = ("/openapi.json", "/openapi.yaml")
 
 class _SwaggerUI(SwaggerUIMiddleware):  # type: ignore[misc]
     """connexion's, routing only the requests that can be its own (the spec documents and
-    the UI): it matched every request against every mounted API first."""
+    the UI): it matched every request against every mounted API first.
+
+    And APIs of one base path are chained, as connexion's routing does: connexion mounts
+    each at its base path, and the first one's router answered every request under it,
+    so the documents and UIs of the others (at their own paths) were never reached.
+    """
+
+    def add_api(self, specification: Any, base_path: str | None = None, **kwargs: Any) -> None:
+        before = list(self.router.routes)
+        super().add_api(specification, base_path=base_path, **kwargs)
+        added = self.router.routes[-1]
+        for route in before:
+            router = route.app if isinstance(route, Mount) else None
+            # The last of the chain is the one that still falls through to the next app.
+            if isinstance(router, Router) and route.path == added.path:
+                if router.default == self.default_fn:
+                    router.default = added.app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":

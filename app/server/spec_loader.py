@@ -1,15 +1,16 @@
-"""The OpenAPI documents in spec/, rendered and parsed as connexion would, only faster.
+"""The OpenAPI documents in spec/, parsed as connexion would, only faster.
 
-connexion 3.3 (``Specification._load_spec_from_file``) reads a spec file, renders it with
-``jinja2.Template(text).render(**arguments)`` and parses the result with the pure-Python
-``yaml.safe_load``: ~45 ms for ``openapi.yaml``, which is mounted once per provider.
-``load_spec`` does the same with the template compiled once per file and libyaml's
-``CSafeLoader`` (same constructor, so the same Python objects; ~5 ms), and ``add_api``
-takes the resulting dict.
+connexion 3.3 (``Specification._load_spec_from_file``) reads a spec file, passes it
+through Jinja and parses the result with the pure-Python ``yaml.safe_load``: ~45 ms for
+``openapi.yaml``, which is mounted once per provider. Our documents are plain OpenAPI (no
+template: what differs between providers is applied in app.server.spec_documents), so
+each file is parsed once per process here, with libyaml's ``CSafeLoader`` (same
+constructor, so the same Python objects), and every caller gets a copy (~0.4 ms);
+``add_api`` takes the resulting dict.
 
 One difference remains: connexion resolves a file's relative ``$ref`` against the file's
 folder, a dict's against nothing. Our documents only use local references
-(``#/components/...``), and ``load_spec`` refuses any other, so that one never resolves
+(``#/components/...``), and the loader refuses any other, so that one never resolves
 against the working directory by accident.
 """
 
@@ -20,7 +21,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import jinja2
 import yaml
 
 # libyaml's loader when PyYAML was built with it (the wheels are); the same SafeConstructor.
@@ -34,33 +34,38 @@ class SpecError(ValueError):
 
 
 @functools.cache
-def _template(path: Path) -> jinja2.Template:
-    """The file's Jinja template, compiled once per process (as connexion decodes it)."""
-    contents = path.read_bytes()
-    try:
-        text = contents.decode()
-    except UnicodeDecodeError:
-        text = contents.decode("utf-8", "replace")
-    template: jinja2.Template = jinja2.Template(text)
-    return template
-
-
-def render_spec(path: Path, arguments: Mapping[str, Any] | None = None) -> str:
-    """The document's text after Jinja, exactly what connexion would parse."""
-    return _template(path).render(**(arguments or {}))
-
-
-def load_spec(path: Path, arguments: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The parsed document, a fresh dict on every call (connexion changes what it gets).
-
-    Raises:
-        SpecError: the document is not a mapping or has a non-local ``$ref``.
-    """
-    spec = yaml.load(render_spec(path, arguments), Loader=_LOADER)
+def _parsed(path: Path) -> dict[str, Any]:
+    with path.open("rb") as file:
+        spec = yaml.load(file, Loader=_LOADER)
     if not isinstance(spec, dict):
         raise SpecError(f"{path}: not an OpenAPI document (a mapping)")
     _check_local_refs(spec, path)
     return spec
+
+
+def spec_template(path: Path) -> Mapping[str, Any]:
+    """The parsed document, shared by every caller in the process: never change it."""
+    return _parsed(path)
+
+
+def load_spec(path: Path) -> dict[str, Any]:
+    """The parsed document, a fresh copy on every call (connexion changes what it gets).
+
+    Raises:
+        SpecError: the document is not a mapping or has a non-local ``$ref``.
+    """
+    copied: dict[str, Any] = copy_document(_parsed(path))
+    return copied
+
+
+def copy_document(node: Any) -> Any:
+    """A copy of a parsed document that shares no dict or list with it (a third of
+    ``copy.deepcopy``'s time: no memo, only what YAML and JSON produce)."""
+    if isinstance(node, dict):
+        return {key: copy_document(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [copy_document(item) for item in node]
+    return node
 
 
 def _check_local_refs(node: object, path: Path) -> None:

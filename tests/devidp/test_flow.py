@@ -158,9 +158,22 @@ def test_docs_index_links_every_swagger_ui(client: httpx.Client) -> None:
     links = re.findall(r'href="([^"]*/ui/)"', page.text)
     assert sorted(links[:2]) == ["/api/auth/guest/ui/", "/api/auth/oidc/ui/"]
     assert links[2:] == [
-        "/api/auth/ui/",
+        "/api/auth/identity/ui/",
         "/.backstage/health/v1/ui/",
-        "/ui/",
+        "/operations/ui/",
+        "/pages/ui/",
     ]
     for link in links:
         assert client.get(link).status_code == 200, link
+    # Each document at its own URL ("Operations" opened the Pages document when both
+    # were at /openapi.json), and the combined one for API clients.
+    specs = re.findall(r'href="([^"]*/openapi\.json)"', page.text)
+    titles = [client.get(spec).json()["info"]["title"] for spec in specs]
+    assert titles[2:] == [
+        "Auth API: identity",
+        "Health",
+        "Operations",
+        "Pages",
+        "backstage-auth-backend",
+    ]
+    assert specs[-1] == "/api/auth/openapi.json"

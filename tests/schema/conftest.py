@@ -1,6 +1,6 @@
 """The app the schemathesis suite runs against: the real app with the stub providers and
 response validation on. Built at import time, because the schemas are loaded from the
-running app when the test module is collected (the provider spec is a Jinja template)."""
+running app when the test module is collected (each provider has a document of its own)."""
 
 from __future__ import annotations
 

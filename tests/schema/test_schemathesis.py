@@ -37,7 +37,7 @@ APP = build_schema_app()
 stub = schemathesis.openapi.from_asgi("/api/auth/stub/openapi.json", APP)
 stubpersist = schemathesis.openapi.from_asgi("/api/auth/stubpersist/openapi.json", APP)
 guest = schemathesis.openapi.from_asgi("/api/auth/guest/openapi.json", APP)
-identity = schemathesis.openapi.from_asgi("/api/auth/openapi.json", APP)
+identity = schemathesis.openapi.from_asgi("/api/auth/identity/openapi.json", APP)
 health = schemathesis.openapi.from_asgi("/.backstage/health/v1/openapi.json", APP)
 
 
