@@ -52,6 +52,8 @@ def serve(args: argparse.Namespace) -> int:
 
     import uvicorn
 
+    from app.server.protocol import limited_protocol
+
     app = build_app(
         settings, configs=configs, development=development, data_dir=Path(args.data_dir)
     )
@@ -64,7 +66,8 @@ def serve(args: argparse.Namespace) -> int:
         host=host,
         port=port,
         loop="uvloop",
-        http="httptools",
+        # httptools, with the request head capped as it arrives (backend.requestLimits).
+        http=limited_protocol(settings.request_limits),
         log_level=args.log_level,
         # Our logging config (JSON with request ids) applies to uvicorn's loggers too.
         log_config=None,
