@@ -7,7 +7,15 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from app.config.backend import DEFAULT_METHODS, CorsSettings, RateLimitSettings
+from app.config.backend import (
+    DEFAULT_MAX_CALLBACK_BODY_BYTES,
+    DEFAULT_MAX_HEADER_BYTES,
+    DEFAULT_MAX_HEADER_FIELDS,
+    DEFAULT_METHODS,
+    CorsSettings,
+    RateLimitSettings,
+    RequestLimitSettings,
+)
 from app.config.validation import Lenient, string_list
 from app.core.durations import parse_duration_seconds
 from app.oauth.origins import OriginPattern, parse_origin
@@ -89,6 +97,21 @@ class _RateLimitConfig(Lenient):
         )
 
 
+class _RequestLimitsConfig(Lenient):
+    headerFields: int = Field(DEFAULT_MAX_HEADER_FIELDS, ge=10)
+    headerBytes: int = Field(DEFAULT_MAX_HEADER_BYTES, ge=8 * 1024)
+    # Starlette refuses a form part over 1 MiB on its own (as an error the handlers would
+    # not turn into Backstage's 413): no larger cap.
+    callbackBodyBytes: int = Field(DEFAULT_MAX_CALLBACK_BODY_BYTES, ge=1024, le=1024 * 1024)
+
+    def settings(self) -> RequestLimitSettings:
+        return RequestLimitSettings(
+            header_fields=self.headerFields,
+            header_bytes=self.headerBytes,
+            callback_body_bytes=self.callbackBodyBytes,
+        )
+
+
 class _BackendConfig(Lenient):
     baseUrl: str
     listen: _Listen = Field(default_factory=lambda: _Listen())
@@ -97,6 +120,8 @@ class _BackendConfig(Lenient):
     rateLimit: bool | _RateLimitConfig | dict[str, Any] | None = None
     # Ours: proxies whose X-Forwarded-* headers are honoured (addresses or CIDRs).
     trustedProxies: list[str] = Field(default_factory=list)
+    # Ours: header and callback body caps (431, 413).
+    requestLimits: _RequestLimitsConfig = Field(default_factory=lambda: _RequestLimitsConfig())
 
     @field_validator("trustedProxies")
     @classmethod

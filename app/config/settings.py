@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.config.backend import CorsSettings, RateLimitSettings
+from app.config.backend import CorsSettings, RateLimitSettings, RequestLimitSettings
 from app.config.schema import RootConfig
 from app.config.validation import ConfigError, validate_model
 from app.core.durations import parse_duration_seconds
@@ -43,6 +43,7 @@ class Settings:
     refresh_grace_seconds: float = DEFAULT_REFRESH_GRACE_SECONDS
     rate_limit: RateLimitSettings | None = None
     trusted_proxies: tuple[str, ...] = ()
+    request_limits: RequestLimitSettings = field(default_factory=RequestLimitSettings)
     refresh_coordination: str | None = None
     key_store_provider: str = "database"
     static_keys: tuple[dict[str, Any], ...] = ()
@@ -98,6 +99,7 @@ def read_settings(raw: Mapping[str, Any]) -> Settings:
         rate_limit=root.backend.rate_limit(),
         refresh_coordination=auth.session.refreshCoordination,
         trusted_proxies=tuple(root.backend.trustedProxies),
+        request_limits=root.backend.requestLimits.settings(),
         key_store_provider=auth.keyStore.provider,
         static_keys=tuple(auth.keyStore.static.keys if auth.keyStore.static else ()),
         database=_database_config(raw),

@@ -10,7 +10,9 @@ reads ``error.name`` and ``error.cause.name`` from response bodies. The tree::
     ├── NotFoundError               404  unknown provider, env, user
     ├── MethodNotAllowedError       405  a route exists, but not for this method
     ├── ConflictError               409  ambiguous catalog lookup
+    ├── PayloadTooLargeError        413  a callback body over its cap
     ├── TooManyRequestsError        429  rate limit hit
+    ├── RequestHeaderFieldsTooLargeError  431  too many or too large header fields
     ├── NotImplementedError_        501  proxy providers' /start and /handler/frame
     └── ServiceUnavailableError     503  key store or identity provider unreachable
 
@@ -88,11 +90,26 @@ class ConflictError(BackstageError):
     status_code = 409
 
 
+class PayloadTooLargeError(BackstageError):
+    """Raised when a request body is over its cap (the name of Node's http-errors, which
+    Backstage's body parsers raise)."""
+
+    name = "PayloadTooLargeError"
+    status_code = 413
+
+
 class TooManyRequestsError(BackstageError):
     """Raised when a client exceeds a rate limit."""
 
     name = "TooManyRequestsError"
     status_code = 429
+
+
+class RequestHeaderFieldsTooLargeError(BackstageError):
+    """Raised when a request has too many header fields or too many bytes of them."""
+
+    name = "RequestHeaderFieldsTooLargeError"
+    status_code = 431
 
 
 class NotImplementedError_(BackstageError):  # noqa: N801 - Backstage's name shadows a builtin

@@ -1,5 +1,11 @@
 """Serving the development identity provider from this server's own process.
 
+Every request to it must come from loopback and name a loopback host: the start checks
+the configured address, but a process manager may bind elsewhere (gunicorn ``-b 0.0.0.0``,
+a unix socket behind a proxy), and a page on another site can reach a loopback server
+through a host name of its own that resolves to 127.0.0.1 (DNS rebinding). Anything else
+is a 403 in Backstage's error shape.
+
 The Flask app runs behind a2wsgi's WSGI-to-ASGI adapter (on its thread pool), so a
 request this server makes to it over HTTP (the ``oidc`` provider's discovery, code
 exchange, userinfo) is answered while the event loop awaits that request: no deadlock.
@@ -16,10 +22,15 @@ from connexion import AsyncApp
 from connexion.middleware import MiddlewarePosition
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.core.errors import NotAllowedError, render_error_body
 from app.devidp.server import DevIdentityProvider
-from app.devidp.settings import MOUNT_PATH, DevIdpSettings
+from app.devidp.settings import MOUNT_PATH, DevIdpSettings, is_loopback_host
 
 log = logging.getLogger(__name__)
+
+# Where the edge middleware keeps the direct peer, before trusted proxies name another
+# client (app.handlers.peer.PEER_STATE_KEY; this layer may not import it).
+_PEER_STATE_KEY = "peer"
 
 # Sign-ins are interactive and few: a small pool is plenty.
 WSGI_THREADS = 4
@@ -39,11 +50,55 @@ class DevIdpMount:
         if scope["type"] == "http":
             path: str = scope["path"]
             if path == self.prefix or path.startswith(self.prefix + "/"):
+                refusal = _refusal(scope)
+                if refusal is not None:
+                    log.warning("development identity provider: refused %s", refusal)
+                    await _send_refusal(scope, send, refusal)
+                    return
                 # ASGI: path stays whole, root_path grows (a2wsgi makes SCRIPT_NAME of it).
                 child = dict(scope, root_path=scope.get("root_path", "") + self.prefix)
                 await self._wsgi(child, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+def _refusal(scope: Scope) -> str | None:
+    """Why this request may not reach the provider; None when it may."""
+    client = scope.get("client")
+    peer = (scope.get("state") or {}).get(_PEER_STATE_KEY) or (client[0] if client else None)
+    if not isinstance(peer, str) or not is_loopback_host(peer):
+        return "a request from an address other than loopback"
+    hosts = [value for name, value in scope["headers"] if name == b"host"]
+    if len(hosts) != 1 or not is_loopback_host(_host_name(hosts[0].decode("latin-1"))):
+        return "a request for a host other than loopback"
+    return None
+
+
+def _host_name(host: str) -> str:
+    """The name of a Host header, without its port ('[::1]:7007' -> '::1')."""
+    if host.startswith("["):
+        return host[1:].partition("]")[0]
+    return host.rpartition(":")[0] if host.count(":") == 1 else host
+
+
+async def _send_refusal(scope: Scope, send: Send, refusal: str) -> None:
+    query = scope.get("query_string", b"").decode("latin-1")
+    body = render_error_body(
+        NotAllowedError(f"The development identity provider refuses {refusal}"),
+        method=scope["method"],
+        url=f"{scope['path']}?{query}" if query else scope["path"],
+    )
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 403,
+            "headers": [
+                (b"content-type", b"application/json; charset=utf-8"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 def mount_dev_idp(app: AsyncApp, *, settings: DevIdpSettings) -> DevIdentityProvider:

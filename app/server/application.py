@@ -75,6 +75,7 @@ from app.server.http_transport import OutboundTransport
 from app.server.lean_app import LeanAsyncApp, middlewares
 from app.server.middleware.cors import BackstageCORSMiddleware
 from app.server.middleware.edge import ClientAddress, RateLimit
+from app.server.middleware.limits import RequestLimits
 from app.server.middleware.metrics import MetricsMiddleware
 from app.server.middleware.startup import OneLineStartupFailure, StartupError
 
@@ -168,10 +169,11 @@ def create_app(
         swagger_ui_options=SwaggerUIOptions(swagger_ui=True),
         middlewares=middlewares(),
     )
+    app.request_limits = settings.request_limits
     add_documents(app, runtimes, services, deps.providers, validate_responses=validate_responses)
     _add_middlewares(app, settings, metrics)
     # After the others: inside request ids, metrics, CORS and rate limiting.
-    mount_configured_dev_idp(app, settings, development=development)
+    app.loopback_only = mount_configured_dev_idp(app, settings, development=development) is not None
     app.add_error_handler(BackstageError, error_handlers.backstage_error)
     app.add_error_handler(ProblemException, error_handlers.problem)
     app.add_error_handler(
@@ -193,6 +195,10 @@ def _add_middlewares(app: AsyncApp, settings: Settings, metrics: Metrics) -> Non
     # Outermost first. All sit outside the exception middleware, so error responses (the
     # 401 of the first /refresh above all) are counted and carry CORS headers too.
     app.add_middleware(OneLineStartupFailure, position=MiddlewarePosition.BEFORE_EXCEPTION)
+    # Oversized requests first: nothing else reads their headers or body.
+    app.add_middleware(
+        RequestLimits, position=MiddlewarePosition.BEFORE_EXCEPTION, limits=settings.request_limits
+    )
     app.add_middleware(
         ClientAddress,
         position=MiddlewarePosition.BEFORE_EXCEPTION,

@@ -65,21 +65,26 @@ def serve(args: argparse.Namespace) -> int:
     # and make read 143 as a failure): SIGTERM then finds this no-op and serve returns 0.
     previous = signal.signal(signal.SIGTERM, lambda _signum, _frame: None)
     try:
-        _run_uvicorn(app, args, host, port)
+        _run_uvicorn(app, args, settings, host, port)
     finally:
         signal.signal(signal.SIGTERM, previous)
     return 0
 
 
-def _run_uvicorn(app: Any, args: argparse.Namespace, host: str, port: int) -> None:
+def _run_uvicorn(
+    app: Any, args: argparse.Namespace, settings: Settings, host: str, port: int
+) -> None:
     import uvicorn
+
+    from app.server.protocol import limited_protocol
 
     uvicorn.run(
         app,
         host=host,
         port=port,
         loop="uvloop",
-        http="httptools",
+        # httptools, with the request head capped as it arrives (backend.requestLimits).
+        http=limited_protocol(settings.request_limits),
         log_level=args.log_level,
         # Our logging config (JSON with request ids) applies to uvicorn's loggers too.
         log_config=None,

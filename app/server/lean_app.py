@@ -44,6 +44,8 @@ from jsonschema import Draft4Validator, ValidationError  # type: ignore[import-u
 from starlette.routing import Mount, Router
 from starlette.types import Receive, Scope, Send
 
+from app.config.backend import RequestLimitSettings
+
 # Names from the specs, and query keys from requests (hence the bound on the cache).
 _pythonic = functools.lru_cache(maxsize=1024)(pythonic)
 _sanitized = functools.lru_cache(maxsize=1024)(sanitized)
@@ -192,6 +194,11 @@ def _documents_unchecked() -> Iterator[None]:
 
 
 class LeanAsyncApp(AsyncApp):  # type: ignore[misc]
+    # What the server's protocol caps (app.server.protocol): create_app sets the app's own.
+    request_limits: RequestLimitSettings = RequestLimitSettings()
+    # Serves the development identity provider: only on loopback listeners (app.server.workers).
+    loopback_only: bool = False
+
     def __init__(self, import_name: str, **kwargs: Any) -> None:
         # AsyncApp.__init__ only creates its ASGI app and calls AbstractApp's: the same,
         # with operations that decorate once.

@@ -22,6 +22,7 @@ connections opened at once go to the worker that wakes first.)
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import socket
 import sys
@@ -30,6 +31,9 @@ from typing import Any
 from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
 from gunicorn.arbiter import Arbiter  # type: ignore[import-untyped]
 from uvicorn_worker import UvicornWorker  # type: ignore[import-untyped]
+
+from app.config.backend import RequestLimitSettings
+from app.server.protocol import LimitedHttpToolsProtocol, limited_protocol
 
 # Linux hashes new connections across the listening SO_REUSEPORT sockets of an address.
 # Elsewhere (macOS, the BSDs: SO_REUSEPORT does not spread them) the master listens, as
@@ -87,6 +91,20 @@ def own_listener(reserved: socket.socket) -> socket.socket:
     return sock
 
 
+def non_loopback_addresses(sockets: list[socket.socket]) -> list[str]:
+    """The addresses of ``sockets`` other than loopback (a unix socket is one: whoever
+    connects to it, a proxy or anything else, forwards requests from anywhere)."""
+    found: list[str] = []
+    for sock in sockets:
+        if sock.family not in (socket.AF_INET, socket.AF_INET6):
+            found.append(f"unix:{sock.getsockname()}")
+            continue
+        host = sock.getsockname()[0]
+        if not ipaddress.ip_address(host.partition("%")[0]).is_loopback:
+            found.append(host)
+    return found
+
+
 def _listens(sock: socket.socket) -> bool:
     return bool(sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN))
 
@@ -94,7 +112,9 @@ def _listens(sock: socket.socket) -> bool:
 class Worker(UvicornWorker):  # type: ignore[misc]
     CONFIG_KWARGS: dict[str, Any] = {
         "loop": "uvloop",
-        "http": "httptools",
+        # httptools, with the request head capped as it arrives: the app's limits once it
+        # is loaded (_serve), the defaults until then.
+        "http": LimitedHttpToolsProtocol,
         "proxy_headers": False,
         "server_header": False,
     }
@@ -125,6 +145,26 @@ class Worker(UvicornWorker):  # type: ignore[misc]
                 inherited.close()
         self.sockets = sockets
         super().init_process()
+
+    def load_wsgi(self) -> None:
+        super().load_wsgi()
+        # The config's host is what the app was told; these sockets are where it listens
+        # (gunicorn -b may say anything).
+        exposed = non_loopback_addresses(self.sockets)
+        if getattr(self.wsgi, "loopback_only", False) and exposed:
+            logging.getLogger(__name__).error(
+                "auth.devIdentityProvider.enabled: refusing to start the development identity "
+                "provider while the server listens on %s; it runs only on loopback "
+                "(bind 127.0.0.1, ::1 or localhost)",
+                ", ".join(exposed),
+            )
+            sys.exit(Arbiter.WORKER_BOOT_ERROR)
+
+    async def _serve(self) -> None:
+        limits = getattr(self.wsgi, "request_limits", None)
+        if isinstance(limits, RequestLimitSettings):
+            self.config.http = limited_protocol(limits)
+        await super()._serve()
 
 
 class Master(Arbiter):  # type: ignore[misc]

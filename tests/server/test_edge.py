@@ -101,3 +101,22 @@ def test_forwarded_for_names_the_client_behind_a_trusted_proxy() -> None:
 def test_no_limits_unless_configured() -> None:
     with _client({}) as client:
         assert {client.get("/api/auth/guest/refresh").status_code for _ in range(20)} == {200}
+
+
+def test_callbacks_are_limited_too() -> None:
+    # Each callback with a matching nonce makes a client-authenticated token request to the
+    # identity provider: /handler/frame (GET and POST) and its alias share the budget.
+    limit = {"rateLimit": {"window": "1m", "incomingRequestLimit": 30}}
+    with _client(limit) as client:
+        statuses = []
+        for i in range(40):
+            if i % 3 == 0:
+                response = client.post("/api/auth/guest/handler/frame", data={"state": "x"})
+            elif i % 3 == 1:
+                response = client.get("/api/auth/guest/handler/frame?state=x")
+            else:
+                response = client.get("/api/auth/guest/frame/handler?state=x")
+            statuses.append(response.status_code)
+        assert 429 not in statuses[:30]
+        assert statuses[30:] == [429] * 10
+        assert response.json()["error"]["name"] == "TooManyRequestsError"

@@ -4,9 +4,12 @@
   (uvicorn's ProxyHeadersMiddleware); anyone else's forwarded headers are ignored, since
   header trust from anyone is how auth bypasses happen. The direct peer is kept in
   ``scope["state"]["peer"]`` for checks that must see it (header-trusting proxy providers).
-* Rate limits per client address on ``/start`` and ``/refresh`` (Backstage's
-  ``backend.rateLimit`` keys: ``window``, ``incomingRequestLimit``, ``ipAllowList``),
-  answered with 429, ``Retry-After`` and Backstage's error body.
+* Rate limits per client address on ``/start``, ``/refresh`` and the callback
+  (``/handler/frame``, GET and POST, and its ``/frame/handler`` alias), one budget for all
+  (Backstage's ``backend.rateLimit`` keys: ``window``, ``incomingRequestLimit``,
+  ``ipAllowList``), answered with 429, ``Retry-After`` and Backstage's error body. The
+  callback counts because each one makes this server send a client-authenticated token
+  request to the identity provider.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from app.config.backend import RateLimitSettings
 from app.core.errors import TooManyRequestsError, render_error_body
 from app.handlers.peer import PEER_STATE_KEY
 
-_LIMITED_ROUTE = re.compile(r"^/api/auth/[^/]+/(start|refresh)$")
+_LIMITED_ROUTE = re.compile(r"^/api/auth/[^/]+/(start|refresh|handler/frame|frame/handler)$")
 
 
 class ClientAddress:
