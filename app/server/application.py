@@ -77,6 +77,7 @@ from app.server.middleware.edge import ClientAddress, RateLimit
 from app.server.middleware.metrics import MetricsMiddleware
 from app.server.resolver import BoundResolver
 from app.server.spec_loader import load_spec
+from app.sessions.records import session_records
 
 log = logging.getLogger(__name__)
 
@@ -342,6 +343,8 @@ def _build_services(
     secrets = server_secrets(settings, development=development, data_dir=deps.data_dir)
     key_store, user_info, static_key = _stores(settings, database, deps)
     sessions = SessionCodec(secrets.all)
+    # In the database whenever there is one: every instance sharing it refuses them.
+    ended, used_nonces = session_records(database.engine if database else None, deps.clock)
     issuer = TokenIssuer(
         issuer=settings.auth_base_url,
         key_store=key_store,
@@ -364,6 +367,8 @@ def _build_services(
         flow_key=secrets.flow_key,
         sessions=sessions,
         refresh_coordinator=_refresh_coordinator(settings, database, sessions, deps.clock),
+        ended_sessions=ended,
+        used_nonces=used_nonces,
         audit=Audit(metrics),
         metrics=metrics,
     )
