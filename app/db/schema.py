@@ -42,3 +42,23 @@ refresh_results = Table(
     # Epoch seconds: the claim's deadline while pending, the grace window once done.
     Column("expires_at", Float, nullable=False),
 )
+
+# Sessions ended by logout: a copy of the cookie is refused until the session's own end.
+ended_sessions = Table(
+    "ended_sessions",
+    metadata,
+    # sha256 of the session id sealed in the cookie.
+    Column("key", String(64), primary_key=True),
+    # Epoch seconds: when the session would have expired anyway.
+    Column("expires_at", Float, nullable=False),
+)
+
+# State nonces of completed callbacks: a replayed callback is refused.
+used_nonces = Table(
+    "used_nonces",
+    metadata,
+    # sha256 of the state's nonce.
+    Column("key", String(64), primary_key=True),
+    # Epoch seconds: until when a replay is refused.
+    Column("expires_at", Float, nullable=False),
+)

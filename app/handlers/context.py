@@ -18,6 +18,7 @@ from app.observability.audit import Audit
 from app.observability.metrics import Metrics
 from app.providers.base import OAuthAuthenticator, ProxyAuthenticator
 from app.refresh.coalescing import RefreshCoordinator
+from app.sessions.records import ExpiringKeys
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,10 @@ class Services:
     flow_key: bytes
     sessions: SessionCodec
     refresh_coordinator: RefreshCoordinator
+    # Session ids ended by logout, until each session's own expiry.
+    ended_sessions: ExpiringKeys
+    # State nonces whose callback ran: each state signs in once.
+    used_nonces: ExpiringKeys
     audit: Audit
     metrics: Metrics
 

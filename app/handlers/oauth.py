@@ -50,6 +50,10 @@ from app.refresh.coalescing import session_key
 log = logging.getLogger(__name__)
 
 NONCE_BYTES = 16
+SESSION_ID_BYTES = 16
+# How long a used state nonce is refused: six times the nonce cookie's life, and longer
+# than an authorization code lives (RFC 6749 4.1.2: ten minutes at most).
+USED_NONCE_SECONDS = 3600.0
 
 
 def select_environment(
@@ -186,9 +190,17 @@ async def frame_handler(
             raise NotAllowedError("Auth response is missing cookie nonce")
         if not hmac.compare_digest(cookie_nonce.encode(), decoded.nonce.encode()):
             raise NotAllowedError("Invalid nonce")
+        params = _callback_params(body)
+        # Each state signs in once, whatever nonce cookie comes with it (a replayed or a
+        # planted one); claimed before the code is redeemed. An identity provider's
+        # ?error= answer signs no one in and leaves the state as it was.
+        if not params.get("error") and not await services.used_nonces.add(
+            decoded.nonce, until=services.clock.now() + USED_NONCE_SECONDS
+        ):
+            raise NotAllowedError("Invalid nonce, the state was used already")
         result = await environment.authenticator.authenticate(
             AuthenticateInput(
-                params=_callback_params(body),
+                params=params,
                 callback_url=environment.callback_url,
                 secrets=derive_flow_secrets(services.flow_key, decoded.nonce),
             )
@@ -215,6 +227,7 @@ async def frame_handler(
                     scope=granted,
                     issued_at=int(services.clock.now()),
                     id_token=result.session.id_token,
+                    session_id=secrets.token_urlsafe(SESSION_ID_BYTES),
                 ),
             )
             cookies += environment.cookies.set_refresh_token(
@@ -331,6 +344,11 @@ async def refresh(
             raise InputError("Missing session cookie")
         # Opened before any call to the identity provider: a forged cookie costs nothing.
         session = _open(runtime, environment, sealed)
+        if session.session_id and await runtime.services.ended_sessions.contains(
+            session.session_id
+        ):
+            # Signed out: a copy of the cookie taken before is worth nothing.
+            raise AuthenticationError("Session ended")
         granted_cookie = manager.get_granted_scopes(cookies_in)
         scope_value = _scopes(environment, scope, granted_cookie)
         already_granted = None
@@ -409,6 +427,12 @@ async def logout(runtime: OAuthProviderRuntime, env: str | None = None) -> Respo
         except AuthenticationError:
             # Nothing to revoke; the cookies are cleared all the same.
             runtime.services.audit.event("logout_invalid_session", provider=runtime.provider_id)
+    if session is not None and session.session_id:
+        # Ended here first, on every instance, whatever the provider then does.
+        await runtime.services.ended_sessions.add(
+            session.session_id,
+            until=session.issued_at + environment.cookies.session_max_age_seconds,
+        )
     result = await environment.authenticator.logout(
         LogoutInput(
             refresh_token=session.refresh_token if session else None,

@@ -2,10 +2,13 @@
 
 Backstage stores the identity provider's refresh token in that cookie as plain text.
 We store a JWE (``dir`` + ``A256GCM``, joserfc) of the whole session instead: the
-provider's refresh token, provider id, environment, granted scope, issue time and the ID
-token (for RP-initiated logout). The cookie name travels in the authenticated protected
-header, so a value cannot be replayed under another cookie or provider. Keys derive from
-``auth.session.secret``; previous secrets keep opening existing cookies during a rotation.
+provider's refresh token, provider id, environment, granted scope, issue time, the ID
+token (for RP-initiated logout) and a random session id, which logout records as ended on
+the server (``app.sessions``). Cookies sealed before sessions had ids carry none: they
+are legacy sessions that keep working until they expire, and logout cannot end a copy.
+The cookie name travels in the authenticated protected header, so a value cannot be
+replayed under another cookie or provider. Keys derive from ``auth.session.secret``;
+previous secrets keep opening existing cookies during a rotation.
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ class RefreshSession:
     scope: str
     issued_at: int
     id_token: str | None = None
+    # None for a legacy cookie sealed before sessions had ids.
+    session_id: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -50,6 +55,8 @@ class RefreshSession:
         }
         if self.id_token:
             out["idt"] = self.id_token
+        if self.session_id:
+            out["sid"] = self.session_id
         return out
 
     @classmethod
@@ -57,6 +64,7 @@ class RefreshSession:
         if not isinstance(data, dict):
             raise ValueError("not an object")
         id_token = data.get("idt")
+        session_id = data.get("sid")
         session = cls(
             refresh_token=data["rt"],
             provider_id=data["pid"],
@@ -64,6 +72,7 @@ class RefreshSession:
             scope=data["scp"],
             issued_at=data["iat"],
             id_token=id_token if isinstance(id_token, str) else None,
+            session_id=session_id if isinstance(session_id, str) and session_id else None,
         )
         if not all(isinstance(v, str) for v in (session.refresh_token, session.provider_id)):
             raise ValueError("bad field types")

@@ -176,6 +176,14 @@ def authorize_params(settings: Auth0Settings) -> dict[str, str]:
     return params
 
 
+def describe_sign_out(env: Mapping[str, Any]) -> str:
+    """check-config's words: Backstage's auth0 sign-out always goes through /v2/logout."""
+    if env.get("federatedLogout") is True:
+        ends = "the Auth0 session and the upstream identity provider's"
+        return f"federatedLogout: true (the browser goes to Auth0's /v2/logout: ends {ends})"
+    return "federatedLogout: false (the browser goes to Auth0's /v2/logout: ends the Auth0 session)"
+
+
 def create(raw: dict[str, Any], path: str, deps: ProviderDeps) -> OAuthProviderBuild:
     settings = validate_model(Auth0Settings, raw, path)
     return build_service_provider(

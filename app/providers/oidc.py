@@ -4,7 +4,9 @@ Deltas from the OAuth2 base: endpoints come from ``metadataUrl``; the authorize 
 carries ``nonce`` and ``prompt`` (default ``none``, ``auto`` omits it) and
 ``startUrlSearchParams``; the ID token is verified (signature by the IdP's JWKS, ``iss``,
 ``aud``, ``azp``, ``exp``, ``iat``, ``nonce``); the profile comes from userinfo; refresh
-does not send the scope (openid-client); logout revokes the refresh token (RFC 7009).
+does not send the scope (openid-client); logout revokes the refresh token (RFC 7009) and,
+with ``federatedLogout: true`` (auth0's name for it), also answers RP-initiated logout
+at the provider's ``end_session_endpoint``.
 (``plugins/auth-backend-module-oidc-provider/src/authenticator.ts``)
 """
 
@@ -85,6 +87,7 @@ class OidcAuthenticator(OAuth2Authenticator):
         id_token_algorithm: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         timeout_seconds: float = OUTBOUND_TIMEOUT_SECONDS,
+        federated_logout: bool = False,
     ) -> None:
         super().__init__(
             credentials=credentials,
@@ -97,6 +100,7 @@ class OidcAuthenticator(OAuth2Authenticator):
         self.prompt = prompt
         self.start_url_search_params = dict(start_url_search_params or {})
         self.id_token_algorithm = id_token_algorithm
+        self.federated_logout = federated_logout
         self._clock = clock
         self._metadata: OidcMetadata | None = None
         self._metadata_lock = asyncio.Lock()
@@ -212,9 +216,11 @@ class OidcAuthenticator(OAuth2Authenticator):
             return LogoutResult()
         if request.refresh_token and meta.revocation_endpoint:
             await self._revoke(meta.revocation_endpoint, request.refresh_token)
-        if meta.end_session_endpoint is None:
+        if not self.federated_logout or meta.end_session_endpoint is None:
+            # Backstage's sign-out: the user stays in the app, signed in elsewhere.
             return LogoutResult()
-        # RP-initiated logout: the IdP's own session ends too, not just ours.
+        # RP-initiated logout (opt-in): the IdP's own session ends too, for every
+        # application of the user; the browser leaves the app.
         params = {"client_id": self.credentials.client_id}
         if request.id_token:
             params["id_token_hint"] = request.id_token
@@ -310,6 +316,8 @@ class OidcSettings(OAuthEnvSettings):
     prompt: str = "none"
     timeout: Any = None
     startUrlSearchParams: dict[str, str] = Field(default_factory=dict)
+    # Ours, with auth0's name: sign-out also ends the user's session at the provider.
+    federatedLogout: bool = False
 
     _url = field_validator("metadataUrl")(absolute_http_url)
 
@@ -342,6 +350,18 @@ class OidcSettings(OAuthEnvSettings):
         return data
 
 
+def describe_sign_out(env: Mapping[str, Any]) -> str:
+    """check-config's words for an environment's ``federatedLogout``."""
+    if env.get("federatedLogout") is not True:
+        return "federatedLogout: false (revokes, ends the session here; the user stays in the app)"
+    back = env.get("postLogoutRedirectUri")
+    then = f"then back to {back}" if back else "the user stays there: set postLogoutRedirectUri"
+    return (
+        "federatedLogout: true (the browser goes to the provider's end_session_endpoint, "
+        f"which ends the user's session for every application; {then})"
+    )
+
+
 def create(raw: dict[str, Any], path: str, deps: ProviderDeps) -> OAuthProviderBuild:
     settings = validate_model(OidcSettings, raw, path)
     timeout = (
@@ -361,5 +381,6 @@ def create(raw: dict[str, Any], path: str, deps: ProviderDeps) -> OAuthProviderB
         id_token_algorithm=settings.tokenSignedResponseAlg,
         transport=deps.transport,
         timeout_seconds=timeout,
+        federated_logout=settings.federatedLogout,
     )
     return OAuthProviderBuild(authenticator=authenticator, settings=settings)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from app.identity.resolvers import COMMON_RESOLVERS, ResolverFactory
 from app.providers import (
@@ -37,16 +38,22 @@ from app.providers.resolvers_profile import (
 
 
 def _oauth(
-    factory: OAuthFactory, resolvers: Mapping[str, ResolverFactory] | None = None
+    factory: OAuthFactory,
+    resolvers: Mapping[str, ResolverFactory] | None = None,
+    *,
+    describe_sign_out: Callable[[Mapping[str, Any]], str] | None = None,
 ) -> ProviderDefinition:
     # Every OAuth provider module offers Backstage's common resolvers plus its own.
     return ProviderDefinition(
-        kind="oauth", factory=factory, resolvers={**COMMON_RESOLVERS, **(resolvers or {})}
+        kind="oauth",
+        factory=factory,
+        resolvers={**COMMON_RESOLVERS, **(resolvers or {})},
+        describe_sign_out=describe_sign_out,
     )
 
 
 REGISTRY: Mapping[str, ProviderDefinition] = {
-    "oidc": _oauth(oidc.create),
+    "oidc": _oauth(oidc.create, describe_sign_out=oidc.describe_sign_out),
     "oauth2": _oauth(oauth2.create),
     "github": _oauth(github.create, GITHUB_RESOLVERS),
     "gitlab": _oauth(gitlab.create, GITLAB_RESOLVERS),
@@ -58,6 +65,7 @@ REGISTRY: Mapping[str, ProviderDefinition] = {
         factory=auth0.create,
         resolvers=COMMON_RESOLVERS,
         start_params=auth0.START_PARAMS,
+        describe_sign_out=auth0.describe_sign_out,
     ),
     "bitbucket": _oauth(bitbucket.create, bitbucket.SIGN_IN_RESOLVERS),
     # Backstage lists the common resolvers after its own email variant, so the common

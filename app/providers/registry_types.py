@@ -50,3 +50,6 @@ class ProviderDefinition:
     # Provider-specific /start query parameters passed through to StartInput.extra_params
     # (declared in the rendered spec, e.g. auth0's organization).
     start_params: tuple[str, ...] = ()
+    # What sign-out does for an environment's raw config (``federatedLogout``), in words
+    # for check-config; None where sign-out never leaves the app.
+    describe_sign_out: Callable[[Mapping[str, Any]], str] | None = None

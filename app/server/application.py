@@ -78,6 +78,7 @@ from app.server.middleware.edge import ClientAddress, RateLimit
 from app.server.middleware.limits import RequestLimits
 from app.server.middleware.metrics import MetricsMiddleware
 from app.server.middleware.startup import OneLineStartupFailure, StartupError
+from app.sessions.records import session_records
 
 log = logging.getLogger(__name__)
 
@@ -309,6 +310,8 @@ def _build_services(
     )
     key_store, user_info, static_key = _stores(settings, database, deps)
     sessions = SessionCodec(secrets.all)
+    # In the database whenever there is one: every instance sharing it refuses them.
+    ended, used_nonces = session_records(database.engine if database else None, deps.clock)
     issuer = TokenIssuer(
         issuer=settings.auth_base_url,
         key_store=key_store,
@@ -331,6 +334,8 @@ def _build_services(
         flow_key=secrets.flow_key,
         sessions=sessions,
         refresh_coordinator=_refresh_coordinator(settings, database, sessions, deps.clock),
+        ended_sessions=ended,
+        used_nonces=used_nonces,
         audit=Audit(metrics),
         metrics=metrics,
     )

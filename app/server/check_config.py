@@ -96,7 +96,7 @@ def check(
         if definition.kind == "proxy":
             _proxy(report, provider_id, config)
         else:
-            _oauth(report, provider_id, config, settings, app_origin=app_origin)
+            _oauth(report, provider_id, definition, config, settings, app_origin=app_origin)
     if dev_idp is not None:
         report.lines += [
             "",
@@ -124,6 +124,7 @@ def _proxy(report: Report, provider_id: str, config: Mapping[str, Any]) -> None:
 def _oauth(
     report: Report,
     provider_id: str,
+    definition: ProviderDefinition,
     config: Mapping[str, Any],
     settings: Settings,
     *,
@@ -156,6 +157,8 @@ def _oauth(
             f"    cookie {cookies.nonce_name}: {_cookie(nonce, NONCE_MAX_AGE_SECONDS)}",
             f"    cookie {cookies.refresh_token_name}: {_cookie(refresh, refresh_age)}",
         ]
+        if definition.describe_sign_out is not None:
+            report.lines.append(f"    sign-out: {definition.describe_sign_out(env)}")
         _plain_http(report, f"{key}.callbackUrl", callback)
         if refresh.same_site == "None":
             report.warnings.append(

@@ -106,7 +106,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         config["auth"]["providers"] = {
             "oidc": {
                 # A fresh browser has no session at the OP: it must show its login page.
-                "development": _oidc_env(op, prompt="auto", postLogoutRedirectUri=signed_out),
+                # Sign-out as Backstage's: the user stays in the app.
+                "development": _oidc_env(op, prompt="auto"),
+                # Sign-out ends the OP's session too (RP-initiated logout, opt-in).
+                "federated": _oidc_env(
+                    op, prompt="auto", federatedLogout=True, postLogoutRedirectUri=signed_out
+                ),
                 # Backstage's default prompt=none: the OP answers login_required.
                 "silent": _oidc_env(op),
             }

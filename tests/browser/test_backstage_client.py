@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Page
 
-from .harness import Session, Stack, confirm_logout_at_op, log_in_at_op, screenshot
+from .harness import Session, Stack, log_in_at_op, screenshot
 
 pytestmark = pytest.mark.integration
 
@@ -61,13 +61,22 @@ def test_real_client_signs_in_restores_and_signs_out(
     assert refresh.status == 200
     assert "optional&scope=" in refresh.url
 
-    # signOut(): POST /logout, then the client follows logoutUrl to the OP's logout page.
+    # signOut(): POST /logout answers an empty 200 (Backstage's sign-out: no logoutUrl),
+    # and the user stays in the app, signed out.
+    ended_before = stack.op.counts()["end_session"]
     page.locator("#sign-out").click()
-    confirm_logout_at_op(page, stack)
+    session.wait_for_state(page, "signed-out")
+    assert page.text_content("#source") == "sign-out"
     (logout,) = session.log.responses_to("/api/auth/oidc/logout")
     assert logout.status == 200
-    page.goto(backstage_client_page)
+    assert "content-type" not in logout.headers  # no body: no logoutUrl
+    assert page.url == backstage_client_page
+    # Never sent to the OP's end-session page.
+    assert stack.op.counts()["end_session"] == ended_before
+    # A reload (the SignInPage's optional check): /refresh is 401, the app shows signed-out.
+    page.reload()
     session.wait_for_state(page, "signed-out")
+    assert page.url == backstage_client_page
     assert session.log.responses_to("/api/auth/oidc/refresh")[-1].status == 401
     assert not session.log.errors, session.log
 

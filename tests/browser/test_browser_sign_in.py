@@ -141,8 +141,9 @@ def test_reload_restores_the_session_without_a_popup(session: Session, stack: St
 
 def test_sign_out_ends_the_session(session: Session, stack: Stack) -> None:
     """(c) Sign out: POST /logout (credentialed), the OP's logout page through the returned
-    logoutUrl, then the app's /refresh fails with 401 and the app shows signed-out."""
-    page = _open_app(session, stack)
+    logoutUrl (``federatedLogout: true``), then the app's /refresh fails with 401 and the
+    app shows signed-out."""
+    page = _open_app(session, stack, "?env=federated")
     _sign_in(session, stack, page, "carol")
     session.wait_for_state(page, "signed-in")
     before = stack.op.counts()

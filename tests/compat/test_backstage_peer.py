@@ -37,9 +37,6 @@ BACKSTAGE_TRANSCRIPTS = Path(
 
 # Exchanges where we differ on purpose (docs/compatibility.md says why).
 EXPECTED_DIFFERENCES = {
-    # Complete logout: the IdP publishes end_session_endpoint, so the answer carries
-    # logoutUrl (RP-initiated logout with id_token_hint) after revoking the token.
-    10: ("200", "JSON keys logoutUrl"),
     # The refresh cookie is a sealed session (JWE), not the IdP's token: a forged value
     # is refused before any call to the identity provider (Backstage forwards it, and the
     # peer's mock IdP accepts anything).

@@ -38,13 +38,15 @@ async def _versions(engine: AsyncEngine) -> list[str]:
 
 
 # The newest migration revision.
-HEAD = "0002"
+HEAD = "0003"
 
 EXPECTED = {
     "signing_keys": {"kid", "key", "created_at"},
     "user_info": {"user_entity_ref", "user_info", "updated_at", "created_at"},
     VERSION_TABLE: {"version_num"},
     "refresh_results": {"key", "status", "result", "expires_at"},
+    "ended_sessions": {"key", "expires_at"},
+    "used_nonces": {"key", "expires_at"},
 }
 
 
@@ -121,8 +123,9 @@ def test_a_database_migrated_by_backstage_is_adopted(shared_db_url: str) -> None
             await seed.start()
             async with seed.engine.begin() as conn:
                 await conn.execute(text(f"DROP TABLE {VERSION_TABLE}"))
-                # Ours alone: Backstage has no refresh_results table.
-                await conn.execute(text("DROP TABLE refresh_results"))
+                # Ours alone: Backstage has none of these tables.
+                for table in ("refresh_results", "ended_sessions", "used_nonces"):
+                    await conn.execute(text(f"DROP TABLE {table}"))
                 await conn.execute(
                     text("INSERT INTO signing_keys (kid, key) VALUES ('k1', '{\"kid\":\"k1\"}')")
                 )

@@ -116,7 +116,8 @@ def test_an_older_revision_is_upgraded_by_alembic(shared_db_url: str) -> None:
         try:
             await db.start()
             async with db.engine.begin() as conn:
-                await conn.execute(text("DROP TABLE refresh_results"))
+                for table in ("refresh_results", "ended_sessions", "used_nonces"):
+                    await conn.execute(text(f"DROP TABLE {table}"))
                 await conn.execute(text(f"UPDATE {VERSION_TABLE} SET version_num = '0001'"))
         finally:
             await db.close()
@@ -132,6 +133,8 @@ def test_an_older_revision_is_upgraded_by_alembic(shared_db_url: str) -> None:
                 "result",
                 "expires_at",
             ]
+            for table in ("ended_sessions", "used_nonces"):
+                assert [c[0] for c in schema[table]["columns"]] == ["key", "expires_at"]
         finally:
             await db.close()
 

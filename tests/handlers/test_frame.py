@@ -135,6 +135,48 @@ def test_nonce_is_single_use(client: JarlessClient) -> None:
     assert message == error_message("NotAllowedError", "Auth response is missing cookie nonce")
 
 
+def test_a_replay_with_a_planted_nonce_cookie_is_refused(
+    client: JarlessClient, stub_auth: StubAuthenticator
+) -> None:
+    # Login CSRF: whoever can set cookies for the host plants the nonce of a callback URL
+    # and replays it; the nonce is spent on the server, whatever the cookie says.
+    started = start(client)
+    assert page(callback(client, started))[0]["type"] == "authorization_response"
+    message, _ = page(callback(client, started))
+    assert message == error_message("NotAllowedError", "Invalid nonce, the state was used already")
+    # Refused before the code is redeemed at the identity provider.
+    assert len(stub_auth.authentications) == 1
+
+
+def test_a_failed_callback_spends_the_nonce_too(
+    client: JarlessClient, stub_auth: StubAuthenticator
+) -> None:
+    started = start(client)
+    callback(client, started, code="nope")
+    message, _ = page(callback(client, started))
+    assert message == error_message("NotAllowedError", "Invalid nonce, the state was used already")
+    assert len(stub_auth.authentications) == 1
+
+
+def test_an_identity_provider_error_leaves_the_nonce_usable(
+    client: JarlessClient, stub_auth: StubAuthenticator
+) -> None:
+    # Backstage answers an ?error= callback with the rejection, whatever came before
+    # (the peer comparison's exchange 29); it signs no one in.
+    started = start(client)
+    for _ in range(2):
+        message, _ = page(callback(client, started, error="access_denied"))
+        assert message["error"]["message"] == "Authentication rejected, access_denied"
+    assert page(callback(client, started))[0]["response"]["profile"]
+
+
+def test_a_used_nonce_is_forgotten_after_an_hour(client: JarlessClient, clock: FakeClock) -> None:
+    started = start(client)
+    callback(client, started)
+    clock.advance(3600)
+    assert "response" in page(callback(client, started))[0]
+
+
 def test_long_refresh_token_is_chunked(client: JarlessClient, stub_auth: StubAuthenticator) -> None:
     stub_auth.refresh_token_out = "x" * 9000
     cookies = [c for c in set_cookies(callback(client, start(client))) if c.value]

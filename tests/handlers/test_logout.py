@@ -7,7 +7,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.fakes.app_factory import JarlessClient, build_app, make_client
+from app.oauth.sessions import RefreshSession, SessionCodec
+from tests.fakes.app_factory import BASE_CONFIG, JarlessClient, build_app, make_client
 from tests.fakes.clock import FakeClock
 from tests.fakes.stub_provider import REFRESH_TOKEN, StubAuthenticator, StubProvider
 
@@ -168,6 +169,69 @@ def test_logout_url_only_if_https_or_localhost(
     else:
         assert response.content == b""
     assert [c.name for c in set_cookies(response)] == ["stub-refresh-token"]
+
+
+# -- the session ends on the server ----------------------------------------------------
+
+
+def refresh(client: JarlessClient, jar: dict[str, str]) -> httpx.Response:
+    return client.get(
+        "/api/auth/stub/refresh",
+        params={"env": "development"},
+        headers={**XRW, **cookie_header(jar)},
+    )
+
+
+def test_a_copy_of_the_cookie_is_refused_after_logout(
+    client: JarlessClient, stub_auth: StubAuthenticator
+) -> None:
+    # Taken before sign-out (a stolen cookie, another tab): the provider still honours
+    # the refresh token (the stub never revokes), the server does not.
+    jar = sign_in(client)
+    assert refresh(client, jar).status_code == 200
+    assert logout(client, jar).status_code == 200
+    response = refresh(client, jar)
+    assert response.status_code == 401
+    assert response.json()["error"]["cause"] == {
+        "name": "AuthenticationError",
+        "message": "Session ended",
+    }
+    # Refused without a call to the provider.
+    assert len(stub_auth.refreshes) == 1
+
+
+def test_a_rotated_cookie_of_an_ended_session_is_refused(
+    client: JarlessClient, stub_auth: StubAuthenticator
+) -> None:
+    jar = sign_in(client)
+    stub_auth.refresh_mode = "rotate"
+    rotated = {c.name: c.value for c in set_cookies(refresh(client, jar)) if c.value}
+    assert rotated and rotated != jar
+    stub_auth.refresh_mode = "keep"
+    assert refresh(client, rotated).status_code == 200
+    logout(client, jar)
+    assert refresh(client, rotated).status_code == 401
+    assert len(stub_auth.refreshes) == 2
+
+
+def test_logout_ends_only_its_own_session(client: JarlessClient) -> None:
+    mine, other = sign_in(client), sign_in(client)
+    logout(client, mine)
+    assert refresh(client, mine).status_code == 401
+    assert refresh(client, other).status_code == 200
+
+
+def test_a_legacy_cookie_without_a_session_id_keeps_working(
+    client: JarlessClient, clock: FakeClock, stub_auth: StubAuthenticator
+) -> None:
+    # Sealed before sessions had ids: valid until it expires; logout cannot end a copy.
+    codec = SessionCodec([BASE_CONFIG["auth"]["session"]["secret"]])
+    legacy = RefreshSession(REFRESH_TOKEN, "stub", "development", "openid", int(clock.now()))
+    jar = {"stub-refresh-token": codec.seal(legacy, cookie_name="stub-refresh-token")}
+    assert refresh(client, jar).status_code == 200
+    assert logout(client, jar).status_code == 200
+    assert stub_auth.logouts[-1].refresh_token == REFRESH_TOKEN
+    assert refresh(client, jar).status_code == 200
 
 
 def test_get_logout_is_not_routed(client: JarlessClient) -> None:

@@ -100,7 +100,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[OpenIDProv
             "providers": {
                 "oidc": {
                     # Backstage users set prompt: auto for an IdP without a session yet.
-                    "development": _oidc_env(op, prompt="auto", postLogoutRedirectUri=SIGNED_OUT),
+                    # Sign-out here also ends the IdP's session (RP-initiated, opt-in).
+                    "development": _oidc_env(
+                        op,
+                        prompt="auto",
+                        federatedLogout=True,
+                        postLogoutRedirectUri=SIGNED_OUT,
+                    ),
+                    # Backstage's sign-out: this app only.
+                    "apponly": _oidc_env(op, prompt="auto"),
                     # Backstage's default prompt=none.
                     "silent": _oidc_env(op),
                     # Users must be in the catalog.
@@ -148,10 +156,10 @@ def _sign_in(
     return browser.get(callback)
 
 
-def _refresh(browser: httpx.Client, server: AuthServer) -> httpx.Response:
+def _refresh(browser: httpx.Client, server: AuthServer, env: str = "development") -> httpx.Response:
     return browser.get(
         f"{server.base_url}/api/auth/oidc/refresh",
-        params={"optional": "", "scope": SCOPE, "env": "development"},
+        params={"optional": "", "scope": SCOPE, "env": env},
         headers=XRW,
     )
 
@@ -246,6 +254,62 @@ def test_popup_sign_in_refresh_and_logout(stack: tuple[OpenIDProvider, AuthServe
             "name": "InputError",
             "message": "Missing session cookie",
         }
+
+
+def test_sign_out_stays_in_the_app_and_ends_the_session_here(
+    stack: tuple[OpenIDProvider, AuthServer],
+) -> None:
+    op, server = stack
+    with _browser() as browser:
+        start = browser.get(
+            f"{server.base_url}/api/auth/oidc/start",
+            params={"scope": SCOPE, "origin": APP_ORIGIN, "flow": "popup", "env": "apponly"},
+        )
+        nonce = browser.cookies.get("oidc-nonce", path="/api/auth/oidc/handler")
+        back = login_through_interactions(browser, start.headers["location"], login="dave")
+        callback = back.headers["location"]
+        assert "response" in popup_message(browser.get(callback).text)
+        copy = "; ".join(f"{c.name}={c.value}" for c in browser.cookies.jar if c.value)
+        op.reset_counts()
+
+        # A replayed callback, nonce cookie and all, never reaches the provider.
+        replayed = httpx.get(callback, headers={"Cookie": f"oidc-nonce={nonce}"})
+        assert popup_message(replayed.text)["error"] == {
+            "name": "NotAllowedError",
+            "message": "Invalid nonce, the state was used already",
+        }
+
+        logout = browser.post(
+            f"{server.base_url}/api/auth/oidc/logout",
+            params={"env": "apponly"},
+            headers={**XRW, "Origin": APP_ORIGIN},
+        )
+        # Backstage's answer: an empty 200 (no logoutUrl), the token revoked.
+        assert (logout.status_code, logout.content) == (200, b"")
+        assert op.counts()["revocation"] == 1
+        # A copy of the cookies taken before sign-out: refused here, the OP never asked.
+        after = httpx.get(
+            f"{server.base_url}/api/auth/oidc/refresh",
+            params={"optional": "", "scope": SCOPE, "env": "apponly"},
+            headers={**XRW, "Cookie": copy},
+        )
+        assert after.status_code == 401
+        assert after.json()["error"]["cause"] == {
+            "name": "AuthenticationError",
+            "message": "Session ended",
+        }
+        assert op.counts()["token"] == {}
+        # The user's session at the OP lives on: a silent sign-in is not asked to log in
+        # (only to consent to offline_access again, which this OP asks for every client).
+        silent = browser.get(
+            f"{server.base_url}/api/auth/oidc/start",
+            params={"scope": SCOPE, "origin": APP_ORIGIN, "env": "silent"},
+        )
+        back = browser.get(silent.headers["location"])
+        while back.is_redirect and back.headers["location"].startswith(op.issuer):
+            back = browser.get(back.headers["location"])
+        assert back.headers["location"].startswith(f"{server.base_url}/api/auth/oidc/handler")
+        assert "error=consent_required" in back.headers["location"]
 
 
 def test_reused_rotated_refresh_token_is_refused_after_the_grace_window(

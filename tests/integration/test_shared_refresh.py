@@ -21,6 +21,7 @@ from tests.support.oidc_provider import (
     login_through_interactions,
     start_openid_provider,
 )
+from tests.support.popup import popup_message
 from tests.support.postgres import PostgresServer
 from tests.support.server import AuthServer
 
@@ -137,3 +138,43 @@ def test_parallel_refreshes_across_instances_share_one_upstream_refresh(
             timeout=15,
         )
         assert again.status_code == 200, again.text
+
+
+def test_logout_and_a_used_state_hold_on_every_instance(
+    deployment: tuple[OpenIDProvider, AuthServer, AuthServer],
+) -> None:
+    op, a, b = deployment
+    with httpx.Client(follow_redirects=False, timeout=15) as browser:
+        start = browser.get(
+            f"{a.base_url}/api/auth/oidc/start",
+            params={"scope": SCOPE, "env": "development", "origin": "http://localhost:3000"},
+        )
+        nonce = browser.cookies.get("oidc-nonce", path="/api/auth/oidc/handler")
+        back = login_through_interactions(browser, start.headers["location"], login="ada")
+        callback = httpx.URL(back.headers["location"])
+        assert browser.get(callback).status_code == 200
+        cookie = browser.cookies["oidc-refresh-token"]
+        op.reset_counts()
+        # The same callback on the other instance: the state was used on the first one.
+        replayed = httpx.get(
+            callback.copy_with(netloc=httpx.URL(b.base_url).netloc),
+            headers={"Cookie": f"oidc-nonce={nonce}"},
+        )
+        assert popup_message(replayed.text)["error"]["message"] == (
+            "Invalid nonce, the state was used already"
+        )
+        logout = browser.post(
+            f"{a.base_url}/api/auth/oidc/logout",
+            params={"env": "development"},
+            headers={**XRW, "Origin": "http://localhost:3000"},
+        )
+        assert logout.status_code == 200
+    after = httpx.get(
+        f"{b.base_url}/api/auth/oidc/refresh",
+        params={"env": "development", "scope": SCOPE},
+        headers={**XRW, "Cookie": f"oidc-refresh-token={cookie}"},
+        timeout=15,
+    )
+    assert after.status_code == 401
+    assert after.json()["error"]["cause"]["message"] == "Session ended"
+    assert op.counts()["token"] == {}

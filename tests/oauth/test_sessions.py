@@ -93,3 +93,14 @@ def test_a_foreign_secret_is_refused() -> None:
     value = SessionCodec(["someone-else"]).seal(SESSION, cookie_name=NAME)
     with pytest.raises(AuthenticationError):
         _open(SessionCodec(["secret"]), value)
+
+
+def test_the_session_id_is_sealed_and_a_legacy_session_has_none() -> None:
+    codec = SessionCodec(["secret"])
+    with_id = RefreshSession(**{**SESSION.__dict__, "session_id": "sid-abc"})
+    assert _open(codec, codec.seal(with_id, cookie_name=NAME)).session_id == "sid-abc"
+    # Sealed before sessions had ids: no "sid" in the payload.
+    legacy = codec.seal_json(
+        {"rt": "rt", "pid": "oidc", "env": "development", "scp": "openid", "iat": 1}, name=NAME
+    )
+    assert _open(codec, legacy).session_id is None

@@ -46,6 +46,7 @@ DEFINITION = ProviderDefinition(
     factory=auth0.create,
     resolvers=COMMON_RESOLVERS,
     start_params=auth0.START_PARAMS,
+    describe_sign_out=auth0.describe_sign_out,
 )
 
 

@@ -559,9 +559,9 @@ async def test_logout_revokes_the_refresh_token(make_oidc: MakeOidc, fake: FakeI
 
     result = await auth.logout(LogoutInput(refresh_token=rt))
 
-    assert result == LogoutResult(
-        logout_url=fake.url("end_session") + "?client_id=" + fake.client_id
-    )
+    # Backstage's sign-out by default: no logoutUrl, though the IdP has end_session.
+    assert fake.discovery_document()["end_session_endpoint"] == fake.url("end_session")
+    assert result == LogoutResult()
     request = fake.last_request_to("revocation")
     assert request.method == "POST"
     assert request.form["token"] == rt
@@ -586,14 +586,15 @@ async def test_logout_uses_the_configured_client_authentication(
 async def test_logout_without_a_refresh_token_revokes_nothing(
     make_oidc: MakeOidc, fake: FakeIdP
 ) -> None:
-    result = await make_oidc().logout(LogoutInput(refresh_token=None))
+    result = await make_oidc(federatedLogout=True).logout(LogoutInput(refresh_token=None))
     assert result.logout_url is not None
     assert fake.requests_to("revocation") == []
 
 
 async def test_logout_without_a_revocation_endpoint(make_oidc: MakeOidc, fake: FakeIdP) -> None:
     fake.discovery_overrides["revocation_endpoint"] = DELETE
-    result = await make_oidc().logout(LogoutInput(refresh_token=fake.issue_refresh_token()))
+    auth = make_oidc(federatedLogout=True)
+    result = await auth.logout(LogoutInput(refresh_token=fake.issue_refresh_token()))
     assert result.logout_url is not None
     assert fake.requests_to("revocation") == []
 
@@ -602,7 +603,7 @@ async def test_logout_without_a_revocation_endpoint(make_oidc: MakeOidc, fake: F
 async def test_revocation_failure_does_not_fail_logout(
     make_oidc: MakeOidc, fake: FakeIdP, mode: str
 ) -> None:
-    auth = make_oidc()
+    auth = make_oidc(federatedLogout=True)
     fake.fail("revocation", mode)
     result = await auth.logout(LogoutInput(refresh_token=fake.issue_refresh_token()))
     assert result.logout_url is not None
@@ -618,7 +619,7 @@ async def test_logout_when_discovery_fails_still_succeeds(
 
 
 async def test_rp_initiated_logout_url(make_oidc: MakeOidc, fake: FakeIdP) -> None:
-    result = await make_oidc().logout(
+    result = await make_oidc(federatedLogout=True).logout(
         LogoutInput(
             refresh_token=fake.issue_refresh_token(),
             id_token="the.id.token",
@@ -639,7 +640,8 @@ async def test_no_logout_url_without_an_end_session_endpoint(
     make_oidc: MakeOidc, fake: FakeIdP
 ) -> None:
     fake.discovery_overrides["end_session_endpoint"] = DELETE
-    result = await make_oidc().logout(LogoutInput(refresh_token=fake.issue_refresh_token()))
+    auth = make_oidc(federatedLogout=True)
+    result = await auth.logout(LogoutInput(refresh_token=fake.issue_refresh_token()))
     assert result == LogoutResult()
 
 
@@ -844,3 +846,15 @@ def test_invalid_config_names_the_key(
     raw = {k: v for k, v in raw.items() if v is not None}
     with pytest.raises(ConfigError, match=named):
         oidc.create(raw, PATH, deps(fake, clock))
+
+
+async def test_federated_logout_is_refused_unless_a_boolean(make_oidc: MakeOidc) -> None:
+    with pytest.raises(ConfigError, match="federatedLogout"):
+        make_oidc(federatedLogout="sometimes")
+
+
+def test_check_config_words_for_sign_out() -> None:
+    assert oidc.describe_sign_out({}).startswith("federatedLogout: false (")
+    assert "set postLogoutRedirectUri" in oidc.describe_sign_out({"federatedLogout": True})
+    back = {"federatedLogout": True, "postLogoutRedirectUri": "https://app.example/out"}
+    assert "then back to https://app.example/out" in oidc.describe_sign_out(back)

@@ -360,8 +360,9 @@ def test_sign_in_refresh_and_logout_through_the_handlers(
         "/api/auth/openshift/refresh?env=development", headers={**XRW, **cookie_header(jar)}
     )
     assert after.status_code == 401
+    # Refused here, before the cluster is asked (which would refuse the deleted token).
     assert after.json()["error"]["message"] == (
-        "Refresh failed; caused by AuthenticationError: Invalid access token"
+        "Refresh failed; caused by AuthenticationError: Session ended"
     )
 
 

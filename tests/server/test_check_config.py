@@ -29,6 +29,8 @@ def test_the_default_config(tmp_path: Path) -> None:
         "HttpOnly; Max-Age=600\n"
         "    cookie oidc-refresh-token: Path=/api/auth/oidc; SameSite=Lax; Secure=no; "
         "HttpOnly; Max-Age=86400000\n"
+        "    sign-out: federatedLogout: false (revokes, ends the session here; the user "
+        "stays in the app)\n"
     ) in out
     assert "provider guest (proxy): no callback URL, no cookies" in out
     assert "development identity provider: enabled at http://localhost:7007/dev-idp" in out
@@ -39,6 +41,51 @@ def test_the_default_config(tmp_path: Path) -> None:
     strict = run_cli("check-config", "--config", str(DEFAULT_CONFIG), "--strict")
     assert strict.returncode == 1
     assert "warnings are errors (--strict)" in strict.stderr
+
+
+def test_sign_out_shows_federated_logout(tmp_path: Path) -> None:
+    oidc = {
+        "metadataUrl": "https://idp.example.com/.well-known/openid-configuration",
+        "clientId": "a",
+        "clientSecret": "b",
+    }
+    config: dict[str, Any] = {
+        "app": {"baseUrl": "https://backstage.example.com"},
+        "backend": {"baseUrl": "https://backstage.example.com"},
+        "auth": {
+            "providers": {
+                "oidc": {
+                    "development": oidc,
+                    "production": {
+                        **oidc,
+                        "federatedLogout": True,
+                        "postLogoutRedirectUri": "https://backstage.example.com/",
+                    },
+                },
+                "auth0": {
+                    "development": {"clientId": "a", "clientSecret": "b", "domain": "t.auth0.com"}
+                },
+                "github": {"development": {"clientId": "a", "clientSecret": "b"}},
+            }
+        },
+    }
+    result = _check(tmp_path, config)
+    assert result.returncode == 0, result.stderr
+    lines = [line.strip() for line in result.stdout.splitlines() if "sign-out:" in line]
+    # auth0 as Backstage: sign-out always passes through Auth0 (and no line for github).
+    auth0 = (
+        "sign-out: federatedLogout: false (the browser goes to Auth0's /v2/logout: ends the "
+        "Auth0 session)"
+    )
+    assert auth0 in lines
+    lines.remove(auth0)
+    assert sorted(lines) == [
+        "sign-out: federatedLogout: false (revokes, ends the session here; the user stays in "
+        "the app)",
+        "sign-out: federatedLogout: true (the browser goes to the provider's "
+        "end_session_endpoint, which ends the user's session for every application; then "
+        "back to https://backstage.example.com/)",
+    ]
 
 
 def test_the_default_config_is_refused_for_production() -> None:

@@ -1,0 +1,1 @@
+"""Server-side state of sign-in sessions: sessions ended by logout, state nonces spent."""
