@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from app.authz.callers import ServiceCallers
+from app.authz.service import AuthorizationServer
 from app.config.settings import Settings
 from app.core.clock import Clock
 from app.identity.resolvers import AuthResolverContext, SignInResolver
@@ -35,6 +37,10 @@ class Services:
     refresh_coordinator: RefreshCoordinator
     audit: Audit
     metrics: Metrics
+    # Backstage as an OAuth authorization server: None without auth.staticClients.
+    authorization: AuthorizationServer | None = None
+    # backend.auth.externalAccess: who may call the service-only routes.
+    callers: ServiceCallers | None = None
 
     @property
     def app_origin(self) -> Origin:

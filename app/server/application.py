@@ -25,6 +25,7 @@ from connexion.options import SwaggerUIOptions
 from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute
 
+from app.authz.callers import ServiceCallers
 from app.config.session_secret import server_secrets
 from app.config.settings import Settings
 from app.config.validation import ConfigError
@@ -70,6 +71,7 @@ from app.providers.registry_types import (
 from app.refresh.coalescing import InProcessRefreshCoordinator, RefreshCoordinator
 from app.refresh.shared import DatabaseRefreshCoordinator
 from app.server import error_handlers
+from app.server.authorization import build_authorization_server, run_cleanup
 from app.server.http_transport import OutboundTransport
 from app.server.lean_app import LeanAsyncApp, middlewares
 from app.server.middleware.cors import BackstageCORSMiddleware
@@ -143,9 +145,18 @@ def create_app(
             await database.start()
         # The first key waits out its publish delay while nobody is signing in yet.
         warm_up = asyncio.create_task(services.token_issuer.publish_first_key())
+        cleanup = (
+            asyncio.create_task(run_cleanup(services.authorization))
+            if services.authorization is not None
+            else None
+        )
         try:
             yield
         finally:
+            if cleanup is not None:
+                cleanup.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await cleanup
             warm_up.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await warm_up
@@ -204,6 +215,9 @@ def provider_document_arguments(provider_id: str, definition: ProviderDefinition
 # /api/auth would otherwise swallow theirs.
 SERVICE_DOCUMENTS: tuple[tuple[str, str], ...] = (
     ("identity.yaml", "/api/auth"),
+    # Backstage as an OAuth authorization server; its paths as configured
+    # (authorization_document).
+    ("authorization.yaml", "/api/auth"),
     ("health.yaml", "/.backstage/health/v1"),
     ("operations.yaml", ""),
     # Also at "": routed after operations (connexion chains APIs of one base path).
@@ -235,13 +249,29 @@ def _add_apis(
             validate_responses=validate_responses,
         )
     for spec, base_path in SERVICE_DOCUMENTS:
+        document = load_spec(SPEC_DIR / spec)
+        if spec == "authorization.yaml":
+            document = authorization_document(document, services)
         app.add_api(
-            load_spec(SPEC_DIR / spec),
+            document,
             base_path=base_path,
             name=spec.removesuffix(".yaml"),
             resolver=BoundResolver(f"app.handlers.{spec.removesuffix('.yaml')}", services=services),
             validate_responses=validate_responses,
         )
+
+
+def authorization_document(document: dict[str, Any], services: Services) -> dict[str, Any]:
+    """Only the routes Backstage mounts for this config: the code flow with static
+    clients, the offline-sessions route with refresh tokens; elsewhere Backstage's 404."""
+    server = services.authorization
+    keep = {"/.well-known/oauth-client/cli.json"}
+    if server is not None:
+        keep |= {path for path in document["paths"] if path.startswith("/v1/")}
+        if server.offline is None:
+            keep.discard("/v1/offline-sessions/revoke")
+    document["paths"] = {k: v for k, v in document["paths"].items() if k in keep}
+    return document
 
 
 def _add_middlewares(app: AsyncApp, settings: Settings, metrics: Metrics) -> None:
@@ -282,6 +312,9 @@ def _database(settings: Settings, deps: Dependencies) -> Database | None:
     if deps.database is not None:
         return deps.database
     if settings.database is None and deps.data_dir is None:
+        # Grants and consent sessions need tables; embedded, they live in memory.
+        if settings.authorization.enabled:
+            return Database("sqlite+aiosqlite:///:memory:")
         return None
     return Database.from_backstage_config(settings.database, data_dir=deps.data_dir or Path.cwd())
 
@@ -340,8 +373,11 @@ def _build_services(
     app_origin = parse_origin(settings.app_base_url)
     assert app_origin is not None  # validated by read_settings
     secrets = server_secrets(settings, development=development, data_dir=deps.data_dir)
+    for warning in settings.authorization.warnings:
+        log.warning("%s", warning)
     key_store, user_info, static_key = _stores(settings, database, deps)
     sessions = SessionCodec(secrets.all)
+    audit = Audit(metrics)
     issuer = TokenIssuer(
         issuer=settings.auth_base_url,
         key_store=key_store,
@@ -352,6 +388,9 @@ def _build_services(
         user_info=user_info,
         on_new_key=lambda _kid: metrics.key_rotations.inc(),
         static_key=static_key,
+    )
+    authorization = build_authorization_server(
+        settings, database, issuer, catalog, secrets.all, deps.clock, audit
     )
     return Services(
         settings=settings,
@@ -364,8 +403,10 @@ def _build_services(
         flow_key=secrets.flow_key,
         sessions=sessions,
         refresh_coordinator=_refresh_coordinator(settings, database, sessions, deps.clock),
-        audit=Audit(metrics),
+        audit=audit,
         metrics=metrics,
+        authorization=authorization,
+        callers=ServiceCallers(settings.authorization.external_access, deps.clock),
     )
 
 
