@@ -182,6 +182,7 @@ def create_app(
     mount_configured_dev_idp(app, settings, development=development)
     app.add_error_handler(BackstageError, error_handlers.backstage_error)
     app.add_error_handler(ProblemException, error_handlers.problem)
+    app.add_error_handler(UnicodeDecodeError, error_handlers.undecodable)
     app.add_error_handler(
         HTTPException, functools.partial(error_handlers.http_error, routes=lambda: _routes(app))
     )
