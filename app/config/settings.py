@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.config.authorization import AuthorizationSettings, read_authorization
 from app.config.backend import CorsSettings, RateLimitSettings, RequestLimitSettings
 from app.config.schema import RootConfig
 from app.config.validation import ConfigError, validate_model
@@ -49,6 +50,8 @@ class Settings:
     static_keys: tuple[dict[str, Any], ...] = ()
     # backend.database as written (None when absent): read by app.db.
     database: Mapping[str, Any] | None = None
+    # Backstage as an OAuth authorization server (auth.staticClients, refresh tokens).
+    authorization: AuthorizationSettings = AuthorizationSettings()
     # The whole merged config, for sections read elsewhere (backend.cors, catalog, ...).
     raw: Mapping[str, Any] = field(default_factory=dict)
 
@@ -103,6 +106,7 @@ def read_settings(raw: Mapping[str, Any]) -> Settings:
         key_store_provider=auth.keyStore.provider,
         static_keys=tuple(auth.keyStore.static.keys if auth.keyStore.static else ()),
         database=_database_config(raw),
+        authorization=read_authorization(raw),
         refresh_grace_seconds=(
             parse_duration_seconds(auth.session.refreshGracePeriod)
             if auth.session.refreshGracePeriod is not None

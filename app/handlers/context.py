@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from app.authz.callers import ServiceCallers
+from app.authz.service import AuthorizationServer
 from app.config.settings import Settings
 from app.core.clock import Clock
 from app.identity.resolvers import AuthResolverContext, SignInResolver
@@ -40,6 +42,10 @@ class Services:
     used_nonces: ExpiringKeys
     audit: Audit
     metrics: Metrics
+    # Backstage as an OAuth authorization server: None without auth.staticClients.
+    authorization: AuthorizationServer | None = None
+    # backend.auth.externalAccess: who may call the service-only routes.
+    callers: ServiceCallers | None = None
 
     @property
     def app_origin(self) -> Origin:

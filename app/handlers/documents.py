@@ -51,6 +51,9 @@ def provider_ui_url(provider_id: str) -> str:
 # /api/auth would otherwise swallow theirs.
 SERVICE_DOCUMENTS: tuple[ServiceDocument, ...] = (
     ServiceDocument("identity.yaml", "Identity", "/api/auth", "/identity"),
+    # Backstage as an OAuth authorization server; its paths as configured
+    # (app.server.documents.authorization_document).
+    ServiceDocument("authorization.yaml", "Authorization server", "/api/auth", "/authorization"),
     ServiceDocument("health.yaml", "Health (Backstage)", "/.backstage/health/v1"),
     ServiceDocument("operations.yaml", "Operations", "", "/operations"),
     # Also at "": routed after operations (connexion chains APIs of one base path).

@@ -28,6 +28,14 @@ async def jwks(services: Services) -> Response:
 
 async def openid_configuration(services: Services) -> Response:
     base = services.settings.auth_base_url
+    config = services.settings.authorization
+    offline = config.refresh_tokens.enabled
+    clients = config.static_clients
+    auth_methods = []
+    if any(c.client_secret for c in clients):
+        auth_methods += ["client_secret_basic", "client_secret_post"]
+    if any(not c.client_secret for c in clients):
+        auth_methods.append("none")
     # Backstage's key order and values (section 8.4); authorization_endpoint is
     # advertised even though browser sign-in goes through the provider routes.
     doc: dict[str, Any] = {
@@ -49,13 +57,15 @@ async def openid_configuration(services: Services) -> Response:
             "PS512",
             "EdDSA",
         ],
-        "scopes_supported": ["openid"],
-        "token_endpoint_auth_methods_supported": [],
+        "scopes_supported": ["openid", *(["offline_access"] if offline else [])],
+        "token_endpoint_auth_methods_supported": auth_methods,
         "claims_supported": ["sub", "ent"],
-        "grant_types_supported": ["authorization_code"],
+        "grant_types_supported": ["authorization_code", *(["refresh_token"] if offline else [])],
         "authorization_endpoint": f"{base}/v1/authorize",
         "code_challenge_methods_supported": ["S256"],
     }
+    if clients:
+        doc["revocation_endpoint"] = f"{base}/v1/revoke"
     return json_response(doc)
 
 
@@ -63,7 +73,7 @@ async def userinfo(services: Services) -> Response:
     match = _BEARER.match(request.headers.get("authorization", ""))
     if not match:
         raise AuthenticationError("No token provided")
-    claims = await _verify_user_token(services, match.group(1))
+    claims = await verify_user_token(services, match.group(1))
     sub = claims.get("sub")
     if not isinstance(sub, str):
         raise InputError(
@@ -76,7 +86,7 @@ async def userinfo(services: Services) -> Response:
     return json_response(stored)
 
 
-async def _verify_user_token(services: Services, token: str) -> dict[str, Any]:
+async def verify_user_token(services: Services, token: str) -> dict[str, Any]:
     """Verify a Backstage user token as other Backstage backends do (section 8.1).
 
     Raises:

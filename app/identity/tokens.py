@@ -162,7 +162,10 @@ class TokenIssuer:
         sub: str,
         ent: Sequence[str],
         extra_claims: Mapping[str, Any] | None = None,
+        record_user_info: bool = True,
     ) -> str:
+        """``record_user_info=False``: a token for a user who signed in earlier (the
+        authorization server's grants), whose stored claims must stay as they are."""
         sub, ownership = canonicalize_identity(sub, ent)
         # sub and ent are destructured out of the resolver's claims in Backstage.
         extra = {k: v for k, v in (extra_claims or {}).items() if k not in ("sub", "ent")}
@@ -196,7 +199,7 @@ class TokenIssuer:
 
         # DEBUG: one line per refresh made 52 MB of logs per 8 minutes at 300 requests/s.
         logger.debug("Issuing token for %s, with entities %s", sub, ",".join(ownership))
-        if self._user_info is not None:
+        if self._user_info is not None and record_user_info:
             claims_doc = {"sub": sub, "ent": list(ownership), **extra}
             # The same claims written moments ago need no second write: on every refresh
             # this was a database round trip per request (docs/benchmarks.md).

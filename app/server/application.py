@@ -25,6 +25,7 @@ from connexion.options import SwaggerUIOptions
 from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute
 
+from app.authz.callers import ServiceCallers
 from app.config.session_secret import server_secrets
 from app.config.settings import Settings
 from app.config.validation import ConfigError
@@ -70,6 +71,7 @@ from app.providers.registry_types import (
 from app.refresh.coalescing import InProcessRefreshCoordinator, RefreshCoordinator
 from app.refresh.shared import DatabaseRefreshCoordinator
 from app.server import error_handlers
+from app.server.authorization import build_authorization_server, run_cleanup
 from app.server.documents import SPEC_DIR, add_documents
 from app.server.http_transport import OutboundTransport
 from app.server.lean_app import LeanAsyncApp, middlewares
@@ -148,9 +150,18 @@ def create_app(
                 ) from exc
         # The first key waits out its publish delay while nobody is signing in yet.
         warm_up = asyncio.create_task(services.token_issuer.publish_first_key())
+        cleanup = (
+            asyncio.create_task(run_cleanup(services.authorization))
+            if services.authorization is not None
+            else None
+        )
         try:
             yield
         finally:
+            if cleanup is not None:
+                cleanup.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await cleanup
             warm_up.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await warm_up
@@ -177,6 +188,7 @@ def create_app(
     app.loopback_only = mount_configured_dev_idp(app, settings, development=development) is not None
     app.add_error_handler(BackstageError, error_handlers.backstage_error)
     app.add_error_handler(ProblemException, error_handlers.problem)
+    app.add_error_handler(UnicodeDecodeError, error_handlers.undecodable)
     app.add_error_handler(
         HTTPException, functools.partial(error_handlers.http_error, routes=lambda: _routes(app))
     )
@@ -235,6 +247,9 @@ def _database(settings: Settings, deps: Dependencies) -> Database | None:
     if deps.database is not None:
         return deps.database
     if settings.database is None and deps.data_dir is None:
+        # Grants and consent sessions need tables; embedded, they live in memory.
+        if settings.authorization.enabled:
+            return Database("sqlite+aiosqlite:///:memory:")
         return None
     return Database.from_backstage_config(settings.database, data_dir=deps.data_dir or Path.cwd())
 
@@ -308,10 +323,13 @@ def _build_services(
             if provider_id in deps.providers
         ),
     )
+    for warning in settings.authorization.warnings:
+        log.warning("%s", warning)
     key_store, user_info, static_key = _stores(settings, database, deps)
     sessions = SessionCodec(secrets.all)
     # In the database whenever there is one: every instance sharing it refuses them.
     ended, used_nonces = session_records(database.engine if database else None, deps.clock)
+    audit = Audit(metrics)
     issuer = TokenIssuer(
         issuer=settings.auth_base_url,
         key_store=key_store,
@@ -322,6 +340,9 @@ def _build_services(
         user_info=user_info,
         on_new_key=lambda _kid: metrics.key_rotations.inc(),
         static_key=static_key,
+    )
+    authorization = build_authorization_server(
+        settings, database, issuer, catalog, secrets.all, deps.clock, audit
     )
     return Services(
         settings=settings,
@@ -336,8 +357,10 @@ def _build_services(
         refresh_coordinator=_refresh_coordinator(settings, database, sessions, deps.clock),
         ended_sessions=ended,
         used_nonces=used_nonces,
-        audit=Audit(metrics),
+        audit=audit,
         metrics=metrics,
+        authorization=authorization,
+        callers=ServiceCallers(settings.authorization.external_access, deps.clock),
     )
 
 

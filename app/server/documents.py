@@ -75,6 +75,8 @@ def add_documents(
         )
     for service in SERVICE_DOCUMENTS:
         document = load_spec(SPEC_DIR / service.file)
+        if service.file == "authorization.yaml":
+            document = authorization_document(document, services)
         if service.combined:
             mounted.append(MountedDocument(service.name, service.base_path, document))
         app.add_api(
@@ -90,6 +92,18 @@ def add_documents(
         )
     _add_combined(app, mounted)
     return mounted
+
+
+def authorization_document(document: dict[str, Any], services: Services) -> dict[str, Any]:
+    """Only the routes Backstage mounts for this config: the code flow with static
+    clients, the offline-sessions route with refresh tokens; elsewhere Backstage's 404."""
+    server = services.authorization
+    keep = {"/.well-known/oauth-client/cli.json"}
+    if server is not None:
+        keep |= {path for path in document["paths"] if path.startswith("/v1/")}
+        if server.offline is None:
+            keep.discard("/v1/offline-sessions/revoke")
+    return {**document, "paths": {k: v for k, v in document["paths"].items() if k in keep}}
 
 
 def _add_combined(app: AsyncApp, mounted: list[MountedDocument]) -> None:

@@ -141,3 +141,9 @@ def _collect_methods(routes: list[BaseRoute], scope: dict[str, Any]) -> set[str]
 def unexpected(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
     log.exception("unhandled error", exc_info=exc)
     return _response(request, BackstageError("An internal error occurred"))
+
+
+def undecodable(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
+    # connexion decodes JSON bodies as UTF-8 before validating them and lets the
+    # UnicodeDecodeError out: a client's bad bytes, not our failure.
+    return _response(request, InputError("Request body is not valid UTF-8"))

@@ -38,7 +38,7 @@ async def _versions(engine: AsyncEngine) -> list[str]:
 
 
 # The newest migration revision.
-HEAD = "0003"
+HEAD = "0004"
 
 EXPECTED = {
     "signing_keys": {"kid", "key", "created_at"},
@@ -47,6 +47,31 @@ EXPECTED = {
     "refresh_results": {"key", "status", "result", "expires_at"},
     "ended_sessions": {"key", "expires_at"},
     "used_nonces": {"key", "expires_at"},
+    "oauth_authorization_sessions": {
+        "id",
+        "client_id",
+        "user_entity_ref",
+        "redirect_uri",
+        "scope",
+        "state",
+        "response_type",
+        "code_challenge",
+        "code_challenge_method",
+        "nonce",
+        "status",
+        "expires_at",
+    },
+    "oidc_authorization_codes": {"code", "session_id", "expires_at", "used"},
+    "offline_sessions": {
+        "id",
+        "user_entity_ref",
+        "oidc_client_id",
+        "token_hash",
+        "created_at",
+        "last_used_at",
+        "previous_token_hash",
+        "rotated_at",
+    },
 }
 
 

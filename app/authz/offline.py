@@ -1,0 +1,212 @@
+"""Offline sessions: one row per grant of a refresh token, in Backstage's
+``offline_sessions`` table; the token rotates on every use.
+
+Better than Backstage (RFC 9700 section 4.14.2): a rotated-out token presented again means
+two holders, so it ends the grant, unless it is a retry by the same client within a short
+grace period (a lost response), which rotates once more. Every rotation and revocation
+runs in one transaction holding the row's lock (``SELECT ... FOR UPDATE`` on PostgreSQL;
+SQLite has one writer at a time), so concurrent refreshes never leave two live tokens.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from app.authz.refresh_tokens import TokenHasher, token_id
+from app.authz.store import to_datetime, to_seconds
+from app.config.authorization import RefreshTokenSettings
+from app.core.clock import Clock
+from app.core.errors import AuthenticationError
+from app.db.errors import database_errors
+from app.db.schema import offline_sessions as table
+
+_WHAT = "Offline session store"
+Use = Literal["current", "retry", "reuse", "invalid"]
+
+
+class RefreshTokenReused(AuthenticationError):
+    """A rotated-out refresh token came back: the grant is ended."""
+
+
+@dataclass(frozen=True)
+class OfflineSession:
+    id: str
+    user_entity_ref: str
+    oidc_client_id: str | None
+    token_hash: str
+    created_at: float
+    last_used_at: float
+    previous_token_hash: str | None
+    rotated_at: float | None
+
+
+@dataclass(frozen=True)
+class Rotation:
+    session: OfflineSession
+    refresh_token: str
+    retried: bool
+
+
+def _row(row: Any) -> OfflineSession:
+    data = row._asdict()
+    for key in ("created_at", "last_used_at"):
+        data[key] = to_seconds(data[key])
+    data["rotated_at"] = to_seconds(data["rotated_at"]) if data["rotated_at"] else None
+    return OfflineSession(**data)
+
+
+class OfflineSessions:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        hasher: TokenHasher,
+        settings: RefreshTokenSettings,
+        clock: Clock,
+        *,
+        reuse_grace_seconds: float,
+    ) -> None:
+        self._engine = engine
+        self._hasher = hasher
+        self._settings = settings
+        self._clock = clock
+        self._grace = reuse_grace_seconds
+
+    async def issue(self, user_entity_ref: str, client_id: str) -> str:
+        """A new grant; replaces the user's grant for this client and evicts the oldest
+        beyond ``maxTokensPerUser`` (Backstage's rules)."""
+        session_id = str(uuid.uuid4())
+        token, token_hash = self._hasher.new_token(session_id)
+        now = to_datetime(self._clock.now())
+        async with database_errors(_WHAT), self._engine.begin() as conn:
+            await conn.execute(
+                delete(table).where(
+                    table.c.oidc_client_id == client_id, table.c.user_entity_ref == user_entity_ref
+                )
+            )
+            ids = (
+                (
+                    await conn.execute(
+                        select(table.c.id)
+                        .where(table.c.user_entity_ref == user_entity_ref)
+                        .order_by(table.c.last_used_at.asc(), table.c.id.asc())
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            excess = len(ids) - (self._settings.max_tokens_per_user - 1)
+            if excess > 0:
+                await conn.execute(delete(table).where(table.c.id.in_(ids[:excess])))
+            await conn.execute(
+                insert(table).values(
+                    id=session_id,
+                    user_entity_ref=user_entity_ref,
+                    oidc_client_id=client_id,
+                    token_hash=token_hash,
+                    created_at=now,
+                    last_used_at=now,
+                )
+            )
+        return token
+
+    def is_expired(self, session: OfflineSession) -> bool:
+        now = self._clock.now()
+        return (
+            now > session.last_used_at + self._settings.token_lifetime_seconds
+            or now > session.created_at + self._settings.max_rotation_lifetime_seconds
+        )
+
+    def classify(self, session: OfflineSession, token: str, client_id: str | None) -> Use:
+        if self._hasher.matches(token, session.token_hash):
+            return "current"
+        if not self._hasher.matches(token, session.previous_token_hash):
+            return "invalid"
+        rotated = session.rotated_at or 0.0
+        same_client = client_id is not None and client_id == session.oidc_client_id
+        if same_client and self._clock.now() - rotated <= self._grace:
+            return "retry"
+        return "reuse"
+
+    async def get(self, session_id: str) -> OfflineSession | None:
+        async with database_errors(_WHAT), self._engine.connect() as conn:
+            row = (await conn.execute(select(table).where(table.c.id == session_id))).first()
+        return _row(row) if row is not None else None
+
+    async def rotate(self, token: str, client_id: str | None) -> Rotation:
+        """Raises AuthenticationError (RefreshTokenReused when the grant was ended)."""
+        session_id = token_id(token)
+        if session_id is None:
+            raise AuthenticationError("Invalid refresh token format")
+        # Set inside the transaction, raised after it commits (a rollback would keep the
+        # grant that an expired or reused token must end).
+        failure: AuthenticationError | None = None
+        async with database_errors(_WHAT), self._engine.begin() as conn:
+            row = (
+                await conn.execute(select(table).where(table.c.id == session_id).with_for_update())
+            ).first()
+            if row is None:
+                raise AuthenticationError("Invalid refresh token")
+            session = _row(row)
+            use = (
+                "invalid" if self.is_expired(session) else self.classify(session, token, client_id)
+            )
+            if use in ("current", "retry"):
+                new_token = await self._store_rotation(conn, session, use)
+            elif use == "reuse" or self.is_expired(session):
+                await conn.execute(delete(table).where(table.c.id == session_id))
+                failure = (
+                    RefreshTokenReused("Refresh token was already used; the grant is revoked")
+                    if use == "reuse"
+                    else AuthenticationError("Invalid refresh token")
+                )
+            else:
+                failure = AuthenticationError("Invalid refresh token")
+        if failure is not None:
+            raise failure
+        return Rotation(session=session, refresh_token=new_token, retried=use == "retry")
+
+    async def _store_rotation(
+        self, conn: AsyncConnection, session: OfflineSession, use: Use
+    ) -> str:
+        new_token, new_hash = self._hasher.new_token(session.id)
+        now = to_datetime(self._clock.now())
+        values: dict[str, Any] = {
+            "token_hash": new_hash,
+            "last_used_at": now,
+            # The token this rotation supersedes; its return is reuse.
+            "previous_token_hash": session.token_hash,
+        }
+        if use == "current":
+            # A retry keeps the first rotation's time: retries cannot stretch the grace.
+            values["rotated_at"] = now
+        await conn.execute(update(table).where(table.c.id == session.id).values(**values))
+        return new_token
+
+    async def delete(self, session_id: str) -> int:
+        async with database_errors(_WHAT), self._engine.begin() as conn:
+            result = await conn.execute(delete(table).where(table.c.id == session_id))
+        return int(result.rowcount or 0)
+
+    async def delete_for_user(self, user_entity_ref: str) -> int:
+        async with database_errors(_WHAT), self._engine.begin() as conn:
+            result = await conn.execute(
+                delete(table).where(table.c.user_entity_ref == user_entity_ref)
+            )
+        return int(result.rowcount or 0)
+
+    async def cleanup(self) -> int:
+        now = self._clock.now()
+        lifetime = to_datetime(now - self._settings.token_lifetime_seconds)
+        rotation = to_datetime(now - self._settings.max_rotation_lifetime_seconds)
+        async with database_errors(_WHAT), self._engine.begin() as conn:
+            result = await conn.execute(
+                delete(table).where(
+                    or_(table.c.last_used_at < lifetime, table.c.created_at < rotation)
+                )
+            )
+        return int(result.rowcount or 0)

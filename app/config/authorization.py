@@ -1,0 +1,255 @@
+"""Config of Backstage as an OAuth authorization server for CLI and MCP clients.
+
+``auth.staticClients``, ``auth.experimentalRefreshToken``, the removed
+``auth.experimentalDynamicClientRegistration`` (a warning) and the service callers of
+``backend.auth.externalAccess``. Errors carry Backstage's start-up messages
+(``OidcService.readStaticClients``, ``OfflineAccessService.create``, the external token
+handlers of ``@backstage/backend-defaults``).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from app.config.validation import ConfigError
+from app.core.durations import parse_duration_seconds
+
+DEFAULT_TOKEN_LIFETIME_SECONDS = 30 * 86400
+DEFAULT_MAX_ROTATION_LIFETIME_SECONDS = int(365.25 * 86400)
+DEFAULT_MAX_TOKENS_PER_USER = 20
+MIN_STATIC_TOKEN_LENGTH = 8
+
+_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
+_NON_SPACE = re.compile(r"^\S+$")
+# WHATWG's special schemes need a host; any other scheme followed by anything parses.
+_SPECIAL = frozenset({"http", "https", "ws", "wss", "ftp", "file"})
+
+
+def can_parse_url(value: str) -> bool:
+    """``URL.canParse`` closely enough for config checks: a scheme, and a host for the
+    special schemes."""
+    if not _SCHEME.match(value):
+        return False
+    scheme = value.split(":", 1)[0].lower()
+    if scheme in _SPECIAL and scheme != "file":
+        try:
+            return bool(urlsplit(value).hostname or value.split(":", 1)[1].strip("/"))
+        except ValueError:
+            return False
+    return True
+
+
+@dataclass(frozen=True)
+class StaticClient:
+    client_id: str
+    client_name: str
+    client_secret: str | None
+    redirect_uris: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RefreshTokenSettings:
+    enabled: bool = False
+    token_lifetime_seconds: int = DEFAULT_TOKEN_LIFETIME_SECONDS
+    max_rotation_lifetime_seconds: int = DEFAULT_MAX_ROTATION_LIFETIME_SECONDS
+    max_tokens_per_user: int = DEFAULT_MAX_TOKENS_PER_USER
+    disable_catalog_presence_check: bool = False
+
+
+@dataclass(frozen=True)
+class ExternalAccess:
+    """One ``backend.auth.externalAccess`` entry: ``static`` (token), ``legacy`` (HS256
+    key) or ``jwks`` (read, not yet verified against)."""
+
+    type: str
+    subject: str
+    token: str | None = None
+    key: bytes | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AuthorizationSettings:
+    static_clients: tuple[StaticClient, ...] = ()
+    refresh_tokens: RefreshTokenSettings = RefreshTokenSettings()
+    external_access: tuple[ExternalAccess, ...] = ()
+    # Start-up warnings (logged, and listed by check-config).
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def enabled(self) -> bool:
+        """The authorization routes are mounted (static clients; CIMD comes next)."""
+        return bool(self.static_clients)
+
+
+def _mapping(value: Any, path: str) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{path}: must be a mapping")
+    return value
+
+
+def _string(value: Any, path: str, *, optional: bool = False) -> str | None:
+    if value is None and optional:
+        return None
+    if not isinstance(value, str):
+        raise ConfigError(f"{path}: must be a string")
+    return value
+
+
+def read_static_clients(value: Any) -> tuple[StaticClient, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise ConfigError("auth.staticClients: must be a list")
+    clients: dict[str, StaticClient] = {}
+    for index, item in enumerate(value):
+        path = f"auth.staticClients[{index}]"
+        entry = _mapping(item, path)
+        client_id = _string(entry.get("clientId"), f"{path}.clientId")
+        assert client_id is not None
+        if can_parse_url(client_id):
+            raise ConfigError(
+                f"Invalid client ID '{client_id}' in auth.staticClients, "
+                "client IDs must not be URLs"
+            )
+        if client_id in clients:
+            raise ConfigError(f"Duplicate client ID '{client_id}' in auth.staticClients")
+        uris = entry.get("redirectUris")
+        if not isinstance(uris, list) or not all(isinstance(u, str) for u in uris):
+            raise ConfigError(f"{path}.redirectUris: must be a list of strings")
+        if not uris:
+            raise ConfigError(
+                f"Client '{client_id}' in auth.staticClients must have at least one redirect URI"
+            )
+        for uri in uris:
+            if not can_parse_url(uri):
+                raise ConfigError(
+                    f"Invalid redirect URI '{uri}' for client '{client_id}' in auth.staticClients"
+                )
+        secret = _string(entry.get("clientSecret"), f"{path}.clientSecret", optional=True)
+        name = _string(entry.get("clientName"), f"{path}.clientName", optional=True)
+        clients[client_id] = StaticClient(
+            client_id=client_id,
+            client_name=name or client_id,
+            client_secret=secret or None,
+            redirect_uris=tuple(uris),
+        )
+    return tuple(clients.values())
+
+
+def _duration(config: Mapping[str, Any], key: str, default: int) -> int:
+    if key not in config:
+        return default
+    try:
+        return int(parse_duration_seconds(config[key]))
+    except ValueError as exc:
+        raise ConfigError(f"auth.experimentalRefreshToken.{key}: {exc}") from exc
+
+
+def read_refresh_tokens(value: Any) -> RefreshTokenSettings:
+    config = _mapping(value, "auth.experimentalRefreshToken")
+    enabled = config.get("enabled", False)
+    if not isinstance(enabled, bool):
+        raise ConfigError("auth.experimentalRefreshToken.enabled: must be a boolean")
+    lifetime = _duration(config, "tokenLifetime", DEFAULT_TOKEN_LIFETIME_SECONDS)
+    rotation = _duration(config, "maxRotationLifetime", DEFAULT_MAX_ROTATION_LIFETIME_SECONDS)
+    prefix = "auth.experimentalRefreshToken"
+    if lifetime <= 0:
+        raise ConfigError(f"{prefix}.tokenLifetime must be a positive duration")
+    if rotation <= 0:
+        raise ConfigError(f"{prefix}.maxRotationLifetime must be a positive duration")
+    if rotation <= lifetime:
+        raise ConfigError(f"{prefix}.maxRotationLifetime must be greater than tokenLifetime")
+    max_tokens = config.get("maxTokensPerUser", DEFAULT_MAX_TOKENS_PER_USER)
+    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int):
+        raise ConfigError(f"{prefix}.maxTokensPerUser: must be a number")
+    if max_tokens <= 0:
+        raise ConfigError(f"{prefix}.maxTokensPerUser must be a positive number")
+    disable = config.get("dangerouslyDisableCatalogPresenceCheck", False)
+    if not isinstance(disable, bool):
+        raise ConfigError(f"{prefix}.dangerouslyDisableCatalogPresenceCheck: must be a boolean")
+    return RefreshTokenSettings(
+        enabled=enabled,
+        token_lifetime_seconds=lifetime,
+        max_rotation_lifetime_seconds=rotation,
+        max_tokens_per_user=max_tokens,
+        disable_catalog_presence_check=disable,
+    )
+
+
+def _external_entry(item: Any, path: str) -> ExternalAccess:
+    entry = _mapping(item, path)
+    kind = entry.get("type")
+    options = _mapping(entry.get("options"), f"{path}.options")
+    if kind == "static":
+        token = _string(options.get("token"), f"{path}.options.token")
+        subject = _string(options.get("subject"), f"{path}.options.subject")
+        assert token is not None and subject is not None
+        if not _NON_SPACE.match(token):
+            raise ConfigError(f"{path}: Illegal token, must be a set of non-space characters")
+        if len(token) < MIN_STATIC_TOKEN_LENGTH:
+            raise ConfigError(
+                f"{path}: Illegal token, must be at least {MIN_STATIC_TOKEN_LENGTH} "
+                "characters length"
+            )
+        if not _NON_SPACE.match(subject):
+            raise ConfigError(f"{path}: Illegal subject, must be a set of non-space characters")
+        return ExternalAccess(type="static", subject=subject, token=token)
+    if kind == "legacy":
+        secret = _string(options.get("secret"), f"{path}.options.secret")
+        subject = _string(options.get("subject"), f"{path}.options.subject")
+        assert secret is not None and subject is not None
+        try:
+            key = base64.b64decode(secret, validate=False) if _NON_SPACE.match(secret) else b""
+        except (binascii.Error, ValueError):
+            key = b""
+        if not key:
+            raise ConfigError(f"{path}: Illegal secret, must be a valid base64 string")
+        if not _NON_SPACE.match(subject):
+            raise ConfigError(f"{path}: Illegal subject, must be a set of non-space characters")
+        return ExternalAccess(type="legacy", subject=subject, key=key)
+    if kind == "jwks":
+        url = _string(options.get("url"), f"{path}.options.url")
+        assert url is not None
+        return ExternalAccess(
+            type="jwks", subject=str(options.get("subjectPrefix", "")), options=dict(options)
+        )
+    raise ConfigError(f"{path}.type: unknown external access type '{kind}'")
+
+
+def read_external_access(backend: Any) -> tuple[ExternalAccess, ...]:
+    auth = _mapping(_mapping(backend, "backend").get("auth"), "backend.auth")
+    entries = auth.get("externalAccess")
+    if entries is None:
+        return ()
+    if not isinstance(entries, list):
+        raise ConfigError("backend.auth.externalAccess: must be a list")
+    return tuple(
+        _external_entry(item, f"backend.auth.externalAccess[{i}]") for i, item in enumerate(entries)
+    )
+
+
+def read_authorization(raw: Mapping[str, Any]) -> AuthorizationSettings:
+    """Raises ConfigError with Backstage's start-up message."""
+    auth = _mapping(raw.get("auth"), "auth")
+    warnings: list[str] = []
+    if "experimentalDynamicClientRegistration" in auth:
+        warnings.append(
+            "auth.experimentalDynamicClientRegistration is no longer supported: Backstage "
+            "removed dynamic client registration in 0.31; use auth.staticClients or Client "
+            "ID Metadata Documents (auth.clientIdMetadataDocuments) instead"
+        )
+    return AuthorizationSettings(
+        static_clients=read_static_clients(auth.get("staticClients")),
+        refresh_tokens=read_refresh_tokens(auth.get("experimentalRefreshToken")),
+        external_access=read_external_access(raw.get("backend")),
+        warnings=tuple(warnings),
+    )
