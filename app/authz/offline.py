@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy.engine import CursorResult, Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.authz.refresh_tokens import TokenHasher, token_id
@@ -22,7 +23,7 @@ from app.authz.store import to_datetime, to_seconds
 from app.config.authorization import RefreshTokenSettings
 from app.core.clock import Clock
 from app.core.errors import AuthenticationError
-from app.db.errors import database_errors
+from app.db.errors import bounded
 from app.db.schema import offline_sessions as table
 
 _WHAT = "Offline session store"
@@ -82,36 +83,41 @@ class OfflineSessions:
         session_id = str(uuid.uuid4())
         token, token_hash = self._hasher.new_token(session_id)
         now = to_datetime(self._clock.now())
-        async with database_errors(_WHAT), self._engine.begin() as conn:
-            await conn.execute(
-                delete(table).where(
-                    table.c.oidc_client_id == client_id, table.c.user_entity_ref == user_entity_ref
-                )
-            )
-            ids = (
-                (
-                    await conn.execute(
-                        select(table.c.id)
-                        .where(table.c.user_entity_ref == user_entity_ref)
-                        .order_by(table.c.last_used_at.asc(), table.c.id.asc())
+
+        async def insert_grant() -> None:
+            async with self._engine.begin() as conn:
+                await conn.execute(
+                    delete(table).where(
+                        table.c.oidc_client_id == client_id,
+                        table.c.user_entity_ref == user_entity_ref,
                     )
                 )
-                .scalars()
-                .all()
-            )
-            excess = len(ids) - (self._settings.max_tokens_per_user - 1)
-            if excess > 0:
-                await conn.execute(delete(table).where(table.c.id.in_(ids[:excess])))
-            await conn.execute(
-                insert(table).values(
-                    id=session_id,
-                    user_entity_ref=user_entity_ref,
-                    oidc_client_id=client_id,
-                    token_hash=token_hash,
-                    created_at=now,
-                    last_used_at=now,
+                ids = (
+                    (
+                        await conn.execute(
+                            select(table.c.id)
+                            .where(table.c.user_entity_ref == user_entity_ref)
+                            .order_by(table.c.last_used_at.asc(), table.c.id.asc())
+                        )
+                    )
+                    .scalars()
+                    .all()
                 )
-            )
+                excess = len(ids) - (self._settings.max_tokens_per_user - 1)
+                if excess > 0:
+                    await conn.execute(delete(table).where(table.c.id.in_(ids[:excess])))
+                await conn.execute(
+                    insert(table).values(
+                        id=session_id,
+                        user_entity_ref=user_entity_ref,
+                        oidc_client_id=client_id,
+                        token_hash=token_hash,
+                        created_at=now,
+                        last_used_at=now,
+                    )
+                )
+
+        await bounded(_WHAT, insert_grant)
         return token
 
     def is_expired(self, session: OfflineSession) -> bool:
@@ -133,8 +139,12 @@ class OfflineSessions:
         return "reuse"
 
     async def get(self, session_id: str) -> OfflineSession | None:
-        async with database_errors(_WHAT), self._engine.connect() as conn:
-            row = (await conn.execute(select(table).where(table.c.id == session_id))).first()
+        async def _op() -> Row[Any] | None:
+            async with self._engine.connect() as conn:
+                row = (await conn.execute(select(table).where(table.c.id == session_id))).first()
+                return row
+
+        row = await bounded(_WHAT, _op)
         return _row(row) if row is not None else None
 
     async def rotate(self, token: str, client_id: str | None) -> Rotation:
@@ -144,31 +154,35 @@ class OfflineSessions:
             raise AuthenticationError("Invalid refresh token format")
         # Set inside the transaction, raised after it commits (a rollback would keep the
         # grant that an expired or reused token must end).
-        failure: AuthenticationError | None = None
-        async with database_errors(_WHAT), self._engine.begin() as conn:
-            row = (
-                await conn.execute(select(table).where(table.c.id == session_id).with_for_update())
-            ).first()
-            if row is None:
-                raise AuthenticationError("Invalid refresh token")
-            session = _row(row)
-            use = (
-                "invalid" if self.is_expired(session) else self.classify(session, token, client_id)
-            )
-            if use in ("current", "retry"):
-                new_token = await self._store_rotation(conn, session, use)
-            elif use == "reuse" or self.is_expired(session):
-                await conn.execute(delete(table).where(table.c.id == session_id))
-                failure = (
-                    RefreshTokenReused("Refresh token was already used; the grant is revoked")
-                    if use == "reuse"
-                    else AuthenticationError("Invalid refresh token")
-                )
-            else:
-                failure = AuthenticationError("Invalid refresh token")
+
+        async def rotate_row() -> tuple[Rotation | None, AuthenticationError | None]:
+            async with self._engine.begin() as conn:
+                query = select(table).where(table.c.id == session_id).with_for_update()
+                row = (await conn.execute(query)).first()
+                if row is None:
+                    return None, AuthenticationError("Invalid refresh token")
+                session = _row(row)
+                expired = self.is_expired(session)
+                use = "invalid" if expired else self.classify(session, token, client_id)
+                if use in ("current", "retry"):
+                    new_token = await self._store_rotation(conn, session, use)
+                    rotation = Rotation(
+                        session=session, refresh_token=new_token, retried=use == "retry"
+                    )
+                    return rotation, None
+                if use == "reuse" or expired:
+                    await conn.execute(delete(table).where(table.c.id == session_id))
+                    if use == "reuse":
+                        return None, RefreshTokenReused(
+                            "Refresh token was already used; the grant is revoked"
+                        )
+                return None, AuthenticationError("Invalid refresh token")
+
+        rotation, failure = await bounded(_WHAT, rotate_row)
         if failure is not None:
             raise failure
-        return Rotation(session=session, refresh_token=new_token, retried=use == "retry")
+        assert rotation is not None
+        return rotation
 
     async def _store_rotation(
         self, conn: AsyncConnection, session: OfflineSession, use: Use
@@ -188,25 +202,38 @@ class OfflineSessions:
         return new_token
 
     async def delete(self, session_id: str) -> int:
-        async with database_errors(_WHAT), self._engine.begin() as conn:
-            result = await conn.execute(delete(table).where(table.c.id == session_id))
+        async def _op() -> CursorResult[Any]:
+            async with self._engine.begin() as conn:
+                result = await conn.execute(delete(table).where(table.c.id == session_id))
+                return result
+
+        result = await bounded(_WHAT, _op)
         return int(result.rowcount or 0)
 
     async def delete_for_user(self, user_entity_ref: str) -> int:
-        async with database_errors(_WHAT), self._engine.begin() as conn:
-            result = await conn.execute(
-                delete(table).where(table.c.user_entity_ref == user_entity_ref)
-            )
+        async def _op() -> CursorResult[Any]:
+            async with self._engine.begin() as conn:
+                result = await conn.execute(
+                    delete(table).where(table.c.user_entity_ref == user_entity_ref)
+                )
+                return result
+
+        result = await bounded(_WHAT, _op)
         return int(result.rowcount or 0)
 
     async def cleanup(self) -> int:
         now = self._clock.now()
         lifetime = to_datetime(now - self._settings.token_lifetime_seconds)
         rotation = to_datetime(now - self._settings.max_rotation_lifetime_seconds)
-        async with database_errors(_WHAT), self._engine.begin() as conn:
-            result = await conn.execute(
-                delete(table).where(
-                    or_(table.c.last_used_at < lifetime, table.c.created_at < rotation)
+
+        async def _op() -> CursorResult[Any]:
+            async with self._engine.begin() as conn:
+                result = await conn.execute(
+                    delete(table).where(
+                        or_(table.c.last_used_at < lifetime, table.c.created_at < rotation)
+                    )
                 )
-            )
+                return result
+
+        result = await bounded(_WHAT, _op)
         return int(result.rowcount or 0)

@@ -8,9 +8,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy.engine import CursorResult, Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.db.errors import database_errors
+from app.db.errors import bounded
 from app.db.schema import oauth_authorization_sessions as sessions_table
 from app.db.schema import oidc_authorization_codes as codes_table
 
@@ -60,28 +61,37 @@ class AuthorizationStore:
         self._engine = engine
 
     async def create_session(self, session: AuthorizationSession) -> None:
-        async with database_errors(_WHAT), self._engine.begin() as conn:
-            await conn.execute(
-                insert(sessions_table).values(
-                    id=session.id,
-                    client_id=session.client_id,
-                    redirect_uri=session.redirect_uri,
-                    response_type=session.response_type,
-                    status=session.status,
-                    expires_at=to_datetime(session.expires_at),
-                    scope=session.scope,
-                    state=session.state,
-                    code_challenge=session.code_challenge,
-                    code_challenge_method=session.code_challenge_method,
-                    nonce=session.nonce,
+        async def _op() -> None:
+            async with self._engine.begin() as conn:
+                await conn.execute(
+                    insert(sessions_table).values(
+                        id=session.id,
+                        client_id=session.client_id,
+                        redirect_uri=session.redirect_uri,
+                        response_type=session.response_type,
+                        status=session.status,
+                        expires_at=to_datetime(session.expires_at),
+                        scope=session.scope,
+                        state=session.state,
+                        code_challenge=session.code_challenge,
+                        code_challenge_method=session.code_challenge_method,
+                        nonce=session.nonce,
+                    )
                 )
-            )
+
+        await bounded(_WHAT, _op)
 
     async def get_session(self, session_id: str) -> AuthorizationSession | None:
-        async with database_errors(_WHAT), self._engine.connect() as conn:
-            row = (
-                await conn.execute(select(sessions_table).where(sessions_table.c.id == session_id))
-            ).first()
+        async def _op() -> Row[Any] | None:
+            async with self._engine.connect() as conn:
+                row = (
+                    await conn.execute(
+                        select(sessions_table).where(sessions_table.c.id == session_id)
+                    )
+                ).first()
+                return row
+
+        row = await bounded(_WHAT, _op)
         if row is None:
             return None
         data = row._asdict()
@@ -91,30 +101,42 @@ class AuthorizationStore:
 
     async def decide_session(self, session_id: str, status: str, user_entity_ref: str) -> bool:
         """Pending -> ``status``; False when another request decided it first."""
-        async with database_errors(_WHAT), self._engine.begin() as conn:
-            result = await conn.execute(
-                update(sessions_table)
-                .where(sessions_table.c.id == session_id, sessions_table.c.status == "pending")
-                .values(status=status, user_entity_ref=user_entity_ref)
-            )
+
+        async def _op() -> CursorResult[Any]:
+            async with self._engine.begin() as conn:
+                result = await conn.execute(
+                    update(sessions_table)
+                    .where(sessions_table.c.id == session_id, sessions_table.c.status == "pending")
+                    .values(status=status, user_entity_ref=user_entity_ref)
+                )
+                return result
+
+        result = await bounded(_WHAT, _op)
         return result.rowcount == 1
 
     async def create_code(self, code: AuthorizationCode) -> None:
-        async with database_errors(_WHAT), self._engine.begin() as conn:
-            await conn.execute(
-                insert(codes_table).values(
-                    code=code.code,
-                    session_id=code.session_id,
-                    expires_at=to_datetime(code.expires_at),
-                    used=False,
+        async def _op() -> None:
+            async with self._engine.begin() as conn:
+                await conn.execute(
+                    insert(codes_table).values(
+                        code=code.code,
+                        session_id=code.session_id,
+                        expires_at=to_datetime(code.expires_at),
+                        used=False,
+                    )
                 )
-            )
+
+        await bounded(_WHAT, _op)
 
     async def get_code(self, code: str) -> AuthorizationCode | None:
-        async with database_errors(_WHAT), self._engine.connect() as conn:
-            row = (
-                await conn.execute(select(codes_table).where(codes_table.c.code == code))
-            ).first()
+        async def _op() -> Row[Any] | None:
+            async with self._engine.connect() as conn:
+                row = (
+                    await conn.execute(select(codes_table).where(codes_table.c.code == code))
+                ).first()
+                return row
+
+        row = await bounded(_WHAT, _op)
         if row is None:
             return None
         return AuthorizationCode(
@@ -126,27 +148,37 @@ class AuthorizationStore:
 
     async def use_code(self, code: str) -> bool:
         """Marks the code used; False when another request used it first."""
-        async with database_errors(_WHAT), self._engine.begin() as conn:
-            result = await conn.execute(
-                update(codes_table)
-                .where(
-                    codes_table.c.code == code,
-                    or_(codes_table.c.used.is_(None), codes_table.c.used.is_(False)),
+
+        async def _op() -> CursorResult[Any]:
+            async with self._engine.begin() as conn:
+                result = await conn.execute(
+                    update(codes_table)
+                    .where(
+                        codes_table.c.code == code,
+                        or_(codes_table.c.used.is_(None), codes_table.c.used.is_(False)),
+                    )
+                    .values(used=True)
                 )
-                .values(used=True)
-            )
+                return result
+
+        result = await bounded(_WHAT, _op)
         return result.rowcount == 1
 
     async def cleanup(self, now: float) -> int:
         """Deletes expired sessions (their codes go with them)."""
         cutoff = to_datetime(now)
-        async with database_errors(_WHAT), self._engine.begin() as conn:
-            await conn.execute(delete(codes_table).where(codes_table.c.expires_at < cutoff))
-            result = await conn.execute(
-                delete(sessions_table).where(
-                    sessions_table.c.expires_at < cutoff,
-                    # Approved late in its hour: its code still needs it.
-                    sessions_table.c.id.not_in(select(codes_table.c.session_id)),
+
+        async def _op() -> CursorResult[Any]:
+            async with self._engine.begin() as conn:
+                await conn.execute(delete(codes_table).where(codes_table.c.expires_at < cutoff))
+                result = await conn.execute(
+                    delete(sessions_table).where(
+                        sessions_table.c.expires_at < cutoff,
+                        # Approved late in its hour: its code still needs it.
+                        sessions_table.c.id.not_in(select(codes_table.c.session_id)),
+                    )
                 )
-            )
+                return result
+
+        result = await bounded(_WHAT, _op)
         return int(result.rowcount or 0)
