@@ -1,9 +1,9 @@
 """The OAuth ``state`` parameter, in Backstage's wire format.
 
 Fields, in this order when present: ``nonce``, ``env``, ``origin``, ``redirectUrl``,
-``flow``, ``scope``. They are form-urlencoded (spaces as ``+``) and the UTF-8 bytes are
-rendered as lower-case hex (Backstage ``plugins/auth-node/src/oauth/state.ts``). Absent
-fields are dropped, empty strings kept.
+``flow``, ``scope``, ``audience``. They are form-urlencoded (spaces as ``+``) and the UTF-8
+bytes are rendered as lower-case hex (Backstage ``plugins/auth-node/src/oauth/state.ts``).
+Absent fields are dropped, empty strings kept.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ _FIELDS = (
     ("redirectUrl", "redirect_url"),
     ("flow", "flow"),
     ("scope", "scope"),
+    # pinniped appends the target cluster to the decoded state and re-encodes it.
+    ("audience", "audience"),
 )
 
 
@@ -33,6 +35,8 @@ class OAuthState:
     flow: str | None = None
     # Only set by providers that persist scopes.
     scope: str | None = None
+    # Only set by pinniped: the cluster a cluster-scoped ID token is asked for.
+    audience: str | None = None
 
 
 def encode_state(state: OAuthState) -> str:
@@ -77,4 +81,5 @@ def state_from_fields(fields: dict[str, str]) -> OAuthState:
         redirect_url=fields.get("redirectUrl"),
         flow=fields.get("flow"),
         scope=fields.get("scope"),
+        audience=fields.get("audience"),
     )

@@ -119,6 +119,35 @@ class OidcAuthenticator(OAuth2Authenticator):
         return self._metadata
 
     async def _discover(self) -> OidcMetadata:
+        doc = await self.discovery_document()
+        failure = f"Failed to discover OpenID provider metadata from {self.metadata_url}"
+        if not isinstance(doc.get("userinfo_endpoint"), str):
+            # Backstage requires it too: the profile comes from userinfo.
+            raise UpstreamError(f"{failure}, the provider has no userinfo_endpoint")
+        supported = doc.get("id_token_signing_alg_values_supported") or ["RS256"]
+        if self.id_token_algorithm:
+            algorithms: tuple[str, ...] = (self.id_token_algorithm,)
+        else:
+            algorithms = tuple(
+                a for a in supported if isinstance(a, str) and a in ALLOWED_ID_TOKEN_ALGORITHMS
+            )
+        return OidcMetadata(
+            issuer=doc["issuer"],
+            authorization_endpoint=doc["authorization_endpoint"],
+            token_endpoint=doc["token_endpoint"],
+            userinfo_endpoint=doc["userinfo_endpoint"],
+            jwks_uri=doc["jwks_uri"],
+            revocation_endpoint=_opt(doc.get("revocation_endpoint")),
+            end_session_endpoint=_opt(doc.get("end_session_endpoint")),
+            id_token_algorithms=algorithms,
+        )
+
+    async def discovery_document(self) -> dict[str, Any]:
+        """The discovery document, with the endpoints every flow needs checked present.
+
+        Raises:
+            UpstreamError: the provider is unreachable or answers something unusable.
+        """
         failure = f"Failed to discover OpenID provider metadata from {self.metadata_url}"
         try:
             response = await self.client.request("GET", self.metadata_url, withhold_token=True)
@@ -141,26 +170,7 @@ class OidcAuthenticator(OAuth2Authenticator):
         ]
         if missing:
             raise UpstreamError(f"{failure}, missing {', '.join(missing)}")
-        if not isinstance(doc.get("userinfo_endpoint"), str):
-            # Backstage requires it too: the profile comes from userinfo.
-            raise UpstreamError(f"{failure}, the provider has no userinfo_endpoint")
-        supported = doc.get("id_token_signing_alg_values_supported") or ["RS256"]
-        if self.id_token_algorithm:
-            algorithms: tuple[str, ...] = (self.id_token_algorithm,)
-        else:
-            algorithms = tuple(
-                a for a in supported if isinstance(a, str) and a in ALLOWED_ID_TOKEN_ALGORITHMS
-            )
-        return OidcMetadata(
-            issuer=doc["issuer"],
-            authorization_endpoint=doc["authorization_endpoint"],
-            token_endpoint=doc["token_endpoint"],
-            userinfo_endpoint=doc["userinfo_endpoint"],
-            jwks_uri=doc["jwks_uri"],
-            revocation_endpoint=_opt(doc.get("revocation_endpoint")),
-            end_session_endpoint=_opt(doc.get("end_session_endpoint")),
-            id_token_algorithms=algorithms,
-        )
+        return doc
 
     async def authorization_endpoint(self) -> str:
         return (await self.metadata()).authorization_endpoint

@@ -26,6 +26,7 @@ from app.providers import (
     okta,
     onelogin,
     openshift,
+    pinniped,
 )
 from app.providers.registry_types import OAuthFactory, ProviderDefinition
 from app.providers.resolvers_profile import (
@@ -76,6 +77,13 @@ REGISTRY: Mapping[str, ProviderDefinition] = {
     # OpenShift offers only its own resolver (no common ones).
     "openshift": ProviderDefinition(
         kind="oauth", factory=openshift.create, resolvers=openshift.SIGN_IN_RESOLVERS
+    ),
+    # The target cluster (/start?audience=) rides in the state to the callback.
+    "pinniped": ProviderDefinition(
+        kind="oauth",
+        factory=pinniped.create,
+        resolvers=COMMON_RESOLVERS,
+        start_params=pinniped.START_PARAMS,
     ),
     "guest": ProviderDefinition(kind="proxy", factory=guest.create),
     "awsalb": ProviderDefinition(kind="proxy", factory=awsalb.create, resolvers=awsalb.RESOLVERS),

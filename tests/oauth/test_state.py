@@ -61,6 +61,13 @@ def test_field_order_is_nonce_env_origin_redirect_url_flow_scope() -> None:
     assert _text(encode_state(state)) == "nonce=n&env=e&origin=o&redirectUrl=r&flow=f&scope=s"
 
 
+def test_audience_comes_last_as_pinniped_appends_it() -> None:
+    # Backstage's pinniped spreads the decoded state and adds ``audience`` at the end.
+    state = OAuthState(nonce="n", env="e", flow="popup", scope="s", audience="cluster a")
+    assert _text(encode_state(state)) == "nonce=n&env=e&flow=popup&scope=s&audience=cluster+a"
+    assert decode_state(encode_state(state)).audience == "cluster a"
+
+
 @pytest.mark.parametrize(
     ("state", "decoded"),
     [
@@ -123,7 +130,7 @@ def test_duplicate_fields_last_wins_like_object_from_entries() -> None:
 
 
 def test_unknown_fields_are_ignored() -> None:
-    encoded = b"nonce=n&env=e&audience=api&other=x".hex()
+    encoded = b"nonce=n&env=e&tenant=api&other=x".hex()
     assert decode_state(encoded) == OAuthState(nonce="n", env="e")
 
 

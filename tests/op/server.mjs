@@ -12,9 +12,19 @@
 //       "offlineAccessRequiresConsent": false,// spec-strict: drop offline_access unless prompt=consent
 //       "refreshTokens": "offline_access",    // or "always": issue for any client with the grant
 //       "conformIdTokenClaims": false,        // true: scope claims only via userinfo (oidc-provider default)
-//       "issuer": "http://localhost:<port>"   // override (default uses "localhost", not 127.0.0.1)
+//       "issuer": "http://localhost:<port>",  // override (default uses "localhost", not 127.0.0.1)
+//       "tokenExchange": false               // true: a Pinniped Supervisor's extras (below)
 //     }
 //   OP_ISSUER  overrides the issuer (takes precedence over the config file)
+//
+// With "tokenExchange": true the provider also plays a Pinniped Supervisor: an ES256 signing
+// key (clients choose it with id_token_signed_response_alg), the scopes
+// pinniped:request-audience, username and groups (claims username, groups), and the RFC 8693
+// grant urn:ietf:params:oauth:grant-type:token-exchange (clients list it in grant_types):
+// an access token of the client's with pinniped:request-audience, subject_token_type
+// access_token, requested_token_type jwt and an audience give an ES256 ID token for that
+// audience ({access_token, issued_token_type, token_type: N_A}); an audience containing
+// ".pinniped.dev" is refused with invalid_request, as the Supervisor does.
 //
 // Extra (non-OIDC) endpoints served by the same process:
 //   GET  /_counts        -> JSON counters of token (by grant_type), userinfo, revocation... calls
@@ -22,11 +32,11 @@
 //
 // Prints "READY <issuer>" on stdout once listening.
 
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { generateKeyPairSync, randomBytes, sign } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 
-import Provider from 'oidc-provider';
+import Provider, { errors } from 'oidc-provider';
 
 const port = Number.parseInt(process.env.OP_PORT || '4000', 10);
 const fileConfig = process.env.OP_CONFIG
@@ -38,6 +48,7 @@ const rotate = fileConfig.rotateRefreshToken ?? true;
 const pkceRequired = fileConfig.pkceRequired ?? true;
 const offlineAccessRequiresConsent = fileConfig.offlineAccessRequiresConsent ?? false;
 const refreshTokens = fileConfig.refreshTokens ?? 'offline_access';
+const tokenExchange = fileConfig.tokenExchange ?? false;
 if (!['offline_access', 'always'].includes(refreshTokens)) {
   throw new Error(`invalid refreshTokens policy: ${refreshTokens}`);
 }
@@ -70,6 +81,11 @@ ttl.Session = Math.max(ttl.Session, ttl.RefreshToken);
 
 const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
 const signingKey = { ...privateKey.export({ format: 'jwk' }), kid: 'test-op-rs256', use: 'sig', alg: 'RS256' };
+const ecPrivateKey = tokenExchange ? generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey : null;
+const ecSigningKey = ecPrivateKey
+  ? { ...ecPrivateKey.export({ format: 'jwk' }), kid: 'test-op-es256', use: 'sig', alg: 'ES256' }
+  : null;
+const PINNIPED_GROUPS = ['k8s-admins', 'developers'];
 
 function capitalise(s) {
   return s ? s.charAt(0).toUpperCase() + s.slice(1) : s;
@@ -85,14 +101,21 @@ function rawRequestedScope(ctx) {
 
 const configuration = {
   clients,
-  jwks: { keys: [signingKey] },
+  jwks: { keys: ecSigningKey ? [signingKey, ecSigningKey] : [signingKey] },
   cookies: { keys: [randomBytes(32).toString('hex')] },
   claims: {
     openid: ['sub'],
     email: ['email', 'email_verified'],
     profile: ['name', 'picture', 'preferred_username'],
+    ...(tokenExchange ? { username: ['username'], groups: ['groups'] } : {}),
   },
-  scopes: ['openid', 'offline_access', 'email', 'profile'],
+  scopes: [
+    'openid',
+    'offline_access',
+    'email',
+    'profile',
+    ...(tokenExchange ? ['pinniped:request-audience', 'username', 'groups'] : []),
+  ],
   async findAccount(_ctx, id) {
     return {
       accountId: id,
@@ -104,6 +127,7 @@ const configuration = {
           name: capitalise(id),
           preferred_username: id,
           picture: `https://avatars.example.com/${encodeURIComponent(id)}.png`,
+          ...(tokenExchange ? { username: id, groups: PINNIPED_GROUPS } : {}),
         };
       },
     };
@@ -144,6 +168,68 @@ const configuration = {
 };
 
 const provider = new Provider(issuer, configuration);
+
+// ---------------------------------------------------------------------------------------------
+// RFC 8693 token exchange, as a Pinniped Supervisor answers it (see the header)
+
+const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
+const JWT_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:jwt';
+
+function signEs256(claims) {
+  const header = { alg: 'ES256', typ: 'JWT', kid: ecSigningKey.kid };
+  const encode = (part) => Buffer.from(JSON.stringify(part)).toString('base64url');
+  const input = `${encode(header)}.${encode(claims)}`;
+  const signature = sign('sha256', Buffer.from(input), { key: ecPrivateKey, dsaEncoding: 'ieee-p1363' });
+  return `${input}.${signature.toString('base64url')}`;
+}
+
+async function tokenExchangeHandler(ctx) {
+  const { params, client } = ctx.oidc;
+  if (params.subject_token_type !== ACCESS_TOKEN_TYPE) {
+    throw new errors.InvalidRequest('unsupported subject_token_type parameter value');
+  }
+  if (params.requested_token_type !== JWT_TOKEN_TYPE) {
+    throw new errors.InvalidRequest('unsupported requested_token_type parameter value');
+  }
+  const audience = params.audience;
+  if (!audience) throw new errors.InvalidRequest('missing audience parameter');
+  if (audience.includes('.pinniped.dev')) {
+    throw new errors.InvalidRequest("requested audience cannot contain '.pinniped.dev'");
+  }
+  const token = await provider.AccessToken.find(String(params.subject_token ?? ''));
+  if (!token || token.clientId !== client.clientId) {
+    throw new errors.InvalidGrant('subject_token is not an active access token of this client');
+  }
+  if (!String(token.scope ?? '').split(' ').includes('pinniped:request-audience')) {
+    throw new errors.AccessDenied("missing the 'pinniped:request-audience' scope");
+  }
+  const now = Math.floor(Date.now() / 1000);
+  ctx.body = {
+    access_token: signEs256({
+      iss: issuer,
+      sub: token.accountId,
+      aud: audience,
+      azp: client.clientId,
+      iat: now,
+      exp: now + 120,
+      username: token.accountId,
+      groups: PINNIPED_GROUPS,
+    }),
+    issued_token_type: JWT_TOKEN_TYPE,
+    token_type: 'N_A',
+    expires_in: 120,
+  };
+}
+
+if (tokenExchange) {
+  provider.registerGrantType(TOKEN_EXCHANGE, tokenExchangeHandler, [
+    'subject_token',
+    'subject_token_type',
+    'requested_token_type',
+    'audience',
+  ]);
+}
 
 // ---------------------------------------------------------------------------------------------
 // counters + /_counts

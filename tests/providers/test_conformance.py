@@ -34,6 +34,7 @@ from tests.fakes.fake_bitbucket_server import HOST as BITBUCKET_SERVER_HOST
 from tests.fakes.fake_bitbucket_server import FakeBitbucketServer
 from tests.fakes.fake_idp import FakeIdP
 from tests.fakes.fake_openshift import API_SERVER, OAUTH_SERVER, FakeOpenShift
+from tests.fakes.fake_pinniped import FakePinniped
 from tests.providers.helpers import SECRETS, STATE, callback, query_of
 
 pytestmark = pytest.mark.anyio
@@ -84,6 +85,8 @@ CONFIG_BUILDERS: dict[str, ConfigBuilder] = {
         "tokenUrl": f"{OAUTH_SERVER}/oauth/token",
         "openshiftApiServerUrl": API_SERVER,
     },
+    # FakePinniped serves its FederationDomain at the FakeIdP's issuer.
+    "pinniped": lambda fake: {**_credentials(fake), "federationDomain": fake.issuer},
 }
 
 # Services FakeIdP cannot play alone (a profile that is not one userinfo-like call): their
@@ -91,6 +94,7 @@ CONFIG_BUILDERS: dict[str, ConfigBuilder] = {
 SERVICE_FAKES: dict[str, Callable[[FakeIdP], Callable[[httpx.Request], httpx.Response]]] = {
     "bitbucketServer": FakeBitbucketServer,
     "openshift": FakeOpenShift,
+    "pinniped": FakePinniped,
 }
 
 # Providers whose refresh re-checks the access token kept in the refresh cookie instead of a

@@ -66,6 +66,7 @@ def test_every_oauth_provider_is_covered() -> None:
     assert {"organization", "invitation", "screen_hint", "login_hint"} <= {
         p.name for p in start.query
     }
+    assert "audience" in {p.name for p in SCHEMAS["pinniped"]["/start"]["GET"].query}
 
 
 def _test_for(provider: str) -> Any:

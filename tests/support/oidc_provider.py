@@ -250,7 +250,7 @@ def start_openid_provider(
     ``redirect_uris`` (defaults: client_secret_basic, authorization_code + refresh_token).
     ``ttl``: seconds per model, e.g. ``{"AccessToken": 60, "IdToken": 60, "RefreshToken": 600}``.
     ``extra_config``: other server.mjs options (``pkceRequired``, ``refreshTokens``,
-    ``offlineAccessRequiresConsent``, ``conformIdTokenClaims``).
+    ``offlineAccessRequiresConsent``, ``conformIdTokenClaims``, ``tokenExchange``).
     """
     return OpenIDProvider(
         clients=clients,
