@@ -34,7 +34,8 @@ from app.config.loader import load_config
 from app.config.settings import read_settings  # noqa: E402
 from app.core.clock import SystemClock  # noqa: E402
 from app.observability.logs import configure_logging  # noqa: E402
-from app.server.application import Dependencies, create_app  # noqa: E402
+from app.server.application import create_app  # noqa: E402
+from app.server.wiring import Dependencies
 from bench.load import _absorb, _cookie_header, refresh_path, start_path  # noqa: E402
 
 XRW = (b"x-requested-with", b"XMLHttpRequest")

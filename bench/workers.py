@@ -24,7 +24,8 @@ def create() -> Any:
     from app.config.settings import read_settings
     from app.core.clock import SystemClock
     from app.observability.logs import configure_logging
-    from app.server.application import Dependencies, create_app
+    from app.server.application import create_app
+    from app.server.wiring import Dependencies
 
     configure_logging(json_logs=True, level="info")
     config = Path(os.environ[_CONFIG_ENV])

@@ -28,7 +28,12 @@ from app.providers import (
     openshift,
     pinniped,
 )
-from app.providers.registry_types import OAuthFactory, ProviderDefinition
+from app.providers.registry_types import (
+    OAuthFactory,
+    OAuthProviderDefinition,
+    ProviderDefinition,
+    ProxyProviderDefinition,
+)
 from app.providers.resolvers_profile import (
     GITHUB_RESOLVERS,
     GITLAB_RESOLVERS,
@@ -45,8 +50,7 @@ def _oauth(
     describe_sign_out: Callable[[Mapping[str, Any]], str] | None = None,
 ) -> ProviderDefinition:
     # Every OAuth provider module offers Backstage's common resolvers plus its own.
-    return ProviderDefinition(
-        kind="oauth",
+    return OAuthProviderDefinition(
         factory=factory,
         resolvers={**COMMON_RESOLVERS, **(resolvers or {})},
         describe_sign_out=describe_sign_out,
@@ -61,8 +65,7 @@ REGISTRY: Mapping[str, ProviderDefinition] = {
     "google": _oauth(google.create, GOOGLE_RESOLVERS),
     "microsoft": _oauth(microsoft.create, MICROSOFT_RESOLVERS),
     "okta": _oauth(okta.create, OKTA_RESOLVERS),
-    "auth0": ProviderDefinition(
-        kind="oauth",
+    "auth0": OAuthProviderDefinition(
         factory=auth0.create,
         resolvers=COMMON_RESOLVERS,
         start_params=auth0.START_PARAMS,
@@ -75,26 +78,23 @@ REGISTRY: Mapping[str, ProviderDefinition] = {
     "atlassian": _oauth(atlassian.create, atlassian.SIGN_IN_RESOLVERS),
     "onelogin": _oauth(onelogin.create, onelogin.SIGN_IN_RESOLVERS),
     # OpenShift offers only its own resolver (no common ones).
-    "openshift": ProviderDefinition(
-        kind="oauth", factory=openshift.create, resolvers=openshift.SIGN_IN_RESOLVERS
+    "openshift": OAuthProviderDefinition(
+        factory=openshift.create, resolvers=openshift.SIGN_IN_RESOLVERS
     ),
     # The target cluster (/start?audience=) rides in the state to the callback.
-    "pinniped": ProviderDefinition(
-        kind="oauth",
+    "pinniped": OAuthProviderDefinition(
         factory=pinniped.create,
         resolvers=COMMON_RESOLVERS,
         start_params=pinniped.START_PARAMS,
     ),
-    "guest": ProviderDefinition(kind="proxy", factory=guest.create),
-    "awsalb": ProviderDefinition(kind="proxy", factory=awsalb.create, resolvers=awsalb.RESOLVERS),
-    "gcpIap": ProviderDefinition(kind="proxy", factory=gcp_iap.create, resolvers=gcp_iap.RESOLVERS),
-    "cfaccess": ProviderDefinition(
-        kind="proxy", factory=cfaccess.create, resolvers=cfaccess.RESOLVERS
+    "guest": ProxyProviderDefinition(factory=guest.create),
+    "awsalb": ProxyProviderDefinition(factory=awsalb.create, resolvers=awsalb.RESOLVERS),
+    "gcpIap": ProxyProviderDefinition(factory=gcp_iap.create, resolvers=gcp_iap.RESOLVERS),
+    "cfaccess": ProxyProviderDefinition(factory=cfaccess.create, resolvers=cfaccess.RESOLVERS),
+    "oauth2Proxy": ProxyProviderDefinition(
+        factory=oauth2_proxy.create, resolvers=oauth2_proxy.RESOLVERS
     ),
-    "oauth2Proxy": ProviderDefinition(
-        kind="proxy", factory=oauth2_proxy.create, resolvers=oauth2_proxy.RESOLVERS
-    ),
-    "azureEasyAuth": ProviderDefinition(
-        kind="proxy", factory=azure_easyauth.create, resolvers=azure_easyauth.RESOLVERS
+    "azureEasyAuth": ProxyProviderDefinition(
+        factory=azure_easyauth.create, resolvers=azure_easyauth.RESOLVERS
     ),
 }

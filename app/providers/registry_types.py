@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import httpx
 
@@ -34,7 +34,7 @@ class ProxyProviderBuild:
     authenticator: ProxyAuthenticator
     sign_in: SignInSettings | None
     # A provider's own default resolver, used when config names none (guest's).
-    default_resolver: Any = None
+    default_resolver: SignInResolver | None = None
 
 
 OAuthFactory = Callable[[dict[str, Any], str, ProviderDeps], OAuthProviderBuild]
@@ -42,9 +42,8 @@ ProxyFactory = Callable[[dict[str, Any], str, ProviderDeps], ProxyProviderBuild]
 
 
 @dataclass(frozen=True)
-class ProviderDefinition:
-    kind: Literal["oauth", "proxy"]
-    factory: OAuthFactory | ProxyFactory
+class OAuthProviderDefinition:
+    factory: OAuthFactory
     # Sign-in resolvers available to this provider's config, by name.
     resolvers: Mapping[str, ResolverFactory] = field(default_factory=dict)
     # Provider-specific /start query parameters passed through to StartInput.extra_params
@@ -53,3 +52,18 @@ class ProviderDefinition:
     # What sign-out does for an environment's raw config (``federatedLogout``), in words
     # for check-config; None where sign-out never leaves the app.
     describe_sign_out: Callable[[Mapping[str, Any]], str] | None = None
+    kind: ClassVar[Literal["oauth"]] = "oauth"
+
+
+@dataclass(frozen=True)
+class ProxyProviderDefinition:
+    factory: ProxyFactory
+    resolvers: Mapping[str, ResolverFactory] = field(default_factory=dict)
+    # Proxy providers start no flows and never leave the app: kept for uniform access.
+    start_params: tuple[str, ...] = ()
+    describe_sign_out: Callable[[Mapping[str, Any]], str] | None = None
+    kind: ClassVar[Literal["proxy"]] = "proxy"
+
+
+# The kind is the type: an isinstance check narrows the factory and what it builds.
+ProviderDefinition = OAuthProviderDefinition | ProxyProviderDefinition

@@ -10,12 +10,10 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 from asgi_correlation_id import CorrelationIdMiddleware
 from connexion import AsyncApp
 from connexion.exceptions import ProblemException
@@ -25,53 +23,18 @@ from connexion.options import SwaggerUIOptions
 from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute
 
-from app.authz.callers import ServiceCallers
-from app.config.session_secret import server_secrets
 from app.config.settings import Settings
-from app.config.validation import ConfigError
-from app.core.clock import Clock, SystemClock
+from app.core.clock import SystemClock
 from app.core.errors import BackstageError, ServiceUnavailableError
-from app.db.database import Database
 from app.devidp import mount_configured_dev_idp
-from app.handlers.context import (
-    OAuthEnvironment,
-    OAuthProviderRuntime,
-    ProviderRuntime,
-    ProxyProviderRuntime,
-    Services,
-)
-from app.identity.catalog import Catalog
 from app.identity.catalog_config import aclose_catalog, catalog_from_config
-from app.identity.db_stores import DatabaseKeyStore, DatabaseUserInfoStore
-from app.identity.key_cache import CachedKeyStore
-from app.identity.keys import KeyStore, MemoryKeyStore
-from app.identity.resolvers import (
-    AuthResolverContext,
-    ResolverConfigError,
-    SignInResolver,
-    build_sign_in_resolver,
-)
-from app.identity.static_keys import StaticKey, StaticKeyStore, load_static_keys
-from app.identity.tokens import SUPPORTED_ALGORITHMS, TokenIssuer
-from app.identity.user_info import MemoryUserInfoStore, UserInfoStore
-from app.oauth.cookies import OAuthCookieManager
-from app.oauth.origins import OriginFilter, parse_origin
-from app.oauth.sessions import SessionCodec
-from app.observability.audit import Audit
 from app.observability.logs import REQUEST_ID_HEADER, is_safe_request_id
 from app.observability.metrics import MeteredTransport, Metrics
-from app.providers.base import OAuthAuthenticator, ProxyAuthenticator
-from app.providers.registry import REGISTRY
 from app.providers.registry_types import (
-    OAuthProviderBuild,
-    ProviderDefinition,
     ProviderDeps,
-    ProxyProviderBuild,
 )
-from app.refresh.coalescing import InProcessRefreshCoordinator, RefreshCoordinator
-from app.refresh.shared import DatabaseRefreshCoordinator
 from app.server import error_handlers
-from app.server.authorization import build_authorization_server, run_cleanup
+from app.server.authorization import run_cleanup
 from app.server.documents import SPEC_DIR, add_documents
 from app.server.http_transport import OutboundTransport
 from app.server.lean_app import LeanAsyncApp, middlewares
@@ -80,26 +43,10 @@ from app.server.middleware.edge import ClientAddress, RateLimit
 from app.server.middleware.limits import RequestLimits
 from app.server.middleware.metrics import MetricsMiddleware
 from app.server.middleware.startup import OneLineStartupFailure, StartupError
-from app.sessions.records import session_records
+from app.server.runtimes import build_runtimes
+from app.server.wiring import Dependencies, build_database, build_services
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Dependencies:
-    """Everything from outside the process; production defaults, test fakes."""
-
-    clock: Clock
-    transport: httpx.AsyncBaseTransport | None = None
-    key_store: KeyStore | None = None
-    catalog: Catalog | None = None
-    user_info: UserInfoStore | None = None
-    database: Database | None = None
-    # Relative catalog file targets resolve against this (the first config file's folder).
-    config_dir: Path | None = None
-    data_dir: Path | None = None
-    # Provider id -> definition; tests add stub providers here.
-    providers: Mapping[str, ProviderDefinition] = field(default_factory=lambda: REGISTRY)
 
 
 def create_app(
@@ -126,11 +73,11 @@ def create_app(
             clock=deps.clock,
             transport=outbound,
         )
-    database = _database(settings, deps)
-    services = _build_services(
+    database = build_database(settings, deps)
+    services = build_services(
         settings, catalog, metrics, database, development=development, deps=deps
     )
-    runtimes = _build_runtimes(
+    runtimes = build_runtimes(
         settings,
         services,
         ProviderDeps(clock=deps.clock, development=development, transport=outbound),
@@ -237,243 +184,3 @@ def _add_middlewares(app: AsyncApp, settings: Settings, metrics: Metrics) -> Non
         app.add_middleware(
             RateLimit, position=MiddlewarePosition.BEFORE_EXCEPTION, settings=settings.rate_limit
         )
-
-
-def _database(settings: Settings, deps: Dependencies) -> Database | None:
-    """The auth database: ``backend.database``, else a SQLite file in the data directory.
-
-    Embedded use without a data directory (tests) keeps everything in memory.
-    """
-    if deps.database is not None:
-        return deps.database
-    if settings.database is None and deps.data_dir is None:
-        # Grants and consent sessions need tables; embedded, they live in memory.
-        if settings.authorization.enabled:
-            return Database("sqlite+aiosqlite:///:memory:")
-        return None
-    return Database.from_backstage_config(settings.database, data_dir=deps.data_dir or Path.cwd())
-
-
-def _stores(
-    settings: Settings, database: Database | None, deps: Dependencies
-) -> tuple[KeyStore, UserInfoStore, StaticKey | None]:
-    # Backstage keeps user_info in the database whatever keyStore.provider says.
-    user_info = deps.user_info or (
-        DatabaseUserInfoStore(database.engine) if database else MemoryUserInfoStore()
-    )
-    if deps.key_store is not None:
-        return deps.key_store, user_info, None
-    if settings.key_store_provider == "static":
-        keys = load_static_keys(
-            settings.static_keys,
-            base_dir=deps.config_dir or Path.cwd(),
-            path="auth.keyStore.static.keys",
-        )
-        return StaticKeyStore(keys), user_info, keys[0]
-    if settings.key_store_provider == "database" and database is not None:
-        # Read on every JWKS request otherwise. The issuer takes its publish delay from the
-        # cache (TokenIssuer's publish_delay), so other instances' caches never lack a key.
-        cached = CachedKeyStore(
-            DatabaseKeyStore(database.engine), deps.clock, exclusive=database.is_in_memory
-        )
-        return cached, user_info, None
-    return MemoryKeyStore(), user_info, None
-
-
-def _refresh_coordinator(
-    settings: Settings, database: Database | None, sessions: SessionCodec, clock: Clock
-) -> RefreshCoordinator:
-    mode = settings.refresh_coordination
-    if mode is None:
-        # Several instances share a PostgreSQL database; a SQLite file means one instance.
-        mode = "database" if database is not None and database.is_shared else "memory"
-    if mode == "database":
-        if database is None:
-            raise ConfigError("auth.session.refreshCoordination: database needs backend.database")
-        return DatabaseRefreshCoordinator(
-            database.engine, sessions, clock, grace_seconds=settings.refresh_grace_seconds
-        )
-    return InProcessRefreshCoordinator(clock, grace_seconds=settings.refresh_grace_seconds)
-
-
-def _build_services(
-    settings: Settings,
-    catalog: Catalog,
-    metrics: Metrics,
-    database: Database | None,
-    *,
-    development: bool,
-    deps: Dependencies,
-) -> Services:
-    app_origin = parse_origin(settings.app_base_url)
-    assert app_origin is not None  # validated by read_settings
-    algorithm = settings.identity_token_algorithm
-    if algorithm not in SUPPORTED_ALGORITHMS:
-        raise ConfigError(
-            f"auth.identityTokenAlgorithm: '{algorithm}' is not supported; use one of "
-            f"{', '.join(sorted(SUPPORTED_ALGORITHMS))} (ES256 is Backstage's default)"
-        )
-    secrets = server_secrets(
-        settings,
-        development=development,
-        data_dir=deps.data_dir,
-        keeps_sessions=any(
-            deps.providers[provider_id].kind == "oauth"
-            for provider_id in settings.providers
-            if provider_id in deps.providers
-        ),
-    )
-    for warning in settings.authorization.warnings:
-        log.warning("%s", warning)
-    key_store, user_info, static_key = _stores(settings, database, deps)
-    sessions = SessionCodec(secrets.all)
-    # In the database whenever there is one: every instance sharing it refuses them.
-    ended, used_nonces = session_records(database.engine if database else None, deps.clock)
-    audit = Audit(metrics)
-    issuer = TokenIssuer(
-        issuer=settings.auth_base_url,
-        key_store=key_store,
-        clock=deps.clock,
-        algorithm=settings.identity_token_algorithm,
-        expiration_seconds=settings.token_expiration_seconds,
-        omit_ownership_claim=settings.omit_ownership_claim,
-        user_info=user_info,
-        on_new_key=lambda _kid: metrics.key_rotations.inc(),
-        static_key=static_key,
-    )
-    authorization = build_authorization_server(
-        settings, database, issuer, catalog, secrets.all, deps.clock, audit
-    )
-    return Services(
-        settings=settings,
-        clock=deps.clock,
-        development=development,
-        origin_filter=OriginFilter(app_origin, settings.extra_allowed_origins),
-        token_issuer=issuer,
-        user_info=user_info,
-        resolver_context=AuthResolverContext(issuer, catalog),
-        flow_key=secrets.flow_key,
-        sessions=sessions,
-        refresh_coordinator=_refresh_coordinator(settings, database, sessions, deps.clock),
-        ended_sessions=ended,
-        used_nonces=used_nonces,
-        audit=audit,
-        metrics=metrics,
-        authorization=authorization,
-        callers=ServiceCallers(settings.authorization.external_access, deps.clock),
-    )
-
-
-def _build_runtimes(
-    settings: Settings,
-    services: Services,
-    provider_deps: ProviderDeps,
-    providers: Mapping[str, ProviderDefinition],
-) -> list[ProviderRuntime]:
-    runtimes: list[ProviderRuntime] = []
-    for provider_id, provider_config in settings.providers.items():
-        definition = providers.get(provider_id)
-        path = f"auth.providers.{provider_id}"
-        if definition is None:
-            # Backstage: a provider no module registers is simply not mounted (404).
-            log.warning(
-                "auth provider '%s' is not implemented by this server; not mounted", provider_id
-            )
-            continue
-        if definition.kind == "proxy":
-            runtimes.append(
-                _proxy_runtime(
-                    provider_id, definition, dict(provider_config), path, services, provider_deps
-                )
-            )
-        else:
-            runtimes.append(
-                _oauth_runtime(
-                    provider_id, definition, provider_config, path, services, provider_deps
-                )
-            )
-    return runtimes
-
-
-def _sign_in(
-    definition: ProviderDefinition, resolvers: list[dict[str, Any]] | None, path: str
-) -> SignInResolver | None:
-    if not resolvers:
-        return None
-    try:
-        return build_sign_in_resolver(resolvers, available=definition.resolvers, config_path=path)
-    except ResolverConfigError as exc:
-        raise ConfigError(str(exc)) from exc
-
-
-def _oauth_runtime(
-    provider_id: str,
-    definition: ProviderDefinition,
-    config: Any,
-    path: str,
-    services: Services,
-    deps: ProviderDeps,
-) -> OAuthProviderRuntime:
-    environments: dict[str, OAuthEnvironment] = {}
-    for env_name, env_config in config.items():
-        env_path = f"{path}.{env_name}"
-        if not isinstance(env_config, dict):
-            raise ConfigError(f"{env_path}: must be a mapping of provider options")
-        build = definition.factory(env_config, env_path, deps)
-        assert isinstance(build, OAuthProviderBuild)
-        authenticator: OAuthAuthenticator = build.authenticator
-        callback_url = (
-            build.settings.callbackUrl
-            or f"{services.settings.auth_base_url}/{provider_id}/handler/frame"
-        )
-        sign_in = build.settings.signIn
-        post_logout = build.settings.postLogoutRedirectUri
-        if post_logout is not None:
-            try:
-                services.origin_filter.check_redirect_url(post_logout)
-            except BackstageError as exc:
-                raise ConfigError(f"{env_path}.postLogoutRedirectUri: {exc.message}") from exc
-        environments[env_name] = OAuthEnvironment(
-            name=env_name,
-            authenticator=authenticator,
-            callback_url=callback_url,
-            cookies=OAuthCookieManager(
-                provider_id=provider_id,
-                callback_url=callback_url,
-                default_app_origin=services.app_origin,
-                session_max_age_seconds=build.settings.session_duration_seconds,
-                clock=services.clock,
-            ),
-            # Config first, then the provider's own default (Backstage's order).
-            sign_in=_sign_in(
-                definition, sign_in.resolvers if sign_in else None, f"{env_path}.signIn.resolvers"
-            )
-            or build.default_resolver,
-            post_logout_redirect_uri=post_logout,
-        )
-    return OAuthProviderRuntime(
-        provider_id=provider_id, services=services, environments=environments
-    )
-
-
-def _proxy_runtime(
-    provider_id: str,
-    definition: ProviderDefinition,
-    config: dict[str, Any],
-    path: str,
-    services: Services,
-    deps: ProviderDeps,
-) -> ProxyProviderRuntime:
-    build = definition.factory(config, path, deps)
-    assert isinstance(build, ProxyProviderBuild)
-    authenticator: ProxyAuthenticator = build.authenticator
-    configured = _sign_in(
-        definition, build.sign_in.resolvers if build.sign_in else None, f"{path}.signIn.resolvers"
-    )
-    # Proxy providers: a provider's own resolver first, then config (Backstage).
-    sign_in = build.default_resolver or configured
-    if sign_in is None:
-        raise ConfigError(f"No sign-in resolver configured for proxy auth provider '{provider_id}'")
-    return ProxyProviderRuntime(
-        provider_id=provider_id, services=services, authenticator=authenticator, sign_in=sign_in
-    )

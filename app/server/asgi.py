@@ -59,7 +59,8 @@ def build_app(
 ) -> AsyncApp:
     """Raises ConfigError."""
     from app.core.clock import SystemClock
-    from app.server.application import Dependencies, create_app
+    from app.server.application import create_app
+    from app.server.wiring import Dependencies
 
     return create_app(
         settings,

@@ -148,7 +148,8 @@ def check_config(args: argparse.Namespace) -> int:
     settings = _settings(configs)
     # Everything a start would refuse (data_dir: nothing is written while checking).
     from app.core.clock import SystemClock
-    from app.server.application import Dependencies, create_app
+    from app.server.application import create_app
+    from app.server.wiring import Dependencies
 
     create_app(
         settings,

@@ -18,7 +18,8 @@ from connexion import AsyncApp
 from app.config.settings import read_settings
 from app.identity.catalog import Catalog, CatalogUser, InMemoryCatalog
 from app.providers.registry import REGISTRY
-from app.server.application import Dependencies, create_app
+from app.server.application import create_app
+from app.server.wiring import Dependencies
 from tests.fakes.app_factory import APP_BASE_URL, JarlessClient, make_client
 from tests.fakes.clock import FakeClock
 

@@ -13,7 +13,8 @@ from app.config.settings import read_settings
 from app.config.validation import ConfigError
 from app.core.clock import SystemClock
 from app.providers.registry import REGISTRY
-from app.server.application import Dependencies, create_app
+from app.server.application import create_app
+from app.server.wiring import Dependencies
 
 BASE: dict[str, Any] = {
     "app": {"baseUrl": "https://backstage.example.com"},

@@ -159,6 +159,7 @@ def test_docs_index_links_every_swagger_ui(client: httpx.Client) -> None:
     assert sorted(links[:2]) == ["/api/auth/guest/ui/", "/api/auth/oidc/ui/"]
     assert links[2:] == [
         "/api/auth/identity/ui/",
+        "/api/auth/authorization/ui/",
         "/.backstage/health/v1/ui/",
         "/operations/ui/",
         "/pages/ui/",
@@ -171,6 +172,7 @@ def test_docs_index_links_every_swagger_ui(client: httpx.Client) -> None:
     titles = [client.get(spec).json()["info"]["title"] for spec in specs]
     assert titles[2:] == [
         "Auth API: identity",
+        "Auth API: authorization server",
         "Health",
         "Operations",
         "Pages",

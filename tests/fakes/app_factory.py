@@ -14,7 +14,8 @@ from app.config.settings import read_settings
 from app.core.clock import SystemClock
 from app.providers.registry import REGISTRY
 from app.providers.registry_types import ProviderDefinition
-from app.server.application import Dependencies, create_app
+from app.server.application import create_app
+from app.server.wiring import Dependencies
 from tests.fakes.clock import FakeClock
 from tests.fakes.stub_provider import StubProvider
 

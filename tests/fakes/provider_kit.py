@@ -22,7 +22,8 @@ from app.identity.tokens import TokenIssuer
 from app.providers.base import OAuthAuthenticator
 from app.providers.registry import REGISTRY
 from app.providers.registry_types import ProviderDefinition
-from app.server.application import Dependencies, create_app
+from app.server.application import create_app
+from app.server.wiring import Dependencies
 from tests.fakes.app_factory import (
     APP_BASE_URL,
     BACKEND_BASE_URL,

@@ -31,7 +31,12 @@ from app.providers.base import (
     StartResult,
 )
 from app.providers.oauth2_base import UpstreamError
-from app.providers.registry_types import OAuthProviderBuild, ProviderDefinition, ProviderDeps
+from app.providers.registry_types import (
+    OAuthProviderBuild,
+    OAuthProviderDefinition,
+    ProviderDefinition,
+    ProviderDeps,
+)
 from app.providers.settings import OAuthEnvSettings
 
 IDP_AUTHORIZE_URL = "http://idp.invalid/authorize"
@@ -171,9 +176,7 @@ class StubProvider:
         self.persist_scopes = persist_scopes
         self.required_scopes = required_scopes
         self.instances: dict[str, StubAuthenticator] = {}
-        self.definition = ProviderDefinition(
-            kind="oauth", factory=self._create, resolvers=COMMON_RESOLVERS
-        )
+        self.definition = OAuthProviderDefinition(factory=self._create, resolvers=COMMON_RESOLVERS)
 
     def _create(self, raw: dict[str, Any], path: str, deps: ProviderDeps) -> OAuthProviderBuild:
         settings = validate_model(OAuthEnvSettings, raw, path)

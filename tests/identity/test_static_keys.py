@@ -16,7 +16,8 @@ from app.config.settings import read_settings
 from app.config.validation import ConfigError
 from app.identity.static_keys import StaticKeyStore, load_static_keys
 from app.identity.tokens import TokenIssuer
-from app.server.application import Dependencies, create_app
+from app.server.application import create_app
+from app.server.wiring import Dependencies
 
 
 class Clock:

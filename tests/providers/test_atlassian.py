@@ -27,7 +27,7 @@ from app.providers.base import (
 )
 from app.providers.oauth2_base import UpstreamError
 from app.providers.registry import REGISTRY
-from app.providers.registry_types import ProviderDefinition, ProviderDeps
+from app.providers.registry_types import OAuthProviderDefinition, ProviderDeps
 from tests.fakes.clock import FakeClock
 from tests.fakes.fake_atlassian import ACCOUNT_ID, FakeAtlassian
 from tests.fakes.fake_idp import FakeIdP, s256
@@ -40,8 +40,7 @@ PATH = "auth.providers.atlassian.development"
 CALLBACK = callback("atlassian")
 REQUIRED = "offline_access read:me read:jira-work read:jira-user"
 
-DEFINITION = ProviderDefinition(
-    kind="oauth",
+DEFINITION = OAuthProviderDefinition(
     factory=atlassian.create,
     resolvers={**atlassian.SIGN_IN_RESOLVERS, **COMMON_RESOLVERS},
 )

@@ -21,7 +21,7 @@ from app.providers.auth0 import Auth0Authenticator
 from app.providers.base import AuthenticateInput, LogoutInput, RefreshInput, StartInput
 from app.providers.oauth2_base import UpstreamError
 from app.providers.registry import REGISTRY
-from app.providers.registry_types import ProviderDefinition, ProviderDeps
+from app.providers.registry_types import OAuthProviderDefinition, ProviderDeps
 from tests.fakes.app_factory import JarlessClient
 from tests.fakes.clock import FakeClock
 from tests.fakes.fake_auth0 import DOMAIN, FakeAuth0
@@ -41,8 +41,7 @@ CALLBACK = callback("auth0")
 SCOPE = "openid profile email offline_access"
 
 # What the registry must hold for this provider (the conformance suite runs it from there).
-DEFINITION = ProviderDefinition(
-    kind="oauth",
+DEFINITION = OAuthProviderDefinition(
     factory=auth0.create,
     resolvers=COMMON_RESOLVERS,
     start_params=auth0.START_PARAMS,

@@ -32,7 +32,7 @@ from app.providers.base import (
 from app.providers.bitbucket import BitbucketAuthenticator
 from app.providers.oauth2_base import UpstreamError
 from app.providers.registry import REGISTRY
-from app.providers.registry_types import ProviderDefinition, ProviderDeps
+from app.providers.registry_types import OAuthProviderDefinition, ProviderDeps
 from tests.fakes.clock import FakeClock
 from tests.fakes.fake_bitbucket import AVATAR, UUID, FakeBitbucket
 from tests.fakes.fake_idp import FakeIdP, s256
@@ -50,8 +50,7 @@ PATH = "auth.providers.bitbucket.development"
 CALLBACK = callback("bitbucket")
 SCOPE = "account team"
 
-DEFINITION = ProviderDefinition(
-    kind="oauth",
+DEFINITION = OAuthProviderDefinition(
     factory=bitbucket.create,
     resolvers={**bitbucket.SIGN_IN_RESOLVERS, **COMMON_RESOLVERS},
 )

@@ -27,7 +27,7 @@ from app.providers.base import (
 from app.providers.bitbucket_server import BitbucketServerAuthenticator
 from app.providers.oauth2_base import UpstreamError
 from app.providers.registry import REGISTRY
-from app.providers.registry_types import ProviderDefinition, ProviderDeps
+from app.providers.registry_types import OAuthProviderDefinition, ProviderDeps
 from tests.fakes.clock import FakeClock
 from tests.fakes.fake_bitbucket_server import HOST, USERS_PREFIX, WHOAMI_PATH, FakeBitbucketServer
 from tests.fakes.fake_idp import FakeIdP, s256
@@ -42,9 +42,7 @@ SCOPE = "PUBLIC_REPOS"
 
 # Backstage spreads the common resolvers after its own emailMatchingUserEntityProfileEmail,
 # so the common resolvers are exactly what this provider offers.
-DEFINITION = ProviderDefinition(
-    kind="oauth", factory=bitbucket_server.create, resolvers=COMMON_RESOLVERS
-)
+DEFINITION = OAuthProviderDefinition(factory=bitbucket_server.create, resolvers=COMMON_RESOLVERS)
 
 
 MakeServer = Callable[..., BitbucketServerAuthenticator]

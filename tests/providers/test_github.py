@@ -27,9 +27,10 @@ from app.providers.base import (
 )
 from app.providers.github import ACCESS_TOKEN_PREFIX, GithubAuthenticator
 from app.providers.oauth2_base import UpstreamError
-from app.providers.registry_types import ProviderDefinition
+from app.providers.registry_types import OAuthProviderDefinition
 from app.providers.resolvers_profile import GITHUB_RESOLVERS
-from app.server.application import Dependencies, create_app
+from app.server.application import create_app
+from app.server.wiring import Dependencies
 from tests.fakes.app_factory import make_client
 from tests.fakes.clock import FakeClock
 from tests.fakes.fake_github import FakeGitHub, github_user
@@ -498,8 +499,7 @@ def _app(fake: FakeGitHub, clock: FakeClock) -> Any:
             },
         }
     )
-    definition = ProviderDefinition(
-        kind="oauth",
+    definition = OAuthProviderDefinition(
         factory=github.create,
         resolvers={**COMMON_RESOLVERS, **GITHUB_RESOLVERS},
     )

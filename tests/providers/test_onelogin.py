@@ -28,7 +28,7 @@ from app.providers.base import (
 from app.providers.oauth2_base import UpstreamError
 from app.providers.onelogin import OneLoginAuthenticator
 from app.providers.registry import REGISTRY
-from app.providers.registry_types import ProviderDefinition, ProviderDeps
+from app.providers.registry_types import OAuthProviderDefinition, ProviderDeps
 from tests.fakes.clock import FakeClock
 from tests.fakes.fake_idp import FakeIdP, s256
 from tests.fakes.fake_onelogin import ISSUER, FakeOneLogin
@@ -40,8 +40,7 @@ pytestmark = pytest.mark.anyio
 PATH = "auth.providers.onelogin.development"
 CALLBACK = callback("onelogin")
 
-DEFINITION = ProviderDefinition(
-    kind="oauth",
+DEFINITION = OAuthProviderDefinition(
     factory=onelogin.create,
     resolvers={**onelogin.SIGN_IN_RESOLVERS, **COMMON_RESOLVERS},
 )

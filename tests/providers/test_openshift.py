@@ -27,7 +27,7 @@ from app.providers.base import (
 from app.providers.oauth2_base import UpstreamError
 from app.providers.openshift import OpenShiftAuthenticator, access_token_object_name
 from app.providers.registry import REGISTRY
-from app.providers.registry_types import ProviderDefinition, ProviderDeps
+from app.providers.registry_types import OAuthProviderDefinition, ProviderDeps
 from tests.fakes.app_factory import JarlessClient
 from tests.fakes.clock import FakeClock
 from tests.fakes.fake_idp import FakeIdP, s256
@@ -47,8 +47,8 @@ CALLBACK = callback("openshift")
 SCOPE = "user:full"
 
 # No common resolvers: Backstage's openshift module registers only its own.
-DEFINITION = ProviderDefinition(
-    kind="oauth", factory=openshift.create, resolvers=openshift.SIGN_IN_RESOLVERS
+DEFINITION = OAuthProviderDefinition(
+    factory=openshift.create, resolvers=openshift.SIGN_IN_RESOLVERS
 )
 
 

@@ -27,7 +27,7 @@ from app.providers.base import (
 from app.providers.oauth2_base import UpstreamError
 from app.providers.pinniped import PinnipedAuthenticator
 from app.providers.registry import REGISTRY
-from app.providers.registry_types import ProviderDefinition, ProviderDeps
+from app.providers.registry_types import OAuthProviderDefinition, ProviderDeps
 from tests.fakes.app_factory import JarlessClient
 from tests.fakes.clock import FakeClock
 from tests.fakes.fake_idp import FakeIdP
@@ -43,8 +43,7 @@ ISSUER = "https://pinniped.example.test/issuer"
 SCOPE = "openid pinniped:request-audience username offline_access"
 CLUSTER = "my-cluster-audience"
 
-DEFINITION = ProviderDefinition(
-    kind="oauth",
+DEFINITION = OAuthProviderDefinition(
     factory=pinniped.create,
     resolvers=COMMON_RESOLVERS,
     start_params=pinniped.START_PARAMS,

@@ -26,8 +26,9 @@ from app.identity.tokens import TokenIssuer
 from app.providers import awsalb, azure_easyauth, cfaccess, gcp_iap, oauth2_proxy
 from app.providers.base import ProxyRequest
 from app.providers.registry import REGISTRY
-from app.providers.registry_types import ProviderDefinition, ProviderDeps
-from app.server.application import Dependencies, create_app
+from app.providers.registry_types import ProviderDefinition, ProviderDeps, ProxyProviderDefinition
+from app.server.application import create_app
+from app.server.wiring import Dependencies
 from tests.fakes.clock import FakeClock
 from tests.fakes.proxy_keys import (
     ALB_ARN,
@@ -55,16 +56,13 @@ APP_SERVICE_ENV = {
 
 # What the registry would hold (azureEasyAuth checks the fake App Service environment).
 PROXY_DEFINITIONS: dict[str, ProviderDefinition] = {
-    "awsalb": ProviderDefinition(kind="proxy", factory=awsalb.create, resolvers=awsalb.RESOLVERS),
-    "gcpIap": ProviderDefinition(kind="proxy", factory=gcp_iap.create, resolvers=gcp_iap.RESOLVERS),
-    "cfaccess": ProviderDefinition(
-        kind="proxy", factory=cfaccess.create, resolvers=cfaccess.RESOLVERS
+    "awsalb": ProxyProviderDefinition(factory=awsalb.create, resolvers=awsalb.RESOLVERS),
+    "gcpIap": ProxyProviderDefinition(factory=gcp_iap.create, resolvers=gcp_iap.RESOLVERS),
+    "cfaccess": ProxyProviderDefinition(factory=cfaccess.create, resolvers=cfaccess.RESOLVERS),
+    "oauth2Proxy": ProxyProviderDefinition(
+        factory=oauth2_proxy.create, resolvers=oauth2_proxy.RESOLVERS
     ),
-    "oauth2Proxy": ProviderDefinition(
-        kind="proxy", factory=oauth2_proxy.create, resolvers=oauth2_proxy.RESOLVERS
-    ),
-    "azureEasyAuth": ProviderDefinition(
-        kind="proxy",
+    "azureEasyAuth": ProxyProviderDefinition(
         factory=azure_easyauth.make_create(APP_SERVICE_ENV),
         resolvers=azure_easyauth.RESOLVERS,
     ),

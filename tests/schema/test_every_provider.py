@@ -13,7 +13,8 @@ from hypothesis import HealthCheck, settings
 
 from app.config.settings import read_settings
 from app.providers.registry import REGISTRY
-from app.server.application import Dependencies, create_app
+from app.server.application import create_app
+from app.server.wiring import Dependencies
 from tests.fakes.app_factory import BACKEND_BASE_URL
 from tests.fakes.clock import FakeClock
 from tests.fakes.fake_idp import FakeIdP

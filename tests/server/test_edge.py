@@ -9,7 +9,8 @@ from starlette.testclient import TestClient
 
 from app.config.settings import read_settings
 from app.core.clock import SystemClock
-from app.server.application import Dependencies, create_app
+from app.server.application import create_app
+from app.server.wiring import Dependencies
 
 
 def _client(backend: dict[str, Any], *, peer: str = "10.0.0.5") -> TestClient:

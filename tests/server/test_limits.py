@@ -14,7 +14,8 @@ from starlette.testclient import TestClient
 from app.config.settings import read_settings
 from app.config.validation import ConfigError
 from app.core.clock import SystemClock
-from app.server.application import Dependencies, create_app
+from app.server.application import create_app
+from app.server.wiring import Dependencies
 from tests.support.server import AuthServer
 
 GITHUB = {"development": {"clientId": "id", "clientSecret": "secret"}}

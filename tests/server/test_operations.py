@@ -131,7 +131,8 @@ def test_readiness_answers_within_its_own_budget_when_the_database_hangs() -> No
     from app.core.clock import SystemClock
     from app.handlers.operations import READINESS_BUDGET_SECONDS
     from app.identity.keys import MemoryKeyStore
-    from app.server.application import Dependencies, create_app
+    from app.server.application import create_app
+    from app.server.wiring import Dependencies
 
     budgets: list[float | None] = []
 

@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parents[2]
 SMOKE = """
 from starlette.testclient import TestClient
 import app
-from app.server.application import Dependencies, create_app
+from app.server.application import create_app
+from app.server.wiring import Dependencies
 from app.server.cli import DEFAULT_CONFIG, _settings
 from app.core.clock import SystemClock
 from pathlib import Path

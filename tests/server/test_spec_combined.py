@@ -114,6 +114,7 @@ def test_the_server_serves_every_mounted_api_in_one_valid_document() -> None:
         "stubpersist",
         "guest",
         "identity",
+        "authorization",
         "health",
         "operations",
     ]
