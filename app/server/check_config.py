@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from app.config.session_secret import secret_weakness
 from app.config.settings import Settings
 from app.core.clock import SystemClock
 from app.core.durations import parse_duration_seconds
@@ -61,6 +62,20 @@ def _plain_http(report: Report, key: str, url: str) -> None:
         )
 
 
+def _weak_secrets(report: Report, settings: Settings) -> None:
+    named = [("auth.session.secret", settings.session_secret)] + [
+        (f"auth.session.previousSecrets.{i}", s)
+        for i, s in enumerate(settings.previous_session_secrets)
+    ]
+    for key, secret in named:
+        weakness = secret_weakness(secret) if secret is not None else None
+        if weakness is not None:
+            report.warnings.append(
+                f"{key}: looks guessable ({weakness}); anyone holding a sealed cookie can "
+                "try guesses offline; use a long random value (`openssl rand -base64 32`)"
+            )
+
+
 def check(
     settings: Settings,
     *,
@@ -85,6 +100,7 @@ def check(
             "auth.session.secret is not set: development generates one in the data directory; "
             "a production start refuses OAuth providers without it"
         )
+    _weak_secrets(report, settings)
     for provider_id, config in settings.providers.items():
         definition = providers.get(provider_id)
         if definition is None:

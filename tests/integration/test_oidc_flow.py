@@ -34,7 +34,7 @@ pytestmark = pytest.mark.integration
 APP_ORIGIN = "http://localhost:3000"
 SCOPE = "openid email profile offline_access"
 XRW = {"X-Requested-With": "XMLHttpRequest"}
-SECRET = "integration-test-secret"
+SECRET = "integration-test-secret-of-32-or-more"
 SIGNED_OUT = f"{APP_ORIGIN}/signed-out"
 ORG = """
 apiVersion: backstage.io/v1alpha1
