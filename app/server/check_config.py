@@ -8,7 +8,8 @@ origin ``app.baseUrl``). Then warnings for risky settings. Validation itself is
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import ipaddress
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -101,6 +102,7 @@ def check(
             "a production start refuses OAuth providers without it"
         )
     _weak_secrets(report, settings)
+    _wide_trust(report, "backend.trustedProxies", settings.trusted_proxies)
     for provider_id, config in settings.providers.items():
         definition = providers.get(provider_id)
         if definition is None:
@@ -124,11 +126,36 @@ def check(
     return report
 
 
+# A trusted range wider than this is more than the proxies: whoever else is in it
+# chooses their own X-Forwarded-For address (and so their rate-limit bucket).
+MAX_TRUSTED_ADDRESSES = 16
+
+
+def _wide_trust(report: Report, key: str, entries: Iterable[Any]) -> None:
+    for raw in entries:
+        entry = str(raw).strip()
+        try:
+            network = ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            continue
+        if network.num_addresses > MAX_TRUSTED_ADDRESSES:
+            report.warnings.append(
+                f"{key}: {entry} trusts {network.num_addresses} addresses: any client in "
+                "it chooses the address it is seen as (rate limits, logs); list the "
+                f"proxies only (at most {MAX_TRUSTED_ADDRESSES} addresses a range)"
+            )
+
+
 def _proxy(report: Report, provider_id: str, config: Mapping[str, Any]) -> None:
     report.lines += [
         f"provider {provider_id} (proxy): no callback URL, no cookies",
         f"  sign-in: GET /api/auth/{provider_id}/refresh",
     ]
+    trusted = config.get("trustedProxies")
+    # A list, or one comma-separated string (``parse_networks``).
+    entries = trusted.split(",") if isinstance(trusted, str) else trusted
+    if isinstance(entries, list):
+        _wide_trust(report, f"auth.providers.{provider_id}.trustedProxies", entries)
     if provider_id == "guest" and config.get("dangerouslyAllowOutsideDevelopment") is True:
         user = config.get("userEntityRef", "user:development/guest")
         report.warnings.append(

@@ -122,6 +122,34 @@ def test_weak_session_secrets(tmp_path: Path) -> None:
     assert "auth.session.previousSecrets.0: looks guessable (only 2 distinct" in warnings
 
 
+def test_trusted_ranges_wider_than_a_few_proxies(tmp_path: Path) -> None:
+    config = {
+        **RISKY,
+        "backend": {
+            **RISKY["backend"],
+            "trustedProxies": ["127.0.0.0/8", "10.0.0.0/28", "10.1.0.7", "fd00::/120"],
+        },
+        "auth": {
+            **RISKY["auth"],
+            "providers": {
+                "oauth2Proxy": {
+                    "trustedProxies": "10.2.0.0/16, 10.3.0.1",
+                    "signIn": {"resolvers": [{"resolver": "forwardedUserMatchingUserEntityName"}]},
+                }
+            },
+        },
+    }
+    result = _check(tmp_path, config, "--production")
+    assert result.returncode == 0, result.stderr
+    warnings = result.stdout.split("warnings (")[1]
+    assert "backend.trustedProxies: 127.0.0.0/8 trusts 16777216 addresses" in warnings
+    assert "backend.trustedProxies: fd00::/120 trusts 256 addresses" in warnings
+    assert "auth.providers.oauth2Proxy.trustedProxies: 10.2.0.0/16 trusts 65536" in warnings
+    # A /28 (16 addresses) and single addresses are what proxies look like.
+    assert "10.0.0.0/28" not in warnings and "10.1.0.7" not in warnings
+    assert "10.3.0.1" not in warnings
+
+
 def test_an_invalid_config_exits_2_with_the_key_path(tmp_path: Path) -> None:
     result = _check(tmp_path, {"app": {}, "backend": {"baseUrl": "http://localhost:7007"}})
     assert result.returncode == 2
