@@ -43,6 +43,10 @@ class Settings:
     refresh_grace_seconds: float = DEFAULT_REFRESH_GRACE_SECONDS
     rate_limit: RateLimitSettings | None = None
     trusted_proxies: tuple[str, ...] = ()
+    # backend.demoPage (None: development only), backend.swaggerUi, backend.metrics.
+    demo_page: bool | None = None
+    swagger_ui: bool = True
+    metrics_listen: tuple[str, int] | None = None
     refresh_coordination: str | None = None
     key_store_provider: str = "database"
     static_keys: tuple[dict[str, Any], ...] = ()
@@ -98,6 +102,13 @@ def read_settings(raw: Mapping[str, Any]) -> Settings:
         rate_limit=root.backend.rate_limit(),
         refresh_coordination=auth.session.refreshCoordination,
         trusted_proxies=tuple(root.backend.trustedProxies),
+        demo_page=root.backend.demoPage,
+        swagger_ui=root.backend.swaggerUi,
+        metrics_listen=(
+            (root.backend.metrics.host, root.backend.metrics.port)
+            if root.backend.metrics is not None
+            else None
+        ),
         key_store_provider=auth.keyStore.provider,
         static_keys=tuple(auth.keyStore.static.keys if auth.keyStore.static else ()),
         database=_database_config(raw),

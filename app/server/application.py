@@ -72,6 +72,7 @@ from app.refresh.shared import DatabaseRefreshCoordinator
 from app.server import error_handlers
 from app.server.http_transport import OutboundTransport
 from app.server.lean_app import LeanAsyncApp, middlewares
+from app.server.metrics_listener import metrics_listener
 from app.server.middleware.cors import BackstageCORSMiddleware
 from app.server.middleware.edge import ClientAddress, RateLimit
 from app.server.middleware.metrics import MetricsMiddleware
@@ -141,11 +142,15 @@ def create_app(
         if database is not None:
             # Create and migrate; an unreachable database stops the start, as in Backstage.
             await database.start()
+        listeners = contextlib.AsyncExitStack()
+        if settings.metrics_listen is not None:
+            await listeners.enter_async_context(metrics_listener(metrics, *settings.metrics_listen))
         # The first key waits out its publish delay while nobody is signing in yet.
         warm_up = asyncio.create_task(services.token_issuer.publish_first_key())
         try:
             yield
         finally:
+            await listeners.aclose()
             warm_up.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await warm_up
@@ -162,7 +167,7 @@ def create_app(
         __name__,
         specification_dir=str(SPEC_DIR),
         lifespan=lifespan,
-        swagger_ui_options=SwaggerUIOptions(swagger_ui=True),
+        swagger_ui_options=SwaggerUIOptions(swagger_ui=settings.swagger_ui),
         middlewares=middlewares(),
     )
     _add_apis(app, runtimes, services, deps.providers, validate_responses=validate_responses)

@@ -94,6 +94,17 @@ def check(
         f"token issuer: {settings.auth_base_url}",
         f"frontend environment (auth.environment): {settings.auth_environment}",
     ]
+    demo = development if settings.demo_page is None else settings.demo_page
+    metrics = (
+        "{}:{}/metrics (backend.metrics)".format(*settings.metrics_listen)
+        if settings.metrics_listen is not None
+        else "/metrics on the main listener (set backend.metrics to move it)"
+    )
+    report.lines += [
+        f"demo page /: {'on' if demo else 'off'}; Swagger UIs and /docs: "
+        f"{'on' if settings.swagger_ui else 'off'}",
+        f"metrics: {metrics}",
+    ]
     _plain_http(report, "app.baseUrl", settings.app_base_url)
     _plain_http(report, "backend.baseUrl", settings.backend_base_url)
     if settings.session_secret is None:
