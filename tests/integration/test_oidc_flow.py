@@ -401,7 +401,7 @@ def broken_idps(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthServer
         "app": {"baseUrl": APP_ORIGIN},
         "backend": {"baseUrl": f"http://localhost:{port}"},
         "auth": {
-            "session": {"secret": "integration-test-secret"},
+            "session": {"secret": SECRET},
             "providers": {
                 "oidc": {
                     "down": env(f"http://127.0.0.1:{free_port()}/.well-known/openid-configuration"),
