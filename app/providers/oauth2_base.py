@@ -27,7 +27,7 @@ from joserfc.errors import JoseError
 
 from app.core.errors import AuthenticationError, BackstageError, ServiceUnavailableError
 from app.core.timeouts import OUTBOUND_TIMEOUT_SECONDS
-from app.identity.types import ProfileInfo
+from app.identity.types import EMAIL_VERIFIED, ProfileInfo
 from app.oauth.scopes import merge_scopes
 from app.providers.base import (
     AuthenticateInput,
@@ -168,7 +168,8 @@ class OAuth2Authenticator:
     async def fetch_profile(self, session: OAuthSession) -> tuple[ProfileInfo, dict[str, Any]]:
         """Profile plus sign-in facts. The generic provider knows only the ID token."""
         claims = decode_unverified_claims(session.id_token)
-        return profile_from_claims(claims), {"claims": claims}
+        profile = profile_from_claims(claims)
+        return profile, {"claims": claims, **email_verified_fact(profile.email, claims)}
 
     def rejected_message(self, error: str, description: str | None) -> str:
         # passport-oauth2: access_denied is a rejection, anything else a failure.
@@ -317,6 +318,16 @@ def profile_from_claims(claims: Mapping[str, Any]) -> ProfileInfo:
         display_name=_opt_str(claims.get("name")),
         picture=_opt_str(claims.get("picture")),
     )
+
+
+def email_verified_fact(email: str | None, *sources: Mapping[str, Any]) -> dict[str, bool]:
+    """``{"email_verified": ...}`` as the first source that carries ``email`` says, for the
+    sign-in facts; empty when no source says (e.g. Microsoft Graph's ``mail``)."""
+    for source in sources:
+        verified = source.get("email_verified")
+        if email and source.get("email") == email and isinstance(verified, bool):
+            return {EMAIL_VERIFIED: verified}
+    return {}
 
 
 def _opt_str(value: Any) -> str | None:
