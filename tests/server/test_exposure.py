@@ -54,11 +54,11 @@ def test_the_swagger_uis_have_a_switch() -> None:
     with _client(development=False) as client:
         assert client.get("/docs").status_code == 200
         assert client.get("/api/auth/guest/ui/").status_code == 200
-        assert client.get("/ui/").status_code == 200
+        assert client.get("/operations/ui/").status_code == 200
     with _client(development=False, swaggerUi=False) as client:
         _assert_not_found(client.get("/docs"))
         assert client.get("/api/auth/guest/ui/").status_code == 404
-        assert client.get("/ui/").status_code == 404
+        assert client.get("/operations/ui/").status_code == 404
         # The API itself is unaffected.
         assert client.get("/api/auth/guest/refresh").status_code == 200
 
