@@ -7,10 +7,11 @@ here, at the provider boundary, into messages the popup or the refresh caller ca
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +44,26 @@ from app.providers.base import (
 
 class UpstreamError(ServiceUnavailableError):
     """Raised when the identity provider fails, times out or answers garbage."""
+
+
+@contextlib.contextmanager
+def upstream_failures(
+    failure: str, timeout_seconds: float, *, who: str = "the identity provider"
+) -> Iterator[None]:
+    """Transport failures of a call to ``who`` as ``UpstreamError`` (503), each message
+    ``failure`` followed by what went wrong."""
+    try:
+        yield
+    except httpx.TimeoutException as exc:
+        raise UpstreamError(
+            f"{failure}{who} did not answer within {timeout_seconds:g} seconds"
+        ) from exc
+    except httpx.HTTPStatusError as exc:
+        raise UpstreamError(f"{failure}{who} answered {exc.response.status_code}") from exc
+    except httpx.HTTPError as exc:
+        raise UpstreamError(f"{failure}could not reach {who}") from exc
+    except ValueError as exc:
+        raise UpstreamError(f"{failure}{who} answered garbage") from exc
 
 
 class _NoCookies(httpx.Cookies):
@@ -245,25 +266,13 @@ class OAuth2Authenticator:
 
     async def token_request(self, failure: str, call: Any) -> Mapping[str, Any]:
         try:
-            token = await call
+            with upstream_failures(f"{failure}, ", self.timeout_seconds):
+                token = await call
         except OAuthError as exc:
             detail = exc.error + (f" ({exc.description})" if exc.description else "")
             if exc.error in self.reauthentication_errors:
                 raise AuthenticationError(f"{failure}, {detail}") from exc
             raise UpstreamError(f"{failure}, {detail}") from exc
-        except httpx.TimeoutException as exc:
-            raise UpstreamError(
-                f"{failure}, the identity provider did not answer within "
-                f"{self.timeout_seconds:g} seconds"
-            ) from exc
-        except httpx.HTTPStatusError as exc:
-            raise UpstreamError(
-                f"{failure}, the identity provider answered {exc.response.status_code}"
-            ) from exc
-        except httpx.HTTPError as exc:
-            raise UpstreamError(f"{failure}, could not reach the identity provider") from exc
-        except ValueError as exc:
-            raise UpstreamError(f"{failure}, the identity provider answered garbage") from exc
         if not isinstance(token, Mapping) or not isinstance(token.get("access_token"), str):
             raise UpstreamError(f"{failure}, the token response has no access_token")
         return token
