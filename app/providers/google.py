@@ -29,7 +29,6 @@ from app.providers.passport import (
     ServiceSettings,
     build_service_provider,
     facts,
-    get_profile,
     text,
     transform_profile,
 )
@@ -57,7 +56,7 @@ class GoogleAuthenticator(OAuth2Authenticator):
 
     async def fetch_profile(self, session: OAuthSession) -> tuple[ProfileInfo, dict[str, Any]]:
         # The userinfo endpoint, not the ID token: it is what passport-google-oauth20 reads.
-        userinfo = await get_profile(self, session.access_token)
+        userinfo = await self.fetch_profile_json(session.access_token)
         sub = text(userinfo.get("sub"))
         profile = transform_profile(
             email=text(userinfo.get("email")),

@@ -32,7 +32,6 @@ from app.providers.passport import (
     ServiceSettings,
     build_service_provider,
     facts,
-    get_profile,
     profile_url,
     text,
     transform_profile,
@@ -95,7 +94,7 @@ class MicrosoftAuthenticator(OAuth2Authenticator):
         photo = None
         token = None if self.skip_user_profile else await self._graph_token(session)
         if token is not None:
-            me = await get_profile(self, token)
+            me = await self.fetch_profile_json(token)
             photo = await self._photo(token)
         profile = transform_profile(
             email=text(me.get("mail")),

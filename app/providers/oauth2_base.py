@@ -304,18 +304,43 @@ class OAuth2Authenticator:
             refresh_token=_opt_str(token.get("refresh_token")),
         )
 
-    async def get_json(self, url: str, access_token: str) -> Any:
+    async def fetch_profile_json(
+        self, access_token: str, url: str | None = None, *, unauthorized: str | None = None
+    ) -> dict[str, Any]:
+        """The JSON object at ``url`` (default: the provider's profile endpoint), read with
+        the access token: how every provider fetches a profile.
+
+        Raises:
+            BackstageError: ``unauthorized``, when given and the endpoint answers 401.
+            UpstreamError: any other failure, or a body that is not a JSON object.
+        """
+        url = url or self.endpoints.userinfo_url
+        if url is None:
+            raise UpstreamError("Failed to fetch user profile, no profile endpoint is configured")
         response = await self.client.request(
             "GET",
             url,
             headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
             withhold_token=True,
         )
+        if response.status_code == 401 and unauthorized:
+            raise BackstageError(unauthorized)
         if response.status_code != 200:
             raise UpstreamError(
                 f"Failed to fetch user profile, {url} answered {response.status_code}"
             )
-        return response.json()
+        return json_object(response.json())
+
+
+def json_object(value: Any) -> dict[str, Any]:
+    """A profile response body that must be a JSON object.
+
+    Raises:
+        UpstreamError: when it is not.
+    """
+    if not isinstance(value, dict):
+        raise UpstreamError("Failed to fetch user profile, the profile is not a JSON object")
+    return value
 
 
 def profile_from_claims(claims: Mapping[str, Any]) -> ProfileInfo:

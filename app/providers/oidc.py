@@ -205,7 +205,7 @@ class OidcAuthenticator(OAuth2Authenticator):
 
     async def fetch_profile(self, session: OAuthSession) -> tuple[ProfileInfo, dict[str, Any]]:
         meta = await self.metadata()
-        userinfo = await self.get_json(meta.userinfo_endpoint, session.access_token)
+        userinfo = await self.fetch_profile_json(session.access_token, meta.userinfo_endpoint)
         if not isinstance(userinfo, dict):
             raise UpstreamError("Failed to fetch user profile, userinfo is not a JSON object")
         # OIDC Core 5.3.2 (token substitution): userinfo must describe the ID token's user.

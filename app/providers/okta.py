@@ -28,7 +28,6 @@ from app.providers.passport import (
     ServiceSettings,
     build_service_provider,
     facts,
-    get_profile,
     optional_http_url,
     text,
     transform_profile,
@@ -50,7 +49,7 @@ class OktaAuthenticator(OAuth2Authenticator):
     required_scopes: tuple[str, ...] = REQUIRED_SCOPES
 
     async def fetch_profile(self, session: OAuthSession) -> tuple[ProfileInfo, dict[str, Any]]:
-        userinfo = await get_profile(self, session.access_token)
+        userinfo = await self.fetch_profile_json(session.access_token)
         sub = text(userinfo.get("sub"))
         username = text(userinfo.get("preferred_username"))
         profile = transform_profile(
