@@ -87,7 +87,7 @@ def _dev_idp_issuer(services: Services) -> str | None:
 
 async def demo_page(services: Services) -> Response:
     settings = services.settings
-    backend = parse_origin(settings.backend_base_url)
+    backend = parse_origin(settings.auth_base_url)
     config = {
         "authBaseUrl": settings.auth_base_url,
         "appOrigin": str(services.app_origin),

@@ -61,6 +61,14 @@ def _plain_http(report: Report, key: str, url: str) -> None:
         )
 
 
+def _issuer_source(settings: Settings) -> str:
+    if settings.plugins.external_targets.get("auth"):
+        return "discovery.endpoints, plugin 'auth'"
+    if settings.plugins.external_targets.get("*"):
+        return "discovery.endpoints, plugin '*'"
+    return "backend.baseUrl + /api/auth"
+
+
 def check(
     settings: Settings,
     *,
@@ -75,11 +83,13 @@ def check(
     report.lines += [
         f"configuration OK (checked for {mode})",
         f"app origin: {app_origin}",
-        f"token issuer: {settings.auth_base_url}",
+        f"token issuer: {settings.auth_base_url} ({_issuer_source(settings)})",
         f"frontend environment (auth.environment): {settings.auth_environment}",
     ]
     _plain_http(report, "app.baseUrl", settings.app_base_url)
     _plain_http(report, "backend.baseUrl", settings.backend_base_url)
+    if settings.plugins.external_targets:
+        _plain_http(report, "discovery.endpoints (auth)", settings.auth_base_url)
     if settings.session_secret is None:
         report.warnings.append(
             "auth.session.secret is not set: development generates one in the data directory; "
