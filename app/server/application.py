@@ -66,6 +66,8 @@ def create_app(
     metrics = Metrics(set(settings.providers))
     # Every call to an identity provider or catalog goes through one metered transport.
     outbound = MeteredTransport(deps.transport or OutboundTransport(), metrics)
+    database = build_database(settings, deps)
+    plugin_tokens = PluginTokenIssuer(plugin_keys(settings, database, deps), deps.clock)
     catalog = deps.catalog
     if catalog is None:
         catalog = catalog_from_config(
@@ -73,9 +75,9 @@ def create_app(
             config_dir=deps.config_dir or Path.cwd(),
             clock=deps.clock,
             transport=outbound,
+            discovery=settings.plugins,
+            plugin_tokens=plugin_tokens,
         )
-    database = build_database(settings, deps)
-    plugin_tokens = PluginTokenIssuer(plugin_keys(settings, database, deps), deps.clock)
     services = build_services(
         settings,
         catalog,

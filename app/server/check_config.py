@@ -17,6 +17,7 @@ from app.config.settings import Settings
 from app.core.clock import SystemClock
 from app.core.durations import parse_duration_seconds
 from app.devidp.settings import DevIdpSettings, is_loopback_host
+from app.identity.catalog_config import describe_catalog
 from app.oauth.cookies import (
     DEFAULT_SESSION_MAX_AGE_SECONDS,
     NONCE_MAX_AGE_SECONDS,
@@ -85,6 +86,7 @@ def check(
         f"app origin: {app_origin}",
         f"token issuer: {settings.auth_base_url} ({_issuer_source(settings)})",
         f"frontend environment (auth.environment): {settings.auth_environment}",
+        f"catalog: {describe_catalog(settings.raw, settings.plugins)}",
     ]
     _plain_http(report, "app.baseUrl", settings.app_base_url)
     _plain_http(report, "backend.baseUrl", settings.backend_base_url)
