@@ -99,7 +99,7 @@ def _check_demo_page(services: Services) -> None:
 async def demo_page(services: Services) -> Response:
     _check_demo_page(services)
     settings = services.settings
-    backend = parse_origin(settings.backend_base_url)
+    backend = parse_origin(settings.auth_base_url)
     config = {
         "authBaseUrl": settings.auth_base_url,
         "appOrigin": str(services.app_origin),

@@ -28,6 +28,7 @@ from app.core.clock import SystemClock
 from app.core.errors import BackstageError, ServiceUnavailableError
 from app.devidp import mount_configured_dev_idp
 from app.identity.catalog_config import aclose_catalog, catalog_from_config
+from app.identity.plugin_tokens import PluginTokenIssuer
 from app.observability.logs import REQUEST_ID_HEADER, is_safe_request_id
 from app.observability.metrics import MeteredTransport, Metrics
 from app.providers.registry_types import (
@@ -45,7 +46,7 @@ from app.server.middleware.limits import RequestLimits
 from app.server.middleware.metrics import MetricsMiddleware
 from app.server.middleware.startup import OneLineStartupFailure, StartupError
 from app.server.runtimes import build_runtimes
-from app.server.wiring import Dependencies, build_database, build_services
+from app.server.wiring import Dependencies, build_database, build_services, plugin_keys
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,8 @@ def create_app(
     metrics = Metrics(set(settings.providers))
     # Every call to an identity provider or catalog goes through one metered transport.
     outbound = MeteredTransport(deps.transport or OutboundTransport(), metrics)
+    database = build_database(settings, deps)
+    plugin_tokens = PluginTokenIssuer(plugin_keys(settings, database, deps), deps.clock)
     catalog = deps.catalog
     if catalog is None:
         catalog = catalog_from_config(
@@ -73,10 +76,18 @@ def create_app(
             config_dir=deps.config_dir or Path.cwd(),
             clock=deps.clock,
             transport=outbound,
+            discovery=settings.plugins,
+            plugin_tokens=plugin_tokens,
         )
-    database = build_database(settings, deps)
     services = build_services(
-        settings, catalog, metrics, database, development=development, deps=deps
+        settings,
+        catalog,
+        metrics,
+        database,
+        development=development,
+        deps=deps,
+        plugin_tokens=plugin_tokens,
+        transport=outbound,
     )
     runtimes = build_runtimes(
         settings,
@@ -122,6 +133,8 @@ def create_app(
                 for authenticator in runtime.authenticators():
                     await authenticator.aclose()
             await aclose_catalog(catalog)
+            if services.plugin_callers is not None:
+                await services.plugin_callers.aclose()
             await outbound.aclose()
             if database is not None:
                 await database.close()

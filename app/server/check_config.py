@@ -19,6 +19,7 @@ from app.config.settings import Settings
 from app.core.clock import SystemClock
 from app.core.durations import parse_duration_seconds
 from app.devidp.settings import DevIdpSettings, is_loopback_host
+from app.identity.catalog_config import describe_catalog
 from app.oauth.cookies import (
     DEFAULT_SESSION_MAX_AGE_SECONDS,
     NONCE_MAX_AGE_SECONDS,
@@ -77,6 +78,14 @@ def _weak_secrets(report: Report, settings: Settings) -> None:
             )
 
 
+def _issuer_source(settings: Settings) -> str:
+    if settings.plugins.external_targets.get("auth"):
+        return "discovery.endpoints, plugin 'auth'"
+    if settings.plugins.external_targets.get("*"):
+        return "discovery.endpoints, plugin '*'"
+    return "backend.baseUrl + /api/auth"
+
+
 def check(
     settings: Settings,
     *,
@@ -91,8 +100,9 @@ def check(
     report.lines += [
         f"configuration OK (checked for {mode})",
         f"app origin: {app_origin}",
-        f"token issuer: {settings.auth_base_url}",
+        f"token issuer: {settings.auth_base_url} ({_issuer_source(settings)})",
         f"frontend environment (auth.environment): {settings.auth_environment}",
+        f"catalog: {describe_catalog(settings.raw, settings.plugins)}",
     ]
     demo = development if settings.demo_page is None else settings.demo_page
     metrics = (
@@ -107,6 +117,8 @@ def check(
     ]
     _plain_http(report, "app.baseUrl", settings.app_base_url)
     _plain_http(report, "backend.baseUrl", settings.backend_base_url)
+    if settings.plugins.external_targets:
+        _plain_http(report, "discovery.endpoints (auth)", settings.auth_base_url)
     if settings.session_secret is None:
         report.warnings.append(
             "auth.session.secret is not set: development generates one in the data directory; "

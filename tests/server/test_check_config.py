@@ -21,6 +21,8 @@ def test_the_default_config(tmp_path: Path) -> None:
     out = result.stdout
     assert out.startswith("configuration OK (checked for development)\n")
     assert "app origin: http://localhost:7007" in out
+    assert "token issuer: http://localhost:7007/api/auth (backend.baseUrl + /api/auth)" in out
+    assert "catalog: none (sign-in resolvers find no users)" in out
     assert (
         "provider oidc (OAuth)\n"
         "  environment development (the frontend's)\n"
@@ -202,3 +204,20 @@ def test_an_invalid_config_exits_2_with_the_key_path(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "app.baseUrl: Field required" in result.stderr
     assert result.stdout == ""
+
+
+def test_a_shared_config_names_the_discovered_issuer_and_catalog(tmp_path: Path) -> None:
+    endpoint = {"target": "https://auth.example.com/api/{{pluginId}}", "plugins": ["auth"]}
+    config = {
+        "app": {"baseUrl": "https://backstage.example.com"},
+        "backend": {"baseUrl": "https://backstage.example.com"},
+        "discovery": {"endpoints": [endpoint]},
+        "catalog": {"locations": [{"type": "file", "target": "org.yaml"}]},
+        "auth": {"providers": {"guest": {}}},
+    }
+    result = _check(tmp_path, config)
+    assert result.returncode == 0, result.stderr
+    assert (
+        "token issuer: https://auth.example.com/api/auth (discovery.endpoints, plugin 'auth')"
+    ) in result.stdout
+    assert "catalog: the Backstage catalog at http://localhost:7007/api/catalog" in result.stdout
