@@ -14,7 +14,7 @@ from typing import Any
 from app.config.settings import Settings
 from app.config.validation import ConfigError
 from app.devidp.settings import dev_idp_settings
-from app.observability.logs import configure_logging
+from app.observability.logs import configure_logging, flush_logs
 from app.server.asgi import (
     DATA_DIR_ENV,
     DEFAULT_CONFIG,
@@ -162,6 +162,7 @@ def check_config(args: argparse.Namespace) -> int:
         providers=REGISTRY,
         dev_idp=dev_idp_settings(settings, development=development),
     )
+    flush_logs()
     print(report.render())
     if args.strict and report.warnings:
         print("auth-backend: warnings are errors (--strict)", file=sys.stderr)
@@ -236,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
             return serve(args)
         return check_config(args)
     except ConfigError as exc:
+        # The log lines before it first (they leave through a queue): the error comes last.
+        flush_logs()
         print(f"auth-backend: invalid configuration: {exc}", file=sys.stderr)
         return 2
 
