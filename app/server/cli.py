@@ -25,6 +25,8 @@ from app.server.asgi import (
     with_listen_host,
 )
 from app.server.collector import settle_collector
+from app.server.descriptors import connection_limit, raise_soft_limit
+from app.server.protocol import DEFAULT_HEAD_TIMEOUT, ConnectionLimits
 
 __all__ = ["DEFAULT_CONFIG", "main"]
 
@@ -50,8 +52,11 @@ def serve(args: argparse.Namespace) -> int:
     settings = with_listen_host(settings, host)
     # Refused before anything else starts (create_app checks again when it mounts it).
     dev_idp = dev_idp_settings(settings, development=development) is not None
+    connections = _connection_limits(args)
     if args.workers is not None:
-        return _serve_workers(args, settings, configs, development, host, port, dev_idp=dev_idp)
+        return _serve_workers(
+            args, settings, configs, development, host, port, connections, dev_idp=dev_idp
+        )
 
     app = build_app(
         settings, configs=configs, development=development, data_dir=Path(args.data_dir)
@@ -65,14 +70,34 @@ def serve(args: argparse.Namespace) -> int:
     # and make read 143 as a failure): SIGTERM then finds this no-op and serve returns 0.
     previous = signal.signal(signal.SIGTERM, lambda _signum, _frame: None)
     try:
-        _run_uvicorn(app, args, settings, host, port)
+        _run_uvicorn(app, args, settings, host, port, connections)
     finally:
         signal.signal(signal.SIGTERM, previous)
     return 0
 
 
+def _connection_limits(args: argparse.Namespace) -> ConnectionLimits:
+    """Raises the open file limit (workers inherit it) and sets the connection limit
+    below it."""
+    if args.head_timeout <= 0:
+        raise ConfigError("--head-timeout: must be more than 0 seconds")
+    soft = raise_soft_limit()
+    limit = args.max_connections or connection_limit(soft)
+    if limit < 1:
+        raise ConfigError("--max-connections: must be at least 1")
+    logging.getLogger(__name__).info(
+        "open file limit %d: at most %d connections per process", soft, limit
+    )
+    return ConnectionLimits(head_timeout=args.head_timeout, max_connections=limit)
+
+
 def _run_uvicorn(
-    app: Any, args: argparse.Namespace, settings: Settings, host: str, port: int
+    app: Any,
+    args: argparse.Namespace,
+    settings: Settings,
+    host: str,
+    port: int,
+    connections: ConnectionLimits,
 ) -> None:
     import uvicorn
 
@@ -84,7 +109,8 @@ def _run_uvicorn(
         port=port,
         loop="uvloop",
         # httptools, with the request head capped as it arrives (backend.requestLimits).
-        http=limited_protocol(settings.request_limits),
+        # and the connections bounded (head timeout, connection limit).
+        http=limited_protocol(settings.request_limits, connections),
         log_level=args.log_level,
         # Our logging config (JSON with request ids) applies to uvicorn's loggers too.
         log_config=None,
@@ -102,6 +128,7 @@ def _serve_workers(
     development: bool,
     host: str,
     port: int,
+    connections: ConnectionLimits,
     *,
     dev_idp: bool,
 ) -> int:
@@ -136,6 +163,7 @@ def _serve_workers(
         workers=args.workers,
         graceful_timeout=args.graceful_timeout,
         log_level=args.log_level,
+        connections=connections,
     )
 
 
@@ -214,6 +242,20 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=DEFAULT_GRACEFUL_TIMEOUT_SECONDS,
         help="on SIGTERM, seconds to finish in-flight requests (default %(default)s)",
+    )
+    p_serve.add_argument(
+        "--head-timeout",
+        type=float,
+        default=DEFAULT_HEAD_TIMEOUT,
+        help="seconds a client has to send a request head before its connection is closed "
+        "(default %(default)s)",
+    )
+    p_serve.add_argument(
+        "--max-connections",
+        type=int,
+        default=None,
+        help="open connections per process; past it a new one is answered 503 "
+        "(default: the open file limit, raised to its hard limit, less a reserve)",
     )
     p_check = sub.add_parser(
         "check-config",
