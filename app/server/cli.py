@@ -241,7 +241,9 @@ def main(argv: list[str] | None = None) -> int:
         "--graceful-timeout",
         type=int,
         default=DEFAULT_GRACEFUL_TIMEOUT_SECONDS,
-        help="on SIGTERM, seconds to finish in-flight requests (default %(default)s)",
+        help="on SIGTERM, seconds to finish in-flight requests (default %(default)s); keep it "
+        "above the slowest refresh (the identity provider timeout): requests still running "
+        "then are answered 503 with Retry-After",
     )
     p_serve.add_argument(
         "--head-timeout",
