@@ -31,6 +31,11 @@ from app.server.protocol import DEFAULT_HEAD_TIMEOUT, ConnectionLimits
 __all__ = ["DEFAULT_CONFIG", "main"]
 
 DEFAULT_GRACEFUL_TIMEOUT_SECONDS = 30
+# A worker whose event loop has not ticked for this long is killed and replaced. Short:
+# the kernel keeps handing a stuck worker its share of new connections (SO_REUSEPORT), all
+# lost. Long enough for the longest the loop may block (nothing in the app blocks it for
+# more than milliseconds; a loaded machine may stall it for seconds).
+DEFAULT_WORKER_TIMEOUT_SECONDS = 10
 
 
 def _settings(paths: list[Path]) -> Settings:
@@ -136,6 +141,8 @@ def _serve_workers(
 
     if args.workers < 1:
         raise ConfigError("--workers: must be at least 1")
+    if args.worker_timeout < 2:
+        raise ConfigError("--worker-timeout: must be at least 2 seconds")
     if args.workers > 1 and dev_idp:
         raise ConfigError(
             "auth.devIdentityProvider: the development identity provider keeps its codes and "
@@ -162,6 +169,7 @@ def _serve_workers(
         port=port,
         workers=args.workers,
         graceful_timeout=args.graceful_timeout,
+        worker_timeout=args.worker_timeout,
         log_level=args.log_level,
         connections=connections,
     )
@@ -244,6 +252,13 @@ def main(argv: list[str] | None = None) -> int:
         help="on SIGTERM, seconds to finish in-flight requests (default %(default)s); keep it "
         "above the slowest refresh (the identity provider timeout): requests still running "
         "then are answered 503 with Retry-After",
+    )
+    p_serve.add_argument(
+        "--worker-timeout",
+        type=int,
+        default=DEFAULT_WORKER_TIMEOUT_SECONDS,
+        help="with --workers: seconds a stuck worker keeps its share of new connections "
+        "before it is killed and replaced (default %(default)s)",
     )
     p_serve.add_argument(
         "--head-timeout",

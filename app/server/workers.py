@@ -217,6 +217,7 @@ def run(
     workers: int,
     graceful_timeout: int,
     log_level: str,
+    worker_timeout: int,
     connections: ConnectionLimits,
 ) -> int:
     """Serve ``application`` (built, its lifespan not started) with ``workers`` processes."""
@@ -226,6 +227,9 @@ def run(
         "workers": workers,
         "worker_class": "app.server.workers.Worker",
         "graceful_timeout": graceful_timeout,
+        # A worker that has not notified the master for this long is killed (SIGABRT, then
+        # SIGKILL a tick later) and replaced (gunicorn's default: 30).
+        "timeout": worker_timeout,
         "loglevel": log_level,
         "proc_name": "auth-backend",
         # gunicorn's runtime control socket (one path per user): not used, and two
