@@ -45,6 +45,10 @@ class Settings:
     rate_limit: RateLimitSettings | None = None
     trusted_proxies: tuple[str, ...] = ()
     request_limits: RequestLimitSettings = field(default_factory=RequestLimitSettings)
+    # backend.demoPage (None: development only), backend.swaggerUi, backend.metrics.
+    demo_page: bool | None = None
+    swagger_ui: bool = True
+    metrics_listen: tuple[str, int] | None = None
     refresh_coordination: str | None = None
     key_store_provider: str = "database"
     static_keys: tuple[dict[str, Any], ...] = ()
@@ -103,6 +107,13 @@ def read_settings(raw: Mapping[str, Any]) -> Settings:
         refresh_coordination=auth.session.refreshCoordination,
         trusted_proxies=tuple(root.backend.trustedProxies),
         request_limits=root.backend.requestLimits.settings(),
+        demo_page=root.backend.demoPage,
+        swagger_ui=root.backend.swaggerUi,
+        metrics_listen=(
+            (root.backend.metrics.host, root.backend.metrics.port)
+            if root.backend.metrics is not None
+            else None
+        ),
         key_store_provider=auth.keyStore.provider,
         static_keys=tuple(auth.keyStore.static.keys if auth.keyStore.static else ()),
         database=_database_config(raw),

@@ -17,7 +17,7 @@ from starlette.responses import Response
 from app.core.errors import AuthenticationError, InputError
 from app.handlers.context import Services
 from app.handlers.responses import json_response, respond
-from app.identity.tokens import LIMITED_USER_TOKEN_TYPE, USER_TOKEN_TYPE
+from app.identity.tokens import AUDIENCE, LIMITED_USER_TOKEN_TYPE, USER_TOKEN_TYPE
 
 _BEARER = re.compile(r"^Bearer[ ]+(\S+)$", re.I)
 
@@ -98,13 +98,26 @@ async def verify_user_token(services: Services, token: str) -> dict[str, Any]:
         decoded = jwt.decode(token, keys, algorithms=[services.token_issuer.algorithm])
     except (JoseError, ValueError) as exc:
         raise AuthenticationError(f"Failed user token verification, {exc}") from exc
-    if decoded.header.get("typ") not in (USER_TOKEN_TYPE, LIMITED_USER_TOKEN_TYPE):
+    typ = decoded.header.get("typ")
+    if typ not in (USER_TOKEN_TYPE, LIMITED_USER_TOKEN_TYPE):
         raise AuthenticationError("Failed user token verification, unexpected token type")
+    # A full user token must be this deployment's, for Backstage's audience: with a static
+    # key shared between deployments, the signature alone does not say whose it is.
+    # Limited tokens carry only sub, iat and exp (Backstage's format): nothing to check.
+    issued_here: dict[str, Any] = (
+        {
+            "iss": {"essential": True, "value": services.settings.auth_base_url},
+            "aud": {"essential": True, "value": AUDIENCE},
+        }
+        if typ == USER_TOKEN_TYPE
+        else {}
+    )
     registry = jwt.JWTClaimsRegistry(
         now=int(services.clock.now()),
         exp={"essential": True},
         iat={"essential": True},
         sub={"essential": True},
+        **issued_here,
     )
     try:
         registry.validate(decoded.claims)

@@ -19,7 +19,12 @@ import httpx
 from app.config.validation import validate_model
 from app.identity.types import ProfileInfo
 from app.providers.base import LogoutInput, LogoutResult, OAuthSession
-from app.providers.oauth2_base import OAuth2Authenticator, OAuth2Endpoints
+from app.providers.oauth2_base import (
+    OAuth2Authenticator,
+    OAuth2Endpoints,
+    decode_unverified_claims,
+    email_verified_fact,
+)
 from app.providers.passport import (
     ServiceSettings,
     build_service_provider,
@@ -60,7 +65,10 @@ class GoogleAuthenticator(OAuth2Authenticator):
             picture=text(userinfo.get("picture")),
             id_token=session.id_token,
         )
-        return profile, facts(user_id=sub, claims=userinfo)
+        verified = email_verified_fact(
+            profile.email, userinfo, decode_unverified_claims(session.id_token)
+        )
+        return profile, {**facts(user_id=sub, claims=userinfo), **verified}
 
     async def logout(self, request: LogoutInput) -> LogoutResult:
         # Backstage revokes the refresh token, which ends the grant along with the session.

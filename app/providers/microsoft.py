@@ -26,6 +26,7 @@ from app.providers.oauth2_base import (
     OAuth2Authenticator,
     OAuth2Endpoints,
     decode_unverified_claims,
+    email_verified_fact,
 )
 from app.providers.passport import (
     ServiceSettings,
@@ -102,7 +103,9 @@ class MicrosoftAuthenticator(OAuth2Authenticator):
             picture=photo,
             id_token=session.id_token,
         )
-        return profile, facts(user_id=text(me.get("id")))
+        # Graph's mail carries no verification flag; an address from the ID token may.
+        verified = email_verified_fact(profile.email, decode_unverified_claims(session.id_token))
+        return profile, {**facts(user_id=text(me.get("id"))), **verified}
 
     async def _graph_token(self, session: OAuthSession) -> str | None:
         if reads_graph(session.access_token):

@@ -41,6 +41,7 @@ from app.providers.oauth2_base import (
     OAuth2Authenticator,
     OAuth2Endpoints,
     UpstreamError,
+    email_verified_fact,
     profile_from_claims,
 )
 from app.providers.registry_types import OAuthProviderBuild, ProviderDeps
@@ -215,7 +216,8 @@ class OidcAuthenticator(OAuth2Authenticator):
         profile = profile_from_claims(userinfo)
         if userinfo.get("email_verified") is not True:
             profile = ProfileInfo(display_name=profile.display_name, picture=profile.picture)
-        return profile, {"claims": {**id_claims, **userinfo}}
+        facts = {"claims": {**id_claims, **userinfo}}
+        return profile, {**facts, **email_verified_fact(profile.email, userinfo)}
 
     async def logout(self, request: LogoutInput) -> LogoutResult:
         try:

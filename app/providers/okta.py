@@ -18,7 +18,12 @@ from pydantic import field_validator
 from app.config.validation import validate_model
 from app.identity.types import ProfileInfo
 from app.providers.base import OAuthSession
-from app.providers.oauth2_base import OAuth2Authenticator, OAuth2Endpoints
+from app.providers.oauth2_base import (
+    OAuth2Authenticator,
+    OAuth2Endpoints,
+    decode_unverified_claims,
+    email_verified_fact,
+)
 from app.providers.passport import (
     ServiceSettings,
     build_service_provider,
@@ -54,7 +59,10 @@ class OktaAuthenticator(OAuth2Authenticator):
             picture=None,  # passport-okta-oauth maps no picture; the ID token may have one
             id_token=session.id_token,
         )
-        return profile, facts(user_id=sub, username=username, claims=userinfo)
+        verified = email_verified_fact(
+            profile.email, userinfo, decode_unverified_claims(session.id_token)
+        )
+        return profile, {**facts(user_id=sub, username=username, claims=userinfo), **verified}
 
 
 class OktaSettings(ServiceSettings):

@@ -38,6 +38,7 @@ from app.server.authorization import run_cleanup
 from app.server.documents import SPEC_DIR, add_documents
 from app.server.http_transport import OutboundTransport
 from app.server.lean_app import LeanAsyncApp, middlewares
+from app.server.metrics_listener import metrics_listener
 from app.server.middleware.cors import BackstageCORSMiddleware
 from app.server.middleware.edge import ClientAddress, RateLimit
 from app.server.middleware.limits import RequestLimits
@@ -96,6 +97,9 @@ def create_app(
                     f"{exc.message}; check backend.database (the server needs its database "
                     "at start)"
                 ) from exc
+        listeners = contextlib.AsyncExitStack()
+        if settings.metrics_listen is not None:
+            await listeners.enter_async_context(metrics_listener(metrics, *settings.metrics_listen))
         # The first key waits out its publish delay while nobody is signing in yet.
         warm_up = asyncio.create_task(services.token_issuer.publish_first_key())
         cleanup = (
@@ -110,6 +114,7 @@ def create_app(
                 cleanup.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await cleanup
+            await listeners.aclose()
             warm_up.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await warm_up
@@ -126,7 +131,7 @@ def create_app(
         __name__,
         specification_dir=str(SPEC_DIR),
         lifespan=lifespan,
-        swagger_ui_options=SwaggerUIOptions(swagger_ui=True),
+        swagger_ui_options=SwaggerUIOptions(swagger_ui=settings.swagger_ui),
         middlewares=middlewares(),
     )
     app.request_limits = settings.request_limits

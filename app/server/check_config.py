@@ -8,11 +8,13 @@ origin ``app.baseUrl``). Then warnings for risky settings. Validation itself is
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import ipaddress
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from app.config.session_secret import secret_weakness
 from app.config.settings import Settings
 from app.core.clock import SystemClock
 from app.core.durations import parse_duration_seconds
@@ -61,6 +63,20 @@ def _plain_http(report: Report, key: str, url: str) -> None:
         )
 
 
+def _weak_secrets(report: Report, settings: Settings) -> None:
+    named = [("auth.session.secret", settings.session_secret)] + [
+        (f"auth.session.previousSecrets.{i}", s)
+        for i, s in enumerate(settings.previous_session_secrets)
+    ]
+    for key, secret in named:
+        weakness = secret_weakness(secret) if secret is not None else None
+        if weakness is not None:
+            report.warnings.append(
+                f"{key}: looks guessable ({weakness}); anyone holding a sealed cookie can "
+                "try guesses offline; use a long random value (`openssl rand -base64 32`)"
+            )
+
+
 def check(
     settings: Settings,
     *,
@@ -78,6 +94,17 @@ def check(
         f"token issuer: {settings.auth_base_url}",
         f"frontend environment (auth.environment): {settings.auth_environment}",
     ]
+    demo = development if settings.demo_page is None else settings.demo_page
+    metrics = (
+        "{}:{}/metrics (backend.metrics)".format(*settings.metrics_listen)
+        if settings.metrics_listen is not None
+        else "/metrics on the main listener (set backend.metrics to move it)"
+    )
+    report.lines += [
+        f"demo page /: {'on' if demo else 'off'}; Swagger UIs and /docs: "
+        f"{'on' if settings.swagger_ui else 'off'}",
+        f"metrics: {metrics}",
+    ]
     _plain_http(report, "app.baseUrl", settings.app_base_url)
     _plain_http(report, "backend.baseUrl", settings.backend_base_url)
     if settings.session_secret is None:
@@ -85,6 +112,8 @@ def check(
             "auth.session.secret is not set: development generates one in the data directory; "
             "a production start refuses OAuth providers without it"
         )
+    _weak_secrets(report, settings)
+    _wide_trust(report, "backend.trustedProxies", settings.trusted_proxies)
     for provider_id, config in settings.providers.items():
         definition = providers.get(provider_id)
         if definition is None:
@@ -108,11 +137,36 @@ def check(
     return report
 
 
+# A trusted range wider than this is more than the proxies: whoever else is in it
+# chooses their own X-Forwarded-For address (and so their rate-limit bucket).
+MAX_TRUSTED_ADDRESSES = 16
+
+
+def _wide_trust(report: Report, key: str, entries: Iterable[Any]) -> None:
+    for raw in entries:
+        entry = str(raw).strip()
+        try:
+            network = ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            continue
+        if network.num_addresses > MAX_TRUSTED_ADDRESSES:
+            report.warnings.append(
+                f"{key}: {entry} trusts {network.num_addresses} addresses: any client in "
+                "it chooses the address it is seen as (rate limits, logs); list the "
+                f"proxies only (at most {MAX_TRUSTED_ADDRESSES} addresses a range)"
+            )
+
+
 def _proxy(report: Report, provider_id: str, config: Mapping[str, Any]) -> None:
     report.lines += [
         f"provider {provider_id} (proxy): no callback URL, no cookies",
         f"  sign-in: GET /api/auth/{provider_id}/refresh",
     ]
+    trusted = config.get("trustedProxies")
+    # A list, or one comma-separated string (``parse_networks``).
+    entries = trusted.split(",") if isinstance(trusted, str) else trusted
+    if isinstance(entries, list):
+        _wide_trust(report, f"auth.providers.{provider_id}.trustedProxies", entries)
     if provider_id == "guest" and config.get("dangerouslyAllowOutsideDevelopment") is True:
         user = config.get("userEntityRef", "user:development/guest")
         report.warnings.append(

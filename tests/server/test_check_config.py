@@ -100,7 +100,7 @@ RISKY: dict[str, Any] = {
     "app": {"baseUrl": "http://backstage.example.com"},
     "backend": {"baseUrl": "https://auth.example.com"},
     "auth": {
-        "session": {"secret": "s"},
+        "session": {"secret": "kP3v9QxN2m-Rt8Yw_Lz4Hs7Jb1Fd6Gc0Ae5Ui"},
         "providers": {
             "guest": {"dangerouslyAllowOutsideDevelopment": True},
             "github": {
@@ -147,6 +147,54 @@ def test_a_missing_session_secret_is_an_error_for_production(tmp_path: Path) -> 
     production = _check(tmp_path, config, "--production")
     assert production.returncode == 2
     assert "auth.session.secret: required outside development" in production.stderr
+
+
+def test_weak_session_secrets(tmp_path: Path) -> None:
+    config = {**RISKY, "auth": {**RISKY["auth"], "session": {"secret": "backstage"}}}
+    production = _check(tmp_path, config, "--production", "--strict")
+    assert production.returncode == 2
+    assert "auth.session.secret: 9 characters; outside development it must be at least 32" in (
+        production.stderr
+    )
+    development = _check(tmp_path, config)
+    assert "auth.session.secret: looks guessable (shorter than 32 characters)" in (
+        development.stdout
+    )
+    repeated = {"secret": "backstage" * 4, "previousSecrets": ["a1" * 20]}
+    config = {**RISKY, "auth": {**RISKY["auth"], "session": repeated}}
+    production = _check(tmp_path, config, "--production")
+    assert production.returncode == 0, production.stderr
+    warnings = production.stdout.split("warnings (")[1]
+    assert "auth.session.secret: looks guessable (only 8 distinct characters)" in warnings
+    assert "auth.session.previousSecrets.0: looks guessable (only 2 distinct" in warnings
+
+
+def test_trusted_ranges_wider_than_a_few_proxies(tmp_path: Path) -> None:
+    config = {
+        **RISKY,
+        "backend": {
+            **RISKY["backend"],
+            "trustedProxies": ["127.0.0.0/8", "10.0.0.0/28", "10.1.0.7", "fd00::/120"],
+        },
+        "auth": {
+            **RISKY["auth"],
+            "providers": {
+                "oauth2Proxy": {
+                    "trustedProxies": "10.2.0.0/16, 10.3.0.1",
+                    "signIn": {"resolvers": [{"resolver": "forwardedUserMatchingUserEntityName"}]},
+                }
+            },
+        },
+    }
+    result = _check(tmp_path, config, "--production")
+    assert result.returncode == 0, result.stderr
+    warnings = result.stdout.split("warnings (")[1]
+    assert "backend.trustedProxies: 127.0.0.0/8 trusts 16777216 addresses" in warnings
+    assert "backend.trustedProxies: fd00::/120 trusts 256 addresses" in warnings
+    assert "auth.providers.oauth2Proxy.trustedProxies: 10.2.0.0/16 trusts 65536" in warnings
+    # A /28 (16 addresses) and single addresses are what proxies look like.
+    assert "10.0.0.0/28" not in warnings and "10.1.0.7" not in warnings
+    assert "10.3.0.1" not in warnings
 
 
 def test_an_invalid_config_exits_2_with_the_key_path(tmp_path: Path) -> None:
