@@ -148,7 +148,10 @@ def _config(
     return {
         "app": {"baseUrl": base},
         "backend": backend,
-        "auth": {"session": {"secret": "reliability-run-secret"}, "providers": providers},
+        "auth": {
+            "session": {"secret": "reliability-run-secret-of-32-or-more-chars"},
+            "providers": providers,
+        },
     }
 
 

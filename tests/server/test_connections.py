@@ -27,7 +27,7 @@ def _config(port: int) -> dict[str, Any]:
         "app": {"baseUrl": base},
         "backend": {"baseUrl": base},
         "auth": {
-            "session": {"secret": "connections-test-secret"},
+            "session": {"secret": "connections-test-secret-of-32-or-more-chars"},
             "providers": {"guest": {"dangerouslyAllowOutsideDevelopment": True}},
         },
     }
@@ -84,7 +84,9 @@ def test_unfinished_requests_are_closed_after_the_head_timeout(
             answer = _read_all(partial)
             second = _read_all(kept)
         elapsed = time.monotonic() - opened
-    assert 0.9 < elapsed < 5, elapsed
+    # Closed by the head timeout (1 s), not the sockets' 8 s timeout (the margin is for a
+    # loaded machine).
+    assert 0.9 < elapsed < 7, elapsed
     for cut in (answer, second):
         assert cut.startswith(b"HTTP/1.1 408 "), cut
         assert b"connection: close" in cut

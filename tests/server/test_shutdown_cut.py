@@ -27,7 +27,7 @@ def _config(port: int, metadata_url: str) -> dict[str, Any]:
         "app": {"baseUrl": base},
         "backend": {"baseUrl": base},
         "auth": {
-            "session": {"secret": "shutdown-test-secret"},
+            "session": {"secret": "shutdown-test-secret-of-32-or-more-chars"},
             "providers": {
                 "oidc": {
                     "production": {
