@@ -44,6 +44,7 @@ from app.server.middleware.cors import BackstageCORSMiddleware
 from app.server.middleware.edge import ClientAddress, RateLimit
 from app.server.middleware.limits import RequestLimits
 from app.server.middleware.metrics import MetricsMiddleware
+from app.server.middleware.shutdown import ShutdownCut
 from app.server.middleware.startup import OneLineStartupFailure, StartupError
 from app.server.runtimes import build_runtimes
 from app.server.wiring import Dependencies, build_database, build_services, plugin_keys
@@ -197,6 +198,9 @@ def _add_middlewares(app: AsyncApp, settings: Settings, metrics: Metrics) -> Non
             position=MiddlewarePosition.BEFORE_EXCEPTION,
             settings=settings.cors,
         )
+    # Inside CORS and metrics: a request cut at the shutdown deadline is answered (503)
+    # with CORS headers, and counted.
+    app.add_middleware(ShutdownCut, position=MiddlewarePosition.BEFORE_EXCEPTION)
     if settings.rate_limit is not None:
         # Inside CORS, so a browser sees the 429 rather than a network error.
         app.add_middleware(
