@@ -1,6 +1,11 @@
 """The authorization server's rules (Backstage's ``OidcService`` and
 ``OfflineAccessService``): consent sessions, the code grant with PKCE, the refresh grant,
-revocation."""
+revocation.
+
+One piece (over 300 lines): each rule of the grant (session, code, token, refresh,
+revocation) reads the same client and session state in Backstage's order; split, the
+order of the checks (which decides the error a client sees) would be spread over files.
+"""
 
 from __future__ import annotations
 

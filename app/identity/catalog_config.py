@@ -36,6 +36,9 @@ Which catalog, in order (one rule; ``describe_catalog`` says which applied and w
    is never read.
 3. Otherwise (the zero-config demo, a config written for this server alone): the
    ``type: file`` locations of ``catalog.locations``.
+
+One piece (over 300 lines): the one rule that picks the catalog (remote override,
+discovery, files) and each catalog's config reading, which the rule must see together.
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@ Each process signs with its own lazily generated key pair. Only the public half 
 the shared key store, and it goes there before the first signature, so any process can
 verify any token as soon as it exists. Where other processes cache the key list
 (``CachedKeyStore``), a key goes there ``publish_delay`` seconds before its first signature.
+
+One piece (over 300 lines): signing and the key lifecycle share one lock and one current
+key; split, a rotation could sign with a key another part has not published yet.
 """
 
 from __future__ import annotations

@@ -3,6 +3,10 @@
 Providers subclass ``OAuth2Authenticator`` and override only what differs: endpoints,
 scopes, extra authorize parameters, the profile fetch. Upstream failures are wrapped
 here, at the provider boundary, into messages the popup or the refresh caller can show.
+
+One piece (over 300 lines): the authorization-code flow that every OAuth provider
+extends by overriding its steps; its hooks are only readable next to the flow that calls
+them.
 """
 
 from __future__ import annotations

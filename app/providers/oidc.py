@@ -8,6 +8,9 @@ does not send the scope (openid-client); logout revokes the refresh token (RFC 7
 with ``federatedLogout: true`` (auth0's name for it), also answers RP-initiated logout
 at the provider's ``end_session_endpoint``.
 (``plugins/auth-backend-module-oidc-provider/src/authenticator.ts``)
+
+One piece (over 300 lines): discovery, ID-token verification and RP logout all read
+the same discovered metadata, and pinniped extends them together.
 """
 
 from __future__ import annotations
