@@ -14,14 +14,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.core.errors import ServiceUnavailableError
 from app.db.database import Database
 from app.db.schema import VERSION_TABLE
+from tests.support.postgres import PostgresServer
 
-from .conftest import PostgresServer, finish, run_python
+from .conftest import finish, run_python
 
 
 async def _schema(engine: AsyncEngine) -> dict[str, set[str]]:
     async with engine.connect() as conn:
 
-        def read(sync_conn):  # type: ignore[no-untyped-def]
+        def read(sync_conn):
             inspector = inspect(sync_conn)
             return {
                 table: {column["name"] for column in inspector.get_columns(table)}

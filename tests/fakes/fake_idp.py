@@ -315,8 +315,8 @@ class FakeIdP:
         if self.id_token_signing == "none":
             return unsigned(_apply({"alg": "none", "typ": "JWT"}, self.id_token_header), claims)
         if self.id_token_signing == "hs256-client-secret":
-            header = _apply({"alg": "HS256", "typ": "JWT"}, self.id_token_header)
-            return sign_hs256(header, claims, self.client_secret)
+            hs_header = _apply({"alg": "HS256", "typ": "JWT"}, self.id_token_header)
+            return sign_hs256(hs_header, claims, self.client_secret)
         if self.id_token_signing == "foreign-ec-key":
             ec_key = _ec_key()
             header: dict[str, Any] = {"alg": "ES256", "typ": "JWT", "kid": "foreign-ec-key"}

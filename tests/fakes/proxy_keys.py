@@ -104,7 +104,7 @@ def sign(
         r, s = decode_dss_signature(private.sign(data, ec.ECDSA(hashes.SHA256())))
         signature = r.to_bytes(32, "big") + s.to_bytes(32, "big")
     else:
-        signature = private.sign(data, padding.PKCS1v15(), hashes.SHA256())  # type: ignore[call-arg, union-attr]
+        signature = private.sign(data, padding.PKCS1v15(), hashes.SHA256())  # type: ignore[arg-type, call-arg]
     return f"{signing_input}.{b64url(signature, pad=pad)}"
 
 

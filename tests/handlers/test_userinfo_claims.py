@@ -18,7 +18,8 @@ from starlette.testclient import TestClient
 
 from app.config.settings import read_settings
 from app.core.clock import SystemClock
-from app.server.application import Dependencies, create_app
+from app.server.application import create_app
+from app.server.wiring import Dependencies
 
 ISSUER = "http://localhost:7007/api/auth"
 

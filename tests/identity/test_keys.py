@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Sequence
+from typing import Any
 
 import pytest
 
@@ -60,7 +61,7 @@ def test_memory_user_info_store_round_trip_and_isolation() -> None:
     async def run() -> None:
         store = MemoryUserInfoStore()
         assert await store.get("user:default/jane") is None
-        claims = {"sub": "user:default/jane", "ent": ["user:default/jane"]}
+        claims: dict[str, Any] = {"sub": "user:default/jane", "ent": ["user:default/jane"]}
         await store.put("user:default/jane", claims)
         claims["ent"].append("group:default/x")
         got = await store.get("user:default/jane")

@@ -3,7 +3,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any
 
 import pytest
@@ -63,9 +63,13 @@ def _sub(identity: BackstageIdentity) -> str:
     return str(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["sub"])
 
 
+async def _awaited(result: Awaitable[BackstageIdentity]) -> BackstageIdentity:
+    return await result
+
+
 def _resolve(clock: Any, resolver: SignInResolver, email: str | None) -> BackstageIdentity:
     ctx, _ = _context(clock)
-    return asyncio.run(resolver(_info(email), ctx))
+    return asyncio.run(_awaited(resolver(_info(email), ctx)))
 
 
 def _common(name: str, **options: Any) -> SignInResolver:
@@ -171,7 +175,7 @@ def test_email_matching_profile_email_prefers_exact_match(clock) -> None:
     plus = CatalogUser(ref="user:default/jane-work", email="jane+work@acme.com")
     ctx, _ = _context(clock, [JANE, plus])
     resolver = _common("emailMatchingUserEntityProfileEmail")
-    identity = asyncio.run(resolver(_info("jane+work@acme.com"), ctx))
+    identity = asyncio.run(_awaited(resolver(_info("jane+work@acme.com"), ctx)))
     assert identity.user_entity_ref == "user:default/jane-work"
 
 
@@ -394,8 +398,8 @@ def test_email_resolvers_refuse_an_address_the_provider_has_not_verified(
     ctx, _ = _context(clock)
     unverified = SignInInfo("oidc", ProfileInfo(email="jane@acme.com"), {"email_verified": False})
     with pytest.raises(BackstageError, match="^Login failed, the identity provider says the "):
-        asyncio.run(resolver(unverified, ctx))
+        asyncio.run(_awaited(resolver(unverified, ctx)))
     # Verified, or not said either way (most providers say nothing): signs in.
     for result in ({"email_verified": True}, {}):
         info = SignInInfo("oidc", ProfileInfo(email="jane@acme.com"), result)
-        assert _sub(asyncio.run(resolver(info, ctx))) == "user:default/jane"
+        assert _sub(asyncio.run(_awaited(resolver(info, ctx)))) == "user:default/jane"

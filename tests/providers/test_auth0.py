@@ -342,7 +342,7 @@ def test_invalid_config(config: dict[str, Any], message: str) -> None:
 def test_domain_with_port_is_accepted() -> None:
     raw = {"clientId": "id", "clientSecret": "secret", "domain": "login.example.com:8443"}
     build = auth0.create(raw, PATH, ProviderDeps(clock=FakeClock(), development=True))
-    assert build.authenticator.endpoints.token_url == "https://login.example.com:8443/oauth/token"  # type: ignore[union-attr]
+    assert build.authenticator.endpoints.token_url == "https://login.example.com:8443/oauth/token"  # type: ignore[attr-defined]
 
 
 # -- sign-in resolvers -----------------------------------------------------------------
@@ -369,7 +369,11 @@ async def test_common_resolvers(make_auth0: MakeAuth0, fake: FakeIdP) -> None:
 
 @pytest.fixture
 def client(fake: FakeIdP, service: FakeAuth0, clock: FakeClock) -> Iterator[JarlessClient]:
-    env = {"clientId": fake.client_id, "clientSecret": fake.client_secret, "domain": DOMAIN}
+    env: dict[str, Any] = {
+        "clientId": fake.client_id,
+        "clientSecret": fake.client_secret,
+        "domain": DOMAIN,
+    }
     env |= {"organization": "org_123", "federatedLogout": True}
     resolver = {"resolver": "emailLocalPartMatchingUserEntityName"}
     env["signIn"] = {"resolvers": [resolver | {"dangerouslyAllowSignInWithoutUserInCatalog": True}]}

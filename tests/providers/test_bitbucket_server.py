@@ -105,7 +105,7 @@ async def test_defaults(make_server: MakeServer, fake: FakeIdP) -> None:
 def test_host_may_have_a_port_and_a_context_path(host: str, base: str) -> None:
     raw = {"clientId": "id", "clientSecret": "secret", "host": host}
     build = bitbucket_server.create(raw, PATH, ProviderDeps(clock=FakeClock(), development=True))
-    assert build.authenticator.endpoints.authorization_url == (  # type: ignore[union-attr]
+    assert build.authenticator.endpoints.authorization_url == (  # type: ignore[attr-defined]
         f"{base}/rest/oauth2/latest/authorize"
     )
 

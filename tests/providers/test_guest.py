@@ -89,6 +89,7 @@ async def test_default_resolver_without_a_catalog_user_issues_the_guest_directly
     anyio_backend: str,
 ) -> None:
     resolver = _build({}, development=True).default_resolver
+    assert resolver is not None
     identity = await resolver(GUEST_INFO, _context())
 
     assert identity.user_entity_ref == "user:development/guest"
@@ -101,7 +102,9 @@ async def test_default_resolver_with_configured_refs(anyio_backend: str) -> None
         "userEntityRef": "user:default/visitor",
         "ownershipEntityRefs": ["user:default/visitor", "group:default/visitors"],
     }
-    identity = await _build(raw, development=True).default_resolver(GUEST_INFO, _context())
+    resolver = _build(raw, development=True).default_resolver
+    assert resolver is not None
+    identity = await resolver(GUEST_INFO, _context())
 
     assert identity.user_entity_ref == "user:default/visitor"
     assert identity.ownership_entity_refs == ("user:default/visitor", "group:default/visitors")
@@ -114,7 +117,9 @@ async def test_default_resolver_with_a_catalog_user_takes_its_groups(
         ref="user:development/guest",
         member_of=("group:default/guests", "group:default/readers"),
     )
-    identity = await _build({}, development=True).default_resolver(GUEST_INFO, _context([user]))
+    resolver = _build({}, development=True).default_resolver
+    assert resolver is not None
+    identity = await resolver(GUEST_INFO, _context([user]))
 
     assert identity.user_entity_ref == "user:development/guest"
     assert identity.ownership_entity_refs == (
@@ -127,7 +132,9 @@ async def test_default_resolver_with_a_catalog_user_takes_its_groups(
 async def test_catalog_user_wins_over_configured_ownership(anyio_backend: str) -> None:
     raw = {"userEntityRef": "user:default/visitor", "ownershipEntityRefs": ["group:default/x"]}
     user = CatalogUser(ref="user:default/visitor", member_of=("group:default/team",))
-    identity = await _build(raw, development=True).default_resolver(GUEST_INFO, _context([user]))
+    resolver = _build(raw, development=True).default_resolver
+    assert resolver is not None
+    identity = await resolver(GUEST_INFO, _context([user]))
 
     assert identity.ownership_entity_refs == ("user:default/visitor", "group:default/team")
 

@@ -109,7 +109,7 @@ def test_issuer_trailing_slash_and_validation() -> None:
     deps = ProviderDeps(clock=FakeClock(), development=True)
     raw = {"clientId": "id", "clientSecret": "secret", "issuer": ISSUER + "/"}
     build = onelogin.create(raw, PATH, deps)
-    assert build.authenticator.endpoints.authorization_url == f"{ISSUER}/auth"  # type: ignore[union-attr]
+    assert build.authenticator.endpoints.authorization_url == f"{ISSUER}/auth"  # type: ignore[attr-defined]
     with pytest.raises(ConfigError, match=f"{PATH}.issuer"):
         onelogin.create({**raw, "issuer": "example.onelogin.com"}, PATH, deps)
     with pytest.raises(ConfigError, match=f"{PATH}.issuer"):

@@ -133,7 +133,8 @@ def test_connections_past_the_limit_are_answered_503_and_logged(
 @pytest.fixture
 def flooded(tmp_path: Path) -> Iterator[PrlimitServer]:
     # A soft limit of 256 (hard 320): raised to 320 at start, 256 connections allowed.
-    with _server(tmp_path, "--head-timeout", "2", nofile="256:320") as server:
+    server = _server(tmp_path, "--head-timeout", "2", nofile="256:320")
+    with server:
         yield server
 
 

@@ -13,7 +13,8 @@ from starlette.testclient import TestClient
 
 from app.config.settings import read_settings
 from app.core.clock import SystemClock
-from app.server.application import Dependencies, create_app
+from app.server.application import create_app
+from app.server.wiring import Dependencies
 from tests.support.cli_server import run_cli, write_config
 
 BASE = "http://localhost:7007"

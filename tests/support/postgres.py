@@ -59,7 +59,7 @@ def postgres_server() -> Iterator[PostgresServer]:
 
     base = Path(tempfile.mkdtemp(prefix="auth-backend-pg-"))
     started = time.monotonic()
-    server = pgserver.get_server(base / "data", cleanup_mode="delete")
+    server = pgserver.get_server(base / "data", cleanup_mode="delete")  # type: ignore[attr-defined]
     elapsed = time.monotonic() - started
     try:
         socket_dir = Path(server.get_postmaster_info().socket_dir)
