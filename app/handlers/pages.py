@@ -1,10 +1,12 @@
-"""Pages for people: the demo app at ``/`` and the Swagger UI index at ``/docs``.
+"""Pages for people: the demo app at ``/``, its consent page for the authorization server
+at ``/oauth2/authorize/<session id>``, and the Swagger UI index at ``/docs``.
 
 The demo page is served in development, or when ``backend.demoPage`` is true; ``/docs``
 unless ``backend.swaggerUi`` is false (which also turns off every Swagger UI).
 
-The demo page is static HTML + JS (``app/static``); the server renders the configured
-providers into it as a JSON data island, so it needs no API of its own.
+The pages are static HTML + JS (``app/static``); the server renders the configured
+providers into them as a JSON data island; the consent page uses the authorization
+server's routes, as a Backstage app's own consent page does.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ _TEMPLATES = jinja2.Environment(
     loader=jinja2.FileSystemLoader(STATIC_DIR), autoescape=True, undefined=jinja2.StrictUndefined
 )
 _STATIC_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
-_STATIC_FILES = frozenset({"demo.js", "demo.css"})
+_STATIC_FILES = frozenset({"demo.js", "demo.css", "signin.js", "consent.js"})
 _HTML = "text/html; charset=utf-8"
 
 # The scopes the stock frontend's auth APIs ask for by default (@backstage/core-app-api);
@@ -108,6 +110,22 @@ async def demo_page(services: Services) -> Response:
         "devIdp": _dev_idp_issuer(services),
     }
     body = _TEMPLATES.get_template("demo.html").render(config=config)
+    return respond(body.encode(), headers=_page_headers(str(backend)))
+
+
+async def consent_page(services: Services, sessionId: str) -> Response:  # noqa: N803
+    settings = services.settings
+    backend = parse_origin(settings.backend_base_url)
+    # Under a real Backstage app (another origin), the app's own page is the consent page.
+    if services.authorization is None or services.app_origin != backend:
+        raise NotFoundError("No consent page here: the app at app.baseUrl shows it")
+    config = {
+        "authBaseUrl": settings.auth_base_url,
+        "environment": settings.auth_environment,
+        "providers": _providers(services),
+        "sessionId": sessionId,
+    }
+    body = _TEMPLATES.get_template("consent.html").render(config=config)
     return respond(body.encode(), headers=_page_headers(str(backend)))
 
 

@@ -28,6 +28,7 @@ from app.oauth.cookies import (
 )
 from app.oauth.origins import Origin, parse_origin
 from app.providers.registry_types import ProviderDefinition
+from app.server.check_authorization import check_authorization
 
 
 @dataclass
@@ -146,6 +147,7 @@ def check(
             "  clients: " + (", ".join(c.client_id for c in dev_idp.clients) or "none"),
             "  users: " + ", ".join(u.username for u in dev_idp.users),
         ]
+    check_authorization(report, settings)
     return report
 
 

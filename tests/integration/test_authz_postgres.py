@@ -1,6 +1,8 @@
 """The authorization server on PostgreSQL with two instances (real processes): a refresh
 token rotated on one is refused on the other, and concurrent refreshes of one token
-leave exactly one live token (row locks on rotation)."""
+leave exactly one live token. (That alone does not show the row lock: same-client
+refreshes all succeed without it too, the last write winning; test_authz_row_lock.py
+does.)"""
 
 from __future__ import annotations
 

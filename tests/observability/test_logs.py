@@ -158,3 +158,15 @@ def test_a_server_whose_stderr_nobody_reads_keeps_answering(tmp_path: Path) -> N
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.communicate()
+
+
+def test_connexions_content_type_notice_is_not_logged() -> None:
+    # connexion's warning on every request to /v1/token (form and JSON bodies).
+    stream = io.StringIO()
+    configure_logging(json_logs=True, stream=stream)
+    connexion_log = logging.getLogger("connexion.operations.openapi3")
+    connexion_log.warning("this operation accepts multiple content types, using %s", "json")
+    connexion_log.warning("another warning")
+    flush_logs()
+    lines = [json.loads(line)["message"] for line in stream.getvalue().splitlines()]
+    assert lines == ["another warning"]

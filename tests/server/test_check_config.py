@@ -7,6 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from app.config.settings import read_settings
+from app.server.check_authorization import check_authorization
+from app.server.check_config import Report
 from tests.support.cli_server import DEFAULT_CONFIG, run_cli, write_config
 
 
@@ -37,6 +40,13 @@ def test_the_default_config(tmp_path: Path) -> None:
     assert "provider guest (proxy): no callback URL, no cookies" in out
     assert "development identity provider: enabled at http://localhost:7007/dev-idp" in out
     assert "  clients: backstage-dev" in out
+    assert (
+        "authorization server (CLI and MCP clients): http://localhost:7007/api/auth/v1\n"
+        "  consent page: http://localhost:7007/oauth2/authorize/<id> (this server's demo page)\n"
+        "  refresh tokens: disabled (auth.experimentalRefreshToken.enabled: false)\n"
+        "  client demo-cli (Demo CLI): public (PKCE only)\n"
+        "    redirect URI: http://127.0.0.1/callback (loopback: any port)\n"
+    ) in out
     # The only warning: no session secret (development generates one).
     assert "warnings (1):\n  - auth.session.secret is not set" in out
     # --strict: warnings are errors.
@@ -214,6 +224,71 @@ def test_a_shared_config_names_the_discovered_issuer_and_catalog(tmp_path: Path)
         "discovery": {"endpoints": [endpoint]},
         "catalog": {"locations": [{"type": "file", "target": "org.yaml"}]},
         "auth": {"providers": {"guest": {}}},
+def test_authorization_clients_are_listed_with_warnings(tmp_path: Path) -> None:
+    config: dict[str, Any] = {
+        "app": {"baseUrl": "https://backstage.example.com"},
+        "backend": {"baseUrl": "https://backstage.example.com"},
+        "auth": {
+            "session": {"secret": "a-session-secret"},
+            "providers": {"guest": {}},
+            "staticClients": [
+                {
+                    "clientId": "cli",
+                    "clientName": "Backstage CLI",
+                    "redirectUris": ["http://[::1]/cb", "https://cli.example.com/cb"],
+                },
+                {
+                    "clientId": "intranet",
+                    "clientSecret": "short-secret",
+                    "redirectUris": ["http://intranet.example.com/cb"],
+                },
+                {
+                    "clientId": "good",
+                    "clientSecret": "x" * 32,
+                    "redirectUris": ["https://good.example.com/cb"],
+                },
+            ],
+            "experimentalRefreshToken": {"enabled": True, "maxTokensPerUser": 5},
+        },
+    }
+    result = _check(tmp_path, config)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert (
+        "authorization server (CLI and MCP clients): https://backstage.example.com/api/auth/v1\n"
+        "  consent page: https://backstage.example.com/oauth2/authorize/<id> "
+        "(this server's demo page)\n"
+        "  refresh tokens: enabled (lifetime 30 days, rotation up to 1 year, 5 per user; "
+        "stored as HMAC-SHA256 keyed from auth.session.secret)\n"
+        "  client cli (Backstage CLI): public (PKCE only)\n"
+        "    redirect URI: http://[::1]/cb (loopback: any port)\n"
+        "    redirect URI: https://cli.example.com/cb\n"
+        "  client intranet (intranet): confidential (client secret)\n"
+        "    redirect URI: http://intranet.example.com/cb\n"
+        "  client good (good): confidential (client secret)\n"
+    ) in out
+    warnings = out.split("warnings (")[1]
+    assert warnings.startswith("2):")
+    assert (
+        "auth.staticClients[1] (intranet): redirect URI http://intranet.example.com/cb is "
+        "plain http on a host that is not loopback"
+    ) in warnings
+    assert (
+        "auth.staticClients[1] (intranet): the client secret has 12 characters: use a random "
+        "one of at least 32"
+    ) in warnings
+    assert _check(tmp_path, config, "--strict").returncode == 1
+
+
+def test_the_consent_page_of_a_backstage_app(tmp_path: Path) -> None:
+    config: dict[str, Any] = {
+        "app": {"baseUrl": "https://backstage.example.com"},
+        "backend": {"baseUrl": "https://auth.example.com"},
+        "auth": {
+            "session": {"secret": "a-session-secret"},
+            "staticClients": [{"clientId": "cli", "redirectUris": ["http://127.0.0.1/cb"]}],
+            "experimentalDynamicClientRegistration": {"enabled": True},
+        },
     }
     result = _check(tmp_path, config)
     assert result.returncode == 0, result.stderr
@@ -221,3 +296,32 @@ def test_a_shared_config_names_the_discovered_issuer_and_catalog(tmp_path: Path)
         "token issuer: https://auth.example.com/api/auth (discovery.endpoints, plugin 'auth')"
     ) in result.stdout
     assert "catalog: the Backstage catalog at http://localhost:7007/api/catalog" in result.stdout
+        "  consent page: https://backstage.example.com/oauth2/authorize/<id> "
+        "(the Backstage app's page)\n"
+    ) in result.stdout
+    warnings = result.stdout.split("warnings (")[1]
+    assert "experimentalDynamicClientRegistration" in warnings
+
+
+def test_refresh_tokens_without_a_configured_secret_are_unkeyed() -> None:
+    settings = read_settings(
+        {
+            "app": {"baseUrl": "http://localhost:7007"},
+            "backend": {"baseUrl": "http://localhost:7007"},
+            "auth": {
+                "staticClients": [{"clientId": "cli", "redirectUris": ["http://127.0.0.1/cb"]}],
+                "experimentalRefreshToken": {
+                    "enabled": True,
+                    "tokenLifetime": {"hours": 36},
+                    "dangerouslyDisableCatalogPresenceCheck": True,
+                },
+            },
+        }
+    )
+    report = Report()
+    check_authorization(report, settings)
+    assert (
+        "  refresh tokens: enabled (lifetime 129600 s, rotation up to 1 year, 20 per user, "
+        "no catalog check; stored as SHA-256, unkeyed)"
+    ) in report.lines
+    assert report.warnings == []
