@@ -38,7 +38,7 @@ async def _versions(engine: AsyncEngine) -> list[str]:
 
 
 # The newest migration revision.
-HEAD = "0004"
+HEAD = "0005"
 
 EXPECTED = {
     "signing_keys": {"kid", "key", "created_at"},
@@ -62,6 +62,9 @@ EXPECTED = {
         "expires_at",
     },
     "oidc_authorization_codes": {"code", "session_id", "expires_at", "used"},
+    "knex_migrations": {"id", "name", "batch", "migration_time"},
+    "knex_migrations_lock": {"index", "is_locked"},
+    "sessions": {"sid", "sess", "expired"},
     "offline_sessions": {
         "id",
         "user_entity_ref",
