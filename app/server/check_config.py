@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -61,6 +62,22 @@ def _plain_http(report: Report, key: str, url: str) -> None:
         )
 
 
+def _legacy_cookies(report: Report, until: float | None) -> None:
+    if until is None:
+        return
+    when = datetime.fromtimestamp(until, UTC).isoformat()
+    if until > SystemClock().now():
+        report.lines.append(
+            f"Backstage refresh cookies: each accepted once until {when} "
+            "(auth.session.acceptLegacyRefreshCookiesUntil)"
+        )
+    else:
+        report.warnings.append(
+            f"auth.session.acceptLegacyRefreshCookiesUntil: {when} has passed; "
+            "Backstage refresh cookies are refused (remove the setting)"
+        )
+
+
 def check(
     settings: Settings,
     *,
@@ -85,6 +102,7 @@ def check(
             "auth.session.secret is not set: development generates one in the data directory; "
             "a production start refuses OAuth providers without it"
         )
+    _legacy_cookies(report, settings.legacy_refresh_cookies_until)
     for provider_id, config in settings.providers.items():
         definition = providers.get(provider_id)
         if definition is None:

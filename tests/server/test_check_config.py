@@ -154,3 +154,18 @@ def test_an_invalid_config_exits_2_with_the_key_path(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "app.baseUrl: Field required" in result.stderr
     assert result.stdout == ""
+
+
+def test_the_legacy_refresh_cookie_window_is_shown_and_a_past_one_warned_about(
+    tmp_path: Path,
+) -> None:
+    def with_until(until: str) -> dict[str, Any]:
+        session = {**RISKY["auth"]["session"], "acceptLegacyRefreshCookiesUntil": until}
+        return {**RISKY, "auth": {**RISKY["auth"], "session": session}}
+
+    future = _check(tmp_path, with_until("2999-01-01T00:00:00Z"))
+    assert "Backstage refresh cookies: each accepted once until 2999-01-01T00:00:00+00:00" in (
+        future.stdout
+    )
+    past = _check(tmp_path, with_until("2001-01-01T00:00:00Z"))
+    assert "acceptLegacyRefreshCookiesUntil: 2001-01-01T00:00:00+00:00 has passed" in past.stdout
