@@ -62,6 +62,11 @@ class TokenHasher:
             return _UNKEYED + _b64(hashlib.sha256(token.encode()).digest())
         return _KEYED + _b64(hmac.new(self._keys[0], token.encode(), hashlib.sha256).digest())
 
+    @staticmethod
+    def is_cheap(stored: str | None) -> bool:
+        """Whether checking a token against ``stored`` is a fast hash (ours), not scrypt."""
+        return stored is None or stored.startswith((_KEYED, _UNKEYED))
+
     def matches(self, token: str, stored: str | None) -> bool:
         if not stored:
             return False

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,17 @@ def node_scrypt_hash(token: str) -> str:
     ).stdout
 
 
+class _ThreadRecordingHasher(TokenHasher):
+    def __init__(self, keys: list[bytes]) -> None:
+        super().__init__(keys)
+        self.scrypt_threads: list[threading.Thread] = []
+
+    def matches(self, token: str, stored: str | None) -> bool:
+        if not self.is_cheap(stored):
+            self.scrypt_threads.append(threading.current_thread())
+        return super().matches(token, stored)
+
+
 TOKEN = "offline-1.q3Zc5yJ0l8b8S0m7m0n3b2E4dX1bY9kQJk2VqYj6Zl0"
 
 
@@ -65,7 +77,7 @@ def test_rotation_replaces_a_backstage_hash_with_ours(tmp_path: Path) -> None:
 async def _rotate_a_backstage_grant(tmp_path: Path) -> None:
     engine = create_database_engine(f"sqlite+aiosqlite:///{tmp_path / 'auth.sqlite'}")
     clock = FakeClock()
-    hasher = TokenHasher([derive_key("secret")])
+    hasher = _ThreadRecordingHasher([derive_key("secret")])
     store = OfflineSessions(
         engine, hasher, RefreshTokenSettings(enabled=True), clock, reuse_grace_seconds=0
     )
@@ -83,6 +95,8 @@ async def _rotate_a_backstage_grant(tmp_path: Path) -> None:
                 )
             )
         rotation = await store.rotate(TOKEN, "cli")
+        # scrypt ran in a worker thread, never on the event loop's.
+        assert hasher.scrypt_threads and threading.main_thread() not in hasher.scrypt_threads
         async with engine.connect() as conn:
             stored = (await conn.execute(select(offline_sessions.c.token_hash))).scalar_one()
         assert stored.startswith("hmac-sha256:")
