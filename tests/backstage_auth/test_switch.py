@@ -30,6 +30,8 @@ pytestmark = pytest.mark.integration
 
 SECRET = "switch-test-session-secret"
 CLIENT = "cli"
+# A second client: a new grant replaces the user's earlier one for the same client.
+OTHER_CLIENT = "mcp"
 CALLBACK = "http://127.0.0.1:8055/callback"
 GUEST = "user:development/guest"
 
@@ -68,7 +70,10 @@ def _config(server: PostgresServer, database: str, base_url: str, port: int) -> 
         "auth": {
             "session": {"secret": SECRET},
             "providers": {"guest": {"dangerouslyAllowOutsideDevelopment": True}},
-            "staticClients": [{"clientId": CLIENT, "redirectUris": [CALLBACK]}],
+            "staticClients": [
+                {"clientId": client, "redirectUris": [CALLBACK]}
+                for client in (CLIENT, OTHER_CLIENT)
+            ],
             "experimentalRefreshToken": {
                 "enabled": True,
                 "dangerouslyDisableCatalogPresenceCheck": True,
@@ -115,12 +120,18 @@ def _userinfo(server: AuthServer, token: str) -> httpx.Response:
     )
 
 
-def _cli_refresh_token(server: AuthServer, user_token: str) -> str:
-    """Backstage's own flow for a CLI client: authorize, approve, exchange the code."""
+def _cli_refresh_token(
+    server: AuthServer,
+    user_token: str,
+    exchange_at: AuthServer | None = None,
+    client: str = CLIENT,
+) -> str:
+    """Backstage's own flow for a CLI client: authorize, approve, exchange the code (at
+    ``exchange_at`` when given: a code issued by one server, redeemed at the other)."""
     verifier = secrets.token_urlsafe(48)
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
     params = {
-        "client_id": CLIENT,
+        "client_id": client,
         "redirect_uri": CALLBACK,
         "response_type": "code",
         "scope": "openid offline_access",
@@ -139,13 +150,13 @@ def _cli_refresh_token(server: AuthServer, user_token: str) -> str:
     assert approved.status_code == 200, approved.text
     code = parse_qs(urlsplit(approved.json()["redirectUrl"]).query)["code"][0]
     token = httpx.post(
-        f"{_api(server)}/v1/token",
+        f"{_api(exchange_at or server)}/v1/token",
         data={
             "grant_type": "authorization_code",
             "code": code,
             "redirect_uri": CALLBACK,
             "code_verifier": verifier,
-            "client_id": CLIENT,
+            "client_id": client,
         },
         timeout=30,
     )
@@ -153,18 +164,21 @@ def _cli_refresh_token(server: AuthServer, user_token: str) -> str:
     return str(token.json()["refresh_token"])
 
 
-def _refresh(server: AuthServer, token: str) -> httpx.Response:
+def _refresh(server: AuthServer, token: str, client: str = CLIENT) -> httpx.Response:
     return httpx.post(
         f"{_api(server)}/v1/token",
-        data={"grant_type": "refresh_token", "refresh_token": token, "client_id": CLIENT},
+        data={"grant_type": "refresh_token", "refresh_token": token, "client_id": client},
         timeout=30,
     )
 
 
-def _token_hash(server: PostgresServer, database: str) -> str:
+def _token_hash(server: PostgresServer, database: str, token: str) -> str:
+    """The stored hash of the grant ``token`` belongs to (``<grant id>.<random>``)."""
     with psycopg.connect(host=str(server.socket_dir), user="postgres", dbname=database) as conn:
-        (value,) = conn.execute("SELECT token_hash FROM offline_sessions").fetchone() or ("",)
-    return str(value)
+        row = conn.execute(
+            "SELECT token_hash FROM offline_sessions WHERE id = %s", [token.split(".")[0]]
+        ).fetchone()
+    return str(row[0]) if row else ""
 
 
 def _kids(server: AuthServer) -> set[str]:
@@ -179,7 +193,7 @@ def test_switching_a_running_backstage_to_our_server_and_back(
     # Before the switch: a user signed in and a CLI client holding a refresh token.
     backstage_token = _guest_token(backstage)
     cli_token = _cli_refresh_token(backstage, backstage_token)
-    assert "." in _token_hash(postgres_server, database).split(":")[0]  # salt.scrypt
+    assert ":" not in _token_hash(postgres_server, database, cli_token)  # salt.scrypt
 
     ours.start(timeout=60)
     our_token = _guest_token(ours)
@@ -192,10 +206,14 @@ def test_switching_a_running_backstage_to_our_server_and_back(
         assert response.status_code == 200, response.text
         assert response.json()["claims"]["sub"] == GUEST
 
+    # A code Backstage issued (a sign-in under way at the switch) is redeemed at ours.
+    other = _cli_refresh_token(backstage, backstage_token, ours, OTHER_CLIENT)
+    assert _refresh(ours, other, OTHER_CLIENT).status_code == 200
+
     # Backstage's CLI grant, refreshed at ours: rotated, now stored with our hash.
     refreshed = _refresh(ours, cli_token)
     assert refreshed.status_code == 200, refreshed.text
-    assert _token_hash(postgres_server, database).startswith("hmac-sha256:")
+    assert _token_hash(postgres_server, database, cli_token).startswith("hmac-sha256:")
     assert _userinfo(backstage, refreshed.json()["access_token"]).status_code == 200
 
     # Rollback: Backstage starts again on the database our server migrated.
