@@ -5,10 +5,12 @@ one with ours, so each Backstage-issued token pays scrypt once."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import shutil
 import subprocess
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import insert, select
@@ -104,3 +106,20 @@ async def _rotate_a_backstage_grant(tmp_path: Path) -> None:
         assert (await store.rotate(rotation.refresh_token, "cli")).refresh_token
     finally:
         await engine.dispose()
+
+
+def test_a_backstage_token_pays_scrypt_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    stored = node_scrypt_hash(TOKEN)
+    calls: list[bytes] = []
+    real = hashlib.scrypt
+
+    def counting(password: bytes, **kwargs: Any) -> bytes:
+        calls.append(password)
+        return real(password, **kwargs)
+
+    monkeypatch.setattr(hashlib, "scrypt", counting)
+    hasher = TokenHasher([derive_key("secret")])
+    # A refresh checks before and inside its transaction.
+    assert hasher.matches(TOKEN, stored) and hasher.matches(TOKEN, stored)
+    assert not hasher.matches(TOKEN + "x", stored)
+    assert len(calls) == 2
