@@ -12,7 +12,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 NODE_STAMP := tests/op/node_modules/.installed tests/compat/peer_idp/node_modules/.installed \
-	tests/browser/frontend/node_modules/.installed
+	tests/browser/frontend/node_modules/.installed tests/backstage_auth/node_modules/.installed
 
 SPEC_LINT := tools/spec-lint
 
@@ -51,6 +51,14 @@ lock: $(VENV)/.installed-uv
 
 %/node_modules/.installed: %/package.json %/package-lock.json
 	cd $* && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# The real Backstage auth backend (tests/backstage_auth): better-sqlite3's addon is built
+# from source against the local Node headers (no prebuilt binary can be downloaded).
+tests/backstage_auth/node_modules/.installed: tests/backstage_auth/package.json tests/backstage_auth/package-lock.json
+	cd tests/backstage_auth && npm ci --no-audit --no-fund --loglevel=error --nodedir=/usr
+	cd tests/backstage_auth && (node -e "new (require('better-sqlite3'))(':memory:')" 2>/dev/null \
+		|| npm rebuild better-sqlite3 --nodedir=/usr)
 	touch $@
 
 run: $(STAMP)
@@ -100,4 +108,5 @@ test-image: $(TEST_STAMP) tests/op/node_modules/.installed
 
 clean:
 	rm -rf $(VENV) tests/op/node_modules tests/compat/peer_idp/node_modules tests/browser/frontend/node_modules \
+		tests/backstage_auth/node_modules \
 		$(SPEC_LINT)/node_modules

@@ -10,6 +10,7 @@ SQLite has one writer at a time), so concurrent refreshes never leave two live t
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -127,6 +128,16 @@ class OfflineSessions:
             or now > session.created_at + self._settings.max_rotation_lifetime_seconds
         )
 
+    async def classify_off_loop(
+        self, session: OfflineSession, token: str, client_id: str | None
+    ) -> Use:
+        """``classify``, in a worker thread when a stored hash is Backstage's scrypt (tens
+        of milliseconds of CPU that would stall every other request on the event loop)."""
+        hashes = (session.token_hash, session.previous_token_hash)
+        if all(self._hasher.is_cheap(stored) for stored in hashes):
+            return self.classify(session, token, client_id)
+        return await asyncio.to_thread(self.classify, session, token, client_id)
+
     def classify(self, session: OfflineSession, token: str, client_id: str | None) -> Use:
         if self._hasher.matches(token, session.token_hash):
             return "current"
@@ -163,7 +174,11 @@ class OfflineSessions:
                     return None, AuthenticationError("Invalid refresh token")
                 session = _row(row)
                 expired = self.is_expired(session)
-                use = "invalid" if expired else self.classify(session, token, client_id)
+                use = (
+                    "invalid"
+                    if expired
+                    else await self.classify_off_loop(session, token, client_id)
+                )
                 if use in ("current", "retry"):
                     new_token = await self._store_rotation(conn, session, use)
                     rotation = Rotation(

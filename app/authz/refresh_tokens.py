@@ -14,6 +14,8 @@ import base64
 import hashlib
 import hmac
 import secrets
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 
 from cryptography.hazmat.primitives import hashes
@@ -22,6 +24,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 _KEYED = "hmac-sha256:"
 _UNKEYED = "sha256:"
 # Backstage's lib/refreshToken parameters.
+_SCRYPT_MATCHES_KEPT = 256
 _SCRYPT = {"n": 16384, "r": 8, "p": 1, "dklen": 64, "maxmem": 64 * 1024 * 1024}
 
 
@@ -52,6 +55,11 @@ class TokenHasher:
 
     def __init__(self, keys: Sequence[bytes]) -> None:
         self._keys = tuple(keys)
+        # sha256(token, scrypt hash) of recent matches: a refresh checks a token before and
+        # inside its transaction, and each Backstage token should pay scrypt once. A match
+        # stays a match; the token itself is not kept. Checks run in worker threads.
+        self._scrypt_matches: OrderedDict[bytes, None] = OrderedDict()
+        self._lock = threading.Lock()
 
     def new_token(self, session_id: str) -> tuple[str, str]:
         token = f"{session_id}.{secrets.token_urlsafe(32)}"
@@ -61,6 +69,11 @@ class TokenHasher:
         if not self._keys:
             return _UNKEYED + _b64(hashlib.sha256(token.encode()).digest())
         return _KEYED + _b64(hmac.new(self._keys[0], token.encode(), hashlib.sha256).digest())
+
+    @staticmethod
+    def is_cheap(stored: str | None) -> bool:
+        """Whether checking a token against ``stored`` is a fast hash (ours), not scrypt."""
+        return stored is None or stored.startswith((_KEYED, _UNKEYED))
 
     def matches(self, token: str, stored: str | None) -> bool:
         if not stored:
@@ -75,7 +88,20 @@ class TokenHasher:
             )
         if stored.startswith(_UNKEYED):
             return hmac.compare_digest(stored, _UNKEYED + _b64(hashlib.sha256(data).digest()))
-        return _matches_scrypt(data, stored)
+        return self._matches_scrypt(data, stored)
+
+    def _matches_scrypt(self, data: bytes, stored: str) -> bool:
+        remembered = hashlib.sha256(data + b"\0" + stored.encode()).digest()
+        with self._lock:
+            if remembered in self._scrypt_matches:
+                return True
+        if not _matches_scrypt(data, stored):
+            return False
+        with self._lock:
+            self._scrypt_matches[remembered] = None
+            while len(self._scrypt_matches) > _SCRYPT_MATCHES_KEPT:
+                self._scrypt_matches.popitem(last=False)
+        return True
 
 
 def _matches_scrypt(data: bytes, stored: str) -> bool:

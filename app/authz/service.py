@@ -262,7 +262,7 @@ class AuthorizationServer:
             and authenticated_client_id != bound
         ):
             raise OAuthError("invalid_client", "Client authentication required", 401)
-        if self.offline.classify(session, refresh_token, client_id) == "invalid":
+        if await self.offline.classify_off_loop(session, refresh_token, client_id) == "invalid":
             raise AuthenticationError("Invalid refresh token")
         await self._check_user(session.user_entity_ref, session_id)
         try:
@@ -322,7 +322,7 @@ class AuthorizationServer:
         session = await self.offline.get(session_id) if session_id else None
         if session is None or (session.oidc_client_id not in (None, client_id)):
             return
-        if self.offline.classify(session, token, client_id) != "invalid":
+        if await self.offline.classify_off_loop(session, token, client_id) != "invalid":
             await self.offline.delete(session.id)
 
     async def revoke_for_user(self, user_entity_ref: str) -> int:

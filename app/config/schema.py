@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import AwareDatetime, Field, field_validator
 
 from app.config.backend import (
     DEFAULT_MAX_CALLBACK_BODY_BYTES,
@@ -178,6 +178,9 @@ class _SessionConfig(Lenient):
     secret: str | None = Field(None, min_length=1)
     # Ours: secrets that still decrypt during a rotation.
     previousSecrets: list[str] = Field(default_factory=list)
+    # Ours: until when a Backstage refresh cookie (the provider's raw refresh token) is
+    # accepted once and answered with a sealed one (a switch from Backstage).
+    acceptLegacyRefreshCookiesUntil: AwareDatetime | None = None
     # Ours: how long a refresh result is reused for requests racing behind it.
     refreshGracePeriod: Any = None
     # Ours: where racing refreshes meet. "database" spans instances (the default with a

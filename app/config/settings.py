@@ -58,6 +58,8 @@ class Settings:
     database: Mapping[str, Any] | None = None
     # Backstage as an OAuth authorization server (auth.staticClients, refresh tokens).
     authorization: AuthorizationSettings = AuthorizationSettings()
+    # auth.session.acceptLegacyRefreshCookiesUntil, epoch seconds (app.handlers.legacy_cookies).
+    legacy_refresh_cookies_until: float | None = None
     # The whole merged config, for sections read elsewhere (backend.cors, catalog, ...).
     raw: Mapping[str, Any] = field(default_factory=dict)
     # backend.baseUrl, backend.listen and discovery.endpoints (None: the fallbacks only).
@@ -117,6 +119,11 @@ def read_settings(raw: Mapping[str, Any]) -> Settings:
         auth_environment=auth.environment,
         session_secret=auth.session.secret,
         previous_session_secrets=tuple(auth.session.previousSecrets),
+        legacy_refresh_cookies_until=(
+            until.timestamp()
+            if (until := auth.session.acceptLegacyRefreshCookiesUntil) is not None
+            else None
+        ),
         providers=auth.providers,
         extra_allowed_origins=tuple(auth.experimentalExtraAllowedOrigins),
         token_expiration_seconds=expiration,

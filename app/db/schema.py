@@ -7,23 +7,33 @@ from __future__ import annotations
 
 from sqlalchemy import (
     Boolean,
+    CheckConstraint,
     Column,
     DateTime,
     Float,
-    ForeignKey,
+    ForeignKeyConstraint,
     Index,
+    Integer,
     MetaData,
     String,
     Table,
     Text,
     false,
-    func,
+    text,
 )
+from sqlalchemy.dialects import postgresql
 
 # Alembic's bookkeeping table; named apart from knex's ``knex_migrations``.
 VERSION_TABLE = "auth_backend_migrations"
 
 metadata = MetaData()
+
+# knex's timestamp columns on PostgreSQL: ``timestamptz(0)`` where a Backstage migration
+# asks for precision 0, else ``timestamptz``; knex.fn.now() is CURRENT_TIMESTAMP.
+SECONDS = DateTime(timezone=True).with_variant(
+    postgresql.TIMESTAMP(timezone=True, precision=0), "postgresql"
+)
+NOW = text("CURRENT_TIMESTAMP")
 
 signing_keys = Table(
     "signing_keys",
@@ -31,7 +41,7 @@ signing_keys = Table(
     Column("kid", String(255), primary_key=True),
     # The public JWK, JSON.
     Column("key", Text, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("created_at", SECONDS, nullable=False, server_default=NOW),
 )
 
 user_info = Table(
@@ -40,8 +50,9 @@ user_info = Table(
     Column("user_entity_ref", String(255), primary_key=True),
     # {"claims": {...}}, JSON.
     Column("user_info", Text, nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # Backstage renamed its ``exp`` column: no default.
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=NOW),
 )
 
 refresh_results = Table(
@@ -76,6 +87,8 @@ used_nonces = Table(
     Column("expires_at", Float, nullable=False),
 )
 
+AUTHORIZATION_STATUSES = ("pending", "approved", "rejected", "expired")
+
 # Backstage as an OAuth authorization server: Backstage's own tables and columns
 # (migrations 20250909120000 to 20261030120000 of plugin-auth-backend), so that a
 # database shared with Backstage holds one set of grants. Ours adds two nullable columns
@@ -93,22 +106,28 @@ oauth_authorization_sessions = Table(
     Column("code_challenge", String(255), nullable=True),
     Column("code_challenge_method", String(255), nullable=True),
     Column("nonce", String(255), nullable=True),
-    Column("status", String(16), nullable=True, server_default="pending"),
-    Column("expires_at", DateTime(timezone=True), nullable=False),
+    # knex's enum: text with a named CHECK.
+    Column("status", Text, nullable=True, server_default="pending"),
+    Column("expires_at", SECONDS, nullable=False),
+    CheckConstraint(
+        f"status IN ({', '.join(repr(s) for s in AUTHORIZATION_STATUSES)})",
+        name="oauth_authorization_sessions_status_check",
+    ),
 )
 
 oidc_authorization_codes = Table(
     "oidc_authorization_codes",
     metadata,
     Column("code", String(255), primary_key=True),
-    Column(
-        "session_id",
-        String(255),
-        ForeignKey("oauth_authorization_sessions.id", ondelete="CASCADE"),
-        nullable=False,
-    ),
-    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("session_id", String(255), nullable=False),
+    Column("expires_at", SECONDS, nullable=False),
     Column("used", Boolean, nullable=True, server_default=false()),
+    ForeignKeyConstraint(
+        ["session_id"],
+        ["oauth_authorization_sessions.id"],
+        ondelete="CASCADE",
+        name="oidc_authorization_codes_session_id_foreign",
+    ),
 )
 
 offline_sessions = Table(
@@ -119,8 +138,8 @@ offline_sessions = Table(
     Column("oidc_client_id", String(255), nullable=True),
     # Backstage: salt.scrypt-hash; ours: "hmac-sha256:..." or "sha256:..." (app.authz).
     Column("token_hash", Text, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    Column("last_used_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("created_at", SECONDS, nullable=False, server_default=NOW),
+    Column("last_used_at", SECONDS, nullable=False, server_default=NOW),
     # Ours: the hash the last rotation replaced and when; a second use of it is reuse.
     Column("previous_token_hash", Text, nullable=True),
     Column("rotated_at", DateTime(timezone=True), nullable=True),
@@ -152,3 +171,36 @@ plugin_public_keys = Table(
     # An ISO 8601 string (Date.toISOString), compared client side.
     Column("expires_at", String(255), nullable=False),
 )
+
+
+# Backstage's own bookkeeping, so that Backstage starts on a database we created (a
+# rollback): knex's migration tables, holding the names of the auth plugin's migrations
+# whose result the tables above are (app.db.knex), and the express-session table that
+# its 20230428155633_sessions migration made (unused by 0.31, but a later Backstage
+# migration may alter or drop it).
+knex_migrations = Table(
+    "knex_migrations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(255), nullable=True),
+    Column("batch", Integer, nullable=True),
+    Column("migration_time", DateTime(timezone=True), nullable=True),
+)
+
+knex_migrations_lock = Table(
+    "knex_migrations_lock",
+    metadata,
+    Column("index", Integer, primary_key=True, autoincrement=True),
+    Column("is_locked", Integer, nullable=True),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("sid", String(255), primary_key=True),
+    Column("sess", Text, nullable=False),
+    Column("expired", DateTime(timezone=True), nullable=False),
+)
+
+Index("sessions_sid_idx", sessions.c.sid)
+Index("sessions_expired_idx", sessions.c.expired)

@@ -30,6 +30,7 @@ from app.core.errors import (
     serialize_error,
 )
 from app.handlers.context import OAuthEnvironment, OAuthProviderRuntime
+from app.handlers.legacy_cookies import adopt_legacy_cookie
 from app.handlers.responses import TOKEN_HEADERS, json_response, redirect, respond
 from app.identity.types import SignInInfo
 from app.oauth.flow_secrets import derive_flow_secrets
@@ -359,7 +360,15 @@ async def refresh(
         if not sealed:
             raise InputError("Missing session cookie")
         # Opened before any call to the identity provider: a forged cookie costs nothing.
-        session = _open(runtime, environment, sealed)
+        legacy: RefreshSession | None = None
+        try:
+            session = _open(runtime, environment, sealed)
+        except AuthenticationError:
+            # Backstage's raw cookie, within the switch's window (docs/migrating-...).
+            legacy = await adopt_legacy_cookie(runtime, environment, sealed, scope or "")
+            if legacy is None:
+                raise
+            session = legacy
         if session.session_id and await runtime.services.ended_sessions.contains(
             session.session_id
         ):
@@ -390,10 +399,11 @@ async def refresh(
         else:
             granted_scope = result.session.scope
         new_token = result.session.refresh_token
-        if new_token and new_token != session.refresh_token:
+        # An adopted Backstage cookie is answered with a sealed one, rotated or not.
+        if legacy is not None or (new_token and new_token != session.refresh_token):
             rotated = dataclasses.replace(
                 session,
-                refresh_token=new_token,
+                refresh_token=new_token or session.refresh_token,
                 scope=granted_scope,
                 id_token=result.session.id_token or session.id_token,
             )

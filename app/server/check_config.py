@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -87,6 +88,22 @@ def _issuer_source(settings: Settings) -> str:
     return "backend.baseUrl + /api/auth"
 
 
+def _legacy_cookies(report: Report, until: float | None) -> None:
+    if until is None:
+        return
+    when = datetime.fromtimestamp(until, UTC).isoformat()
+    if until > SystemClock().now():
+        report.lines.append(
+            f"Backstage refresh cookies: each accepted once until {when} "
+            "(auth.session.acceptLegacyRefreshCookiesUntil)"
+        )
+    else:
+        report.warnings.append(
+            f"auth.session.acceptLegacyRefreshCookiesUntil: {when} has passed; "
+            "Backstage refresh cookies are refused (remove the setting)"
+        )
+
+
 def check(
     settings: Settings,
     *,
@@ -127,6 +144,7 @@ def check(
         )
     _weak_secrets(report, settings)
     _wide_trust(report, "backend.trustedProxies", settings.trusted_proxies)
+    _legacy_cookies(report, settings.legacy_refresh_cookies_until)
     for provider_id, config in settings.providers.items():
         definition = providers.get(provider_id)
         if definition is None:

@@ -37,7 +37,8 @@ class _Loopback(BaseHTTPRequestHandler):
         if not self.path.startswith("/callback"):  # the browser's /favicon.ico
             self.send_error(404)
             return
-        self.received.append(f"http://127.0.0.1:{self.server.server_address[1]}{self.path}")
+        port = self.server.server_address[1]  # type: ignore[index]  # an AF_INET server
+        self.received.append(f"http://127.0.0.1:{port}{self.path}")
         body = b"<!doctype html><title>CLI</title><p id=done>You may close this window.</p>"
         self.send_response(200)
         self.send_header("Content-Type", "text/html; charset=utf-8")

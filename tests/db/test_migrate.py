@@ -39,7 +39,7 @@ async def _versions(engine: AsyncEngine) -> list[str]:
 
 
 # The newest migration revision.
-HEAD = "0005"
+HEAD = "0006"
 
 EXPECTED = {
     "signing_keys": {"kid", "key", "created_at"},
@@ -65,6 +65,9 @@ EXPECTED = {
     "oidc_authorization_codes": {"code", "session_id", "expires_at", "used"},
     # Backstage's plugin key store table (@backstage/backend-defaults migrations/auth).
     "backstage_backend_public_keys__keys": {"id", "key", "expires_at"},
+    "knex_migrations": {"id", "name", "batch", "migration_time"},
+    "knex_migrations_lock": {"index", "is_locked"},
+    "sessions": {"sid", "sess", "expired"},
     "offline_sessions": {
         "id",
         "user_entity_ref",

@@ -324,3 +324,18 @@ def test_refresh_tokens_without_a_configured_secret_are_unkeyed() -> None:
         "no catalog check; stored as SHA-256, unkeyed)"
     ) in report.lines
     assert report.warnings == []
+
+
+def test_the_legacy_refresh_cookie_window_is_shown_and_a_past_one_warned_about(
+    tmp_path: Path,
+) -> None:
+    def with_until(until: str) -> dict[str, Any]:
+        session = {**RISKY["auth"]["session"], "acceptLegacyRefreshCookiesUntil": until}
+        return {**RISKY, "auth": {**RISKY["auth"], "session": session}}
+
+    future = _check(tmp_path, with_until("2999-01-01T00:00:00Z"))
+    assert "Backstage refresh cookies: each accepted once until 2999-01-01T00:00:00+00:00" in (
+        future.stdout
+    )
+    past = _check(tmp_path, with_until("2001-01-01T00:00:00Z"))
+    assert "acceptLegacyRefreshCookiesUntil: 2001-01-01T00:00:00+00:00 has passed" in past.stdout

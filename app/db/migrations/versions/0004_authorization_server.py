@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 revision = "0004"
 down_revision = "0003"
@@ -19,12 +20,18 @@ branch_labels = None
 depends_on = None
 
 
+# knex on PostgreSQL: Backstage's timestamps here are timestamptz(0); knex.fn.now().
+_SECONDS = sa.DateTime(timezone=True).with_variant(
+    postgresql.TIMESTAMP(timezone=True, precision=0), "postgresql"
+)
+
+
 def _timestamp(name: str, *, nullable: bool = False, now: bool = False) -> sa.Column[object]:
     return sa.Column(
         name,
-        sa.DateTime(timezone=True),
+        _SECONDS,
         nullable=nullable,
-        server_default=sa.func.now() if now else None,
+        server_default=sa.text("CURRENT_TIMESTAMP") if now else None,
     )
 
 
@@ -43,8 +50,13 @@ def upgrade() -> None:
             sa.Column("code_challenge", sa.String(255), nullable=True),
             sa.Column("code_challenge_method", sa.String(255), nullable=True),
             sa.Column("nonce", sa.String(255), nullable=True),
-            sa.Column("status", sa.String(16), nullable=True, server_default="pending"),
+            # knex's enum: text with a named CHECK.
+            sa.Column("status", sa.Text(), nullable=True, server_default="pending"),
             _timestamp("expires_at"),
+            sa.CheckConstraint(
+                "status IN ('pending', 'approved', 'rejected', 'expired')",
+                name="oauth_authorization_sessions_status_check",
+            ),
         )
         op.create_index(
             "oauth_authorization_sessions_client_id_user_entity_ref_index",
@@ -60,14 +72,15 @@ def upgrade() -> None:
         op.create_table(
             "oidc_authorization_codes",
             sa.Column("code", sa.String(255), primary_key=True),
-            sa.Column(
-                "session_id",
-                sa.String(255),
-                sa.ForeignKey("oauth_authorization_sessions.id", ondelete="CASCADE"),
-                nullable=False,
-            ),
+            sa.Column("session_id", sa.String(255), nullable=False),
             _timestamp("expires_at"),
             sa.Column("used", sa.Boolean(), nullable=True, server_default=sa.false()),
+            sa.ForeignKeyConstraint(
+                ["session_id"],
+                ["oauth_authorization_sessions.id"],
+                ondelete="CASCADE",
+                name="oidc_authorization_codes_session_id_foreign",
+            ),
         )
     if not inspector.has_table("offline_sessions"):
         op.create_table(
@@ -79,7 +92,7 @@ def upgrade() -> None:
             _timestamp("created_at", now=True),
             _timestamp("last_used_at", now=True),
             sa.Column("previous_token_hash", sa.Text(), nullable=True),
-            _timestamp("rotated_at", nullable=True),
+            sa.Column("rotated_at", sa.DateTime(timezone=True), nullable=True),
         )
         for column in ("user_entity_ref", "oidc_client_id", "created_at", "last_used_at"):
             short = {"user_entity_ref": "user", "oidc_client_id": "oidc_client"}.get(
@@ -92,7 +105,10 @@ def upgrade() -> None:
             "offline_sessions", sa.Column("previous_token_hash", sa.Text(), nullable=True)
         )
     if "rotated_at" not in columns:
-        op.add_column("offline_sessions", _timestamp("rotated_at", nullable=True))
+        # Ours: full precision (the reuse grace is measured in seconds).
+        op.add_column(
+            "offline_sessions", sa.Column("rotated_at", sa.DateTime(timezone=True), nullable=True)
+        )
 
 
 def downgrade() -> None:

@@ -1,0 +1,48 @@
+"""Backstage's knex bookkeeping in a database we created, so that Backstage can start on it
+(a rollback, or both side by side during a switch).
+
+knex runs every migration file of the auth plugin whose name is not in
+``knex_migrations``; on our tables, the first one (``createTable('signing_keys')``) would
+fail. Our migrations leave the tables exactly as these migrations of
+``@backstage/plugin-auth-backend`` 0.31 do (tests/backstage_auth/test_migrations.py runs
+them), so they are recorded as done, in one batch, as knex records them. A newer Backstage
+then runs only its newer migrations. A database Backstage migrated keeps its own records.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.engine import Connection
+
+from app.db.schema import knex_migrations, knex_migrations_lock
+
+BACKSTAGE_MIGRATIONS = (
+    "20200619125845_init.js",
+    "20210326100300_timestamptz.js",
+    "20220321100910_timestamptz_again.js",
+    "20220522100910_key_field_size.js",
+    "20230428155633_sessions.js",
+    "20240510120825_user_info.js",
+    "20250707164600_user_created_at.js",
+    "20250909120000_oidc_client_registration.js",
+    "20251020000000_offline_sessions.js",
+    "20251118120000_oauth_state_text.js",
+    "20251217120000_drop_oidc_clients_fk.js",
+    "20260317120000_drop_offline_sessions_fk.js",
+    "20261030120000_remove_dcr.js",
+)
+
+
+def record_backstage_migrations(connection: Connection) -> None:
+    """Record Backstage's migrations as done, unless knex already recorded any."""
+    if connection.execute(select(func.count()).select_from(knex_migrations)).scalar_one():
+        return
+    now = datetime.now(UTC)
+    connection.execute(
+        insert(knex_migrations),
+        [{"name": name, "batch": 1, "migration_time": now} for name in BACKSTAGE_MIGRATIONS],
+    )
+    if not connection.execute(select(func.count()).select_from(knex_migrations_lock)).scalar_one():
+        connection.execute(insert(knex_migrations_lock).values(is_locked=0))
