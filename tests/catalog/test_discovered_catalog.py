@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
@@ -20,6 +21,8 @@ from app.identity.plugin_keys import DatabasePluginKeys, MemoryPublicKeyRows
 from app.identity.plugin_tokens import PluginTokenIssuer
 from app.identity.remote_catalog import RemoteCatalog
 from tests.fakes.clock import FakeClock
+
+pytestmark = pytest.mark.anyio
 
 USER = {
     "apiVersion": "backstage.io/v1alpha1",
@@ -104,7 +107,7 @@ def test_auth_catalog_remote_stays_the_explicit_override(tmp_path: Path) -> None
     assert "auth.catalog.remote" in describe_catalog(raw, _discovery(raw))
 
 
-def test_known_users_are_served_from_the_cache_while_the_catalog_is_down() -> None:
+async def test_known_users_are_served_from_the_cache_while_the_catalog_is_down() -> None:
     clock = FakeClock()
     up = True
 
@@ -117,19 +120,15 @@ def test_known_users_are_served_from_the_cache_while_the_catalog_is_down() -> No
         "http://cat", "t", clock=clock, transport=httpx.MockTransport(answer), stale_seconds=60
     )
 
-    async def run() -> None:
-        nonlocal up
-        assert await catalog.get_user("user:default/ada") is not None
-        up = False
-        clock.advance(30)  # past the 10 s TTL, within the stale window
-        assert await catalog.get_user("user:default/ada") is not None
-        clock.advance(60)  # past the stale window: the outage shows
-        try:
-            await catalog.get_user("user:default/ada")
-        except Exception as exc:
-            assert "answered HTTP 503" in str(exc)
-        else:
-            raise AssertionError("expected the outage to show")
-        await catalog.aclose()
-
-    asyncio.run(run())
+    assert await catalog.get_user("user:default/ada") is not None
+    up = False
+    clock.advance(30)  # past the 10 s TTL, within the stale window
+    assert await catalog.get_user("user:default/ada") is not None
+    clock.advance(60)  # past the stale window: the outage shows
+    try:
+        await catalog.get_user("user:default/ada")
+    except Exception as exc:
+        assert "answered HTTP 503" in str(exc)
+    else:
+        raise AssertionError("expected the outage to show")
+    await catalog.aclose()

@@ -12,8 +12,10 @@ from sqlalchemy.exc import OperationalError
 from app.core.errors import ServiceUnavailableError
 from app.db.errors import bounded
 
+pytestmark = pytest.mark.anyio
 
-def test_the_deadline_holds_while_the_operation_unwinds_slowly() -> None:
+
+async def test_the_deadline_holds_while_the_operation_unwinds_slowly() -> None:
     unwound = asyncio.Event()
 
     async def frozen_query() -> None:
@@ -24,26 +26,18 @@ def test_the_deadline_holds_while_the_operation_unwinds_slowly() -> None:
             await asyncio.sleep(5)
             unwound.set()
 
-    async def run() -> None:
-        with pytest.raises(ServiceUnavailableError, match="did not answer within 0.1s"):
-            # 2 s: twenty times the deadline, and well under the 5 s the unwinding takes.
-            await asyncio.wait_for(
-                bounded("Key store", frozen_query, timeout_seconds=0.1), timeout=2
-            )
-        assert not unwound.is_set()
-
-    asyncio.run(run())
+    with pytest.raises(ServiceUnavailableError, match="did not answer within 0.1s"):
+        # 2 s: twenty times the deadline, and well under the 5 s the unwinding takes.
+        await asyncio.wait_for(bounded("Key store", frozen_query, timeout_seconds=0.1), timeout=2)
+    assert not unwound.is_set()
 
 
-def test_driver_errors_are_503s_naming_what_failed() -> None:
+async def test_driver_errors_are_503s_naming_what_failed() -> None:
     async def refused() -> None:
         raise OperationalError("SELECT 1", {}, ConnectionRefusedError("refused"))
 
-    async def run() -> None:
-        with pytest.raises(ServiceUnavailableError, match="^Key store unavailable: "):
-            await bounded("Key store", refused)
-
-    asyncio.run(run())
+    with pytest.raises(ServiceUnavailableError, match="^Key store unavailable: "):
+        await bounded("Key store", refused)
 
 
 def test_a_result_comes_back() -> None:

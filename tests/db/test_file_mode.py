@@ -14,6 +14,8 @@ from sqlalchemy import text
 
 from app.db.database import Database
 
+pytestmark = pytest.mark.anyio
+
 
 @pytest.fixture
 def usual_umask() -> Iterator[None]:
@@ -24,22 +26,19 @@ def usual_umask() -> Iterator[None]:
         os.umask(previous)
 
 
-def test_the_database_and_its_wal_files_are_private(tmp_path: Path, usual_umask: None) -> None:
+async def test_the_database_and_its_wal_files_are_private(
+    tmp_path: Path, usual_umask: None
+) -> None:
     data = tmp_path / "data"
     database = Database.from_backstage_config(None, data_dir=data)
 
-    async def scenario() -> None:
-        await database.start()
-        async with database.engine.connect() as conn:
-            # An open connection in WAL mode keeps the -wal and -shm files.
-            await conn.execute(text("SELECT 1"))
-            modes = {
-                path.name: stat.S_IMODE(path.stat().st_mode) for path in sorted(data.iterdir())
-            }
-        await database.close()
-        assert modes == {"auth.sqlite": 0o600, "auth.sqlite-shm": 0o600, "auth.sqlite-wal": 0o600}
-
-    asyncio.run(scenario())
+    await database.start()
+    async with database.engine.connect() as conn:
+        # An open connection in WAL mode keeps the -wal and -shm files.
+        await conn.execute(text("SELECT 1"))
+        modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in sorted(data.iterdir())}
+    await database.close()
+    assert modes == {"auth.sqlite": 0o600, "auth.sqlite-shm": 0o600, "auth.sqlite-wal": 0o600}
 
 
 def test_an_existing_file_keeps_its_mode(tmp_path: Path, usual_umask: None) -> None:

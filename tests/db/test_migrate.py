@@ -18,6 +18,8 @@ from tests.support.postgres import PostgresServer
 
 from .conftest import finish, run_python
 
+pytestmark = pytest.mark.anyio
+
 
 async def _schema(engine: AsyncEngine) -> dict[str, set[str]]:
     async with engine.connect() as conn:
@@ -81,26 +83,23 @@ EXPECTED = {
 }
 
 
-def test_migrations_create_the_schema_and_are_idempotent(db_url: str) -> None:
-    async def run() -> None:
-        db = Database(db_url)
+async def test_migrations_create_the_schema_and_are_idempotent(db_url: str) -> None:
+    db = Database(db_url)
+    try:
+        for _ in range(3):
+            await db.start()
+        assert await _schema(db.engine) == EXPECTED
+        assert await _versions(db.engine) == [HEAD]
+    finally:
+        await db.close()
+    # A second instance on the same database finds it current.
+    if ":memory:" not in db_url:
+        again = Database(db_url)
         try:
-            for _ in range(3):
-                await db.start()
-            assert await _schema(db.engine) == EXPECTED
-            assert await _versions(db.engine) == [HEAD]
+            await again.start()
+            assert await _versions(again.engine) == [HEAD]
         finally:
-            await db.close()
-        # A second instance on the same database finds it current.
-        if ":memory:" not in db_url:
-            again = Database(db_url)
-            try:
-                await again.start()
-                assert await _versions(again.engine) == [HEAD]
-            finally:
-                await again.close()
-
-    asyncio.run(run())
+            await again.close()
 
 
 _MIGRATE = """
@@ -124,7 +123,7 @@ asyncio.run(main())
 """
 
 
-def test_instances_migrating_a_fresh_database_together_all_succeed(
+async def test_instances_migrating_a_fresh_database_together_all_succeed(
     shared_db_url: str,
     barrier: Callable[[int], tuple[list[str], Callable[[], None]]],
 ) -> None:
@@ -135,64 +134,55 @@ def test_instances_migrating_a_fresh_database_together_all_succeed(
     for process in processes:
         finish(process)
 
-    async def check() -> None:
-        db = Database(shared_db_url, ensure_exists=False)
-        try:
-            assert await _schema(db.engine) == EXPECTED
-            assert await _versions(db.engine) == [HEAD]
-        finally:
-            await db.close()
-
-    asyncio.run(check())
+    db = Database(shared_db_url, ensure_exists=False)
+    try:
+        assert await _schema(db.engine) == EXPECTED
+        assert await _versions(db.engine) == [HEAD]
+    finally:
+        await db.close()
 
 
-def test_a_database_migrated_by_backstage_is_adopted(shared_db_url: str) -> None:
+async def test_a_database_migrated_by_backstage_is_adopted(shared_db_url: str) -> None:
     # What Backstage's knex migrations leave, with data in it.
-    async def run() -> None:
-        seed = Database(shared_db_url)
-        try:
-            await seed.start()
-            async with seed.engine.begin() as conn:
-                await conn.execute(text(f"DROP TABLE {VERSION_TABLE}"))
-                # Ours alone: Backstage has none of these tables.
-                for table in ("refresh_results", "ended_sessions", "used_nonces"):
-                    await conn.execute(text(f"DROP TABLE {table}"))
-                await conn.execute(
-                    text("INSERT INTO signing_keys (kid, key) VALUES ('k1', '{\"kid\":\"k1\"}')")
+    seed = Database(shared_db_url)
+    try:
+        await seed.start()
+        async with seed.engine.begin() as conn:
+            await conn.execute(text(f"DROP TABLE {VERSION_TABLE}"))
+            # Ours alone: Backstage has none of these tables.
+            for table in ("refresh_results", "ended_sessions", "used_nonces"):
+                await conn.execute(text(f"DROP TABLE {table}"))
+            await conn.execute(
+                text("INSERT INTO signing_keys (kid, key) VALUES ('k1', '{\"kid\":\"k1\"}')")
+            )
+            # Backstage's plugin key store table (backend-defaults) is adopted too.
+            await conn.execute(
+                text(
+                    "INSERT INTO backstage_backend_public_keys__keys (id, key, expires_at) "
+                    "VALUES ('p1', '{}', '2030-01-01T00:00:00.000Z')"
                 )
-                # Backstage's plugin key store table (backend-defaults) is adopted too.
-                await conn.execute(
-                    text(
-                        "INSERT INTO backstage_backend_public_keys__keys (id, key, expires_at) "
-                        "VALUES ('p1', '{}', '2030-01-01T00:00:00.000Z')"
-                    )
-                )
-        finally:
-            await seed.close()
-        db = Database(shared_db_url)
-        try:
+            )
+    finally:
+        await seed.close()
+    db = Database(shared_db_url)
+    try:
+        await db.start()
+        assert await _versions(db.engine) == [HEAD]
+        async with db.engine.connect() as conn:
+            assert (await conn.execute(text("SELECT kid FROM signing_keys"))).all() == [("k1",)]
+            plugin_keys = text("SELECT id FROM backstage_backend_public_keys__keys")
+            assert (await conn.execute(plugin_keys)).all() == [("p1",)]
+    finally:
+        await db.close()
+
+
+async def test_start_fails_clearly_when_postgres_is_unreachable(closed_port: int) -> None:
+    db = Database(f"postgresql+psycopg://postgres@127.0.0.1:{closed_port}/auth")
+    try:
+        with pytest.raises(ServiceUnavailableError, match="Cannot prepare the auth database"):
             await db.start()
-            assert await _versions(db.engine) == [HEAD]
-            async with db.engine.connect() as conn:
-                assert (await conn.execute(text("SELECT kid FROM signing_keys"))).all() == [("k1",)]
-                plugin_keys = text("SELECT id FROM backstage_backend_public_keys__keys")
-                assert (await conn.execute(plugin_keys)).all() == [("p1",)]
-        finally:
-            await db.close()
-
-    asyncio.run(run())
-
-
-def test_start_fails_clearly_when_postgres_is_unreachable(closed_port: int) -> None:
-    async def run() -> None:
-        db = Database(f"postgresql+psycopg://postgres@127.0.0.1:{closed_port}/auth")
-        try:
-            with pytest.raises(ServiceUnavailableError, match="Cannot prepare the auth database"):
-                await db.start()
-        finally:
-            await db.close()
-
-    asyncio.run(run())
+    finally:
+        await db.close()
 
 
 def test_start_creates_the_sqlite_directory(tmp_path: Path) -> None:
@@ -207,15 +197,12 @@ def test_start_creates_the_sqlite_directory(tmp_path: Path) -> None:
     assert (tmp_path / "a" / "b" / "auth.sqlite").is_file()
 
 
-def test_ensure_exists_false_does_not_create_the_database(
+async def test_ensure_exists_false_does_not_create_the_database(
     postgres_server: PostgresServer,
 ) -> None:
-    async def run() -> None:
-        db = Database(postgres_server.fresh_url(), ensure_exists=False)
-        try:
-            with pytest.raises(ServiceUnavailableError, match="does not exist"):
-                await db.start()
-        finally:
-            await db.close()
-
-    asyncio.run(run())
+    db = Database(postgres_server.fresh_url(), ensure_exists=False)
+    try:
+        with pytest.raises(ServiceUnavailableError, match="does not exist"):
+            await db.start()
+    finally:
+        await db.close()

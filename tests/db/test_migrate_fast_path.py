@@ -3,7 +3,6 @@ one is left alone; both must be exactly what the alembic migrations give."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,8 @@ from app.db.migrate import (
 from app.db.schema import VERSION_TABLE
 
 from .conftest import BACKENDS, _fresh_url, finish, run_python
+
+pytestmark = pytest.mark.anyio
 
 
 def test_head_revision_is_the_newest_migration() -> None:
@@ -72,20 +73,17 @@ def two_fresh_urls(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str,
     return _fresh_url(kind, tmp_path / "a", request), _fresh_url(kind, tmp_path / "b", request)
 
 
-def test_the_fast_schema_is_the_migrated_schema(two_fresh_urls: tuple[str, str]) -> None:
-    async def run() -> None:
-        fast = Database(two_fresh_urls[0])
-        slow = Database(two_fresh_urls[1])
-        try:
-            await fast.start()
-            await ensure_database_exists(slow.engine)
-            await _alembic_upgrade(slow.engine)
-            assert await _schema(fast.engine) == await _schema(slow.engine)
-        finally:
-            await fast.close()
-            await slow.close()
-
-    asyncio.run(run())
+async def test_the_fast_schema_is_the_migrated_schema(two_fresh_urls: tuple[str, str]) -> None:
+    fast = Database(two_fresh_urls[0])
+    slow = Database(two_fresh_urls[1])
+    try:
+        await fast.start()
+        await ensure_database_exists(slow.engine)
+        await _alembic_upgrade(slow.engine)
+        assert await _schema(fast.engine) == await _schema(slow.engine)
+    finally:
+        await fast.close()
+        await slow.close()
 
 
 _START = """
@@ -110,32 +108,29 @@ def test_fresh_and_current_databases_start_without_alembic(shared_db_url: str) -
     assert finish(run_python(_START, shared_db_url)).strip() == expected  # current
 
 
-def test_an_older_revision_is_upgraded_by_alembic(shared_db_url: str) -> None:
-    async def run() -> None:
-        db = Database(shared_db_url)
-        try:
-            await db.start()
-            async with db.engine.begin() as conn:
-                for table in ("refresh_results", "ended_sessions", "used_nonces"):
-                    await conn.execute(text(f"DROP TABLE {table}"))
-                await conn.execute(text(f"UPDATE {VERSION_TABLE} SET version_num = '0001'"))
-        finally:
-            await db.close()
-        # In another process: this one has alembic imported already.
-        assert "alembic" in finish(run_python(_START, shared_db_url))
-        db = Database(shared_db_url)
-        try:
-            schema = await _schema(db.engine)
-            assert schema[VERSION_TABLE]["rows"] == [(HEAD_REVISION,)]
-            assert [c[0] for c in schema["refresh_results"]["columns"]] == [
-                "key",
-                "status",
-                "result",
-                "expires_at",
-            ]
-            for table in ("ended_sessions", "used_nonces"):
-                assert [c[0] for c in schema[table]["columns"]] == ["key", "expires_at"]
-        finally:
-            await db.close()
-
-    asyncio.run(run())
+async def test_an_older_revision_is_upgraded_by_alembic(shared_db_url: str) -> None:
+    db = Database(shared_db_url)
+    try:
+        await db.start()
+        async with db.engine.begin() as conn:
+            for table in ("refresh_results", "ended_sessions", "used_nonces"):
+                await conn.execute(text(f"DROP TABLE {table}"))
+            await conn.execute(text(f"UPDATE {VERSION_TABLE} SET version_num = '0001'"))
+    finally:
+        await db.close()
+    # In another process: this one has alembic imported already.
+    assert "alembic" in finish(run_python(_START, shared_db_url))
+    db = Database(shared_db_url)
+    try:
+        schema = await _schema(db.engine)
+        assert schema[VERSION_TABLE]["rows"] == [(HEAD_REVISION,)]
+        assert [c[0] for c in schema["refresh_results"]["columns"]] == [
+            "key",
+            "status",
+            "result",
+            "expires_at",
+        ]
+        for table in ("ended_sessions", "used_nonces"):
+            assert [c[0] for c in schema[table]["columns"]] == ["key", "expires_at"]
+    finally:
+        await db.close()

@@ -20,6 +20,8 @@ from app.sessions.records import (
 )
 from tests.fakes.clock import FakeClock
 
+pytestmark = pytest.mark.anyio
+
 
 async def _contract(keys: ExpiringKeys, clock: FakeClock) -> None:
     now = clock.now()
@@ -40,17 +42,14 @@ def test_memory_keys() -> None:
     asyncio.run(_contract(MemoryExpiringKeys(clock), clock))
 
 
-def test_memory_keys_sweep_expired_ones() -> None:
-    async def run() -> None:
-        clock = FakeClock()
-        keys = MemoryExpiringKeys(clock)
-        for i in range(5):
-            await keys.add(f"k{i}", until=clock.now() + 1)
-        clock.advance(SWEEP_INTERVAL_SECONDS)
-        await keys.add("fresh", until=clock.now() + 1)
-        assert len(keys) == 1
-
-    asyncio.run(run())
+async def test_memory_keys_sweep_expired_ones() -> None:
+    clock = FakeClock()
+    keys = MemoryExpiringKeys(clock)
+    for i in range(5):
+        await keys.add(f"k{i}", until=clock.now() + 1)
+    clock.advance(SWEEP_INTERVAL_SECONDS)
+    await keys.add("fresh", until=clock.now() + 1)
+    assert len(keys) == 1
 
 
 def test_without_a_database_the_records_are_in_memory() -> None:
@@ -79,17 +78,14 @@ async def _rows(db: Database, table: Table) -> int:
 
 
 @pytest.mark.parametrize("table", [ended_sessions, used_nonces], ids=lambda t: t.name)
-def test_database_keys(db_url: str, table: Table) -> None:
-    async def run() -> None:
-        clock = FakeClock()
-        db = Database(db_url)
-        await db.start()
-        try:
-            await _contract(DatabaseExpiringKeys(db.engine, table, clock, what="x"), clock)
-        finally:
-            await db.close()
-
-    asyncio.run(run())
+async def test_database_keys(db_url: str, table: Table) -> None:
+    clock = FakeClock()
+    db = Database(db_url)
+    await db.start()
+    try:
+        await _contract(DatabaseExpiringKeys(db.engine, table, clock, what="x"), clock)
+    finally:
+        await db.close()
 
 
 def test_a_session_ended_on_one_instance_is_ended_on_the_other(shared_db_url: str) -> None:

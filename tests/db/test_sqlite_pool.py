@@ -22,6 +22,8 @@ from app.identity.keys import StoredKey
 
 from .conftest import finish, run_python
 
+pytestmark = pytest.mark.anyio
+
 SQLITE_BACKENDS = ("sqlite-file", "sqlite-memory")
 
 
@@ -62,93 +64,82 @@ def test_the_pool_holds_one_connection(sqlite_url: str) -> None:
     assert (pool.size(), pool._max_overflow) == (1, 0)
 
 
-def test_concurrent_writers_share_one_connection_without_errors(sqlite_url: str) -> None:
-    async def run() -> None:
-        db = Database(sqlite_url)
-        watch = PoolWatch(db.engine)
-        try:
-            await db.start()
-            users = DatabaseUserInfoStore(db.engine)
-            keys = DatabaseKeyStore(db.engine)
+async def test_concurrent_writers_share_one_connection_without_errors(sqlite_url: str) -> None:
+    db = Database(sqlite_url)
+    watch = PoolWatch(db.engine)
+    try:
+        await db.start()
+        users = DatabaseUserInfoStore(db.engine)
+        keys = DatabaseKeyStore(db.engine)
 
-            async def slow_transaction(i: int) -> None:
-                # Holds its transaction across an await: the others must wait for it.
-                async with db.engine.begin() as conn:
-                    await conn.execute(
-                        text("INSERT INTO refresh_results VALUES (:k, 'done', NULL, 0)"),
-                        {"k": f"k{i}"},
-                    )
-                    await asyncio.sleep(0.005)
+        async def slow_transaction(i: int) -> None:
+            # Holds its transaction across an await: the others must wait for it.
+            async with db.engine.begin() as conn:
+                await conn.execute(
+                    text("INSERT INTO refresh_results VALUES (:k, 'done', NULL, 0)"),
+                    {"k": f"k{i}"},
+                )
+                await asyncio.sleep(0.005)
 
-            # With StaticPool (the old :memory: pool) one task's commit or rollback also
-            # ended the others' transactions: rows went missing.
-            await asyncio.gather(
-                *(users.put(f"user:default/u{i % 7}", {"sub": f"u{i}"}) for i in range(60)),
-                *(
-                    keys.add_key(StoredKey(kid=f"kid{i}", jwk={"kid": f"kid{i}"}, created_at=i))
-                    for i in range(20)
-                ),
-                *(slow_transaction(i) for i in range(20)),
-                *(keys.list_keys() for _ in range(20)),
-            )
-            assert len(await keys.list_keys()) == 20
-            async with db.engine.connect() as conn:
-                assert await conn.scalar(text("SELECT count(*) FROM refresh_results")) == 20
-                assert await conn.scalar(text("SELECT count(*) FROM user_info")) == 7
-        finally:
-            await db.close()
-        assert watch.connects == 1
-        assert watch.max_checked_out == 1
-
-    asyncio.run(run())
+        # With StaticPool (the old :memory: pool) one task's commit or rollback also
+        # ended the others' transactions: rows went missing.
+        await asyncio.gather(
+            *(users.put(f"user:default/u{i % 7}", {"sub": f"u{i}"}) for i in range(60)),
+            *(
+                keys.add_key(StoredKey(kid=f"kid{i}", jwk={"kid": f"kid{i}"}, created_at=i))
+                for i in range(20)
+            ),
+            *(slow_transaction(i) for i in range(20)),
+            *(keys.list_keys() for _ in range(20)),
+        )
+        assert len(await keys.list_keys()) == 20
+        async with db.engine.connect() as conn:
+            assert await conn.scalar(text("SELECT count(*) FROM refresh_results")) == 20
+            assert await conn.scalar(text("SELECT count(*) FROM user_info")) == 7
+    finally:
+        await db.close()
+    assert watch.connects == 1
+    assert watch.max_checked_out == 1
 
 
-def test_a_rollback_never_undoes_another_tasks_transaction(sqlite_url: str) -> None:
+async def test_a_rollback_never_undoes_another_tasks_transaction(sqlite_url: str) -> None:
     # With a shared connection (StaticPool) B's insert would be in A's transaction.
-    async def run() -> None:
-        db = Database(sqlite_url)
-        try:
-            await db.start()
-            a_inserted = asyncio.Event()
+    db = Database(sqlite_url)
+    try:
+        await db.start()
+        a_inserted = asyncio.Event()
 
-            async def a() -> None:
-                with pytest.raises(RuntimeError):
-                    async with db.engine.begin() as conn:
-                        await conn.execute(
-                            text("INSERT INTO refresh_results VALUES ('a', 'x', NULL, 0)")
-                        )
-                        a_inserted.set()
-                        await asyncio.sleep(0.05)
-                        raise RuntimeError("roll back")
-
-            async def b() -> None:
-                await a_inserted.wait()
+        async def a() -> None:
+            with pytest.raises(RuntimeError):
                 async with db.engine.begin() as conn:
                     await conn.execute(
-                        text("INSERT INTO refresh_results VALUES ('b', 'x', NULL, 0)")
+                        text("INSERT INTO refresh_results VALUES ('a', 'x', NULL, 0)")
                     )
+                    a_inserted.set()
+                    await asyncio.sleep(0.05)
+                    raise RuntimeError("roll back")
 
-            await asyncio.gather(a(), b())
-            async with db.engine.connect() as conn:
-                keys = (await conn.execute(text("SELECT key FROM refresh_results"))).scalars()
-                assert list(keys) == ["b"]
-        finally:
-            await db.close()
+        async def b() -> None:
+            await a_inserted.wait()
+            async with db.engine.begin() as conn:
+                await conn.execute(text("INSERT INTO refresh_results VALUES ('b', 'x', NULL, 0)"))
 
-    asyncio.run(run())
+        await asyncio.gather(a(), b())
+        async with db.engine.connect() as conn:
+            keys = (await conn.execute(text("SELECT key FROM refresh_results"))).scalars()
+            assert list(keys) == ["b"]
+    finally:
+        await db.close()
 
 
-def test_a_sqlite_file_is_in_wal_mode(tmp_path: Path) -> None:
-    async def run() -> None:
-        db = Database(f"sqlite+aiosqlite:///{tmp_path / 'auth.sqlite'}")
-        try:
-            await db.start()
-            async with db.engine.connect() as conn:
-                assert await conn.scalar(text("PRAGMA journal_mode")) == "wal"
-        finally:
-            await db.close()
-
-    asyncio.run(run())
+async def test_a_sqlite_file_is_in_wal_mode(tmp_path: Path) -> None:
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'auth.sqlite'}")
+    try:
+        await db.start()
+        async with db.engine.connect() as conn:
+            assert await conn.scalar(text("PRAGMA journal_mode")) == "wal"
+    finally:
+        await db.close()
 
 
 _WRITER = """

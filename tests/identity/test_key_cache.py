@@ -25,6 +25,8 @@ from app.server.application import create_app
 from app.server.wiring import Dependencies, _stores
 from tests.fakes.clock import FakeClock
 
+pytestmark = pytest.mark.anyio
+
 
 def _key(kid: str, created_at: float = 1_700_000_000.0) -> StoredKey:
     return StoredKey(kid=kid, jwk={"kty": "EC", "kid": kid}, created_at=created_at)
@@ -65,151 +67,125 @@ def _kids(keys: Sequence[StoredKey]) -> list[str]:
     return [k.kid for k in keys]
 
 
-def test_serves_from_memory_within_the_interval_then_reloads_in_the_background(
+async def test_serves_from_memory_within_the_interval_then_reloads_in_the_background(
     clock: FakeClock,
 ) -> None:
-    async def run() -> None:
-        store = CountingStore()
-        await store.add_key(_key("a"))
-        cache = CachedKeyStore(store, clock, refresh_seconds=1.0)
-        start = clock.now()
+    store = CountingStore()
+    await store.add_key(_key("a"))
+    cache = CachedKeyStore(store, clock, refresh_seconds=1.0)
+    start = clock.now()
+    assert _kids(await cache.list_keys()) == ["a"]
+    assert store.reads == 1
+    # Another instance publishes a key: not seen within the interval, no reads.
+    await store.add_key(_key("b"))
+    for step in range(20):
+        clock.current = start + step * 0.05
         assert _kids(await cache.list_keys()) == ["a"]
-        assert store.reads == 1
-
-        # Another instance publishes a key: not seen within the interval, no reads.
-        await store.add_key(_key("b"))
-        for step in range(20):
-            clock.current = start + step * 0.05
-            assert _kids(await cache.list_keys()) == ["a"]
-            await _settle()
-        assert store.reads == 1
-
-        # Interval over: the caller still gets the current list at once, one reload starts.
-        clock.current = start + 1.0
-        assert _kids(await cache.list_keys()) == ["a"]
-        await asyncio.sleep(0)
-        assert store.reads == 2
         await _settle()
-        assert _kids(await cache.list_keys()) == ["a", "b"]
-        assert store.reads == 2
-
-    asyncio.run(run())
-
-
-def test_one_background_reload_for_many_concurrent_callers(clock: FakeClock) -> None:
-    async def run() -> None:
-        store = CountingStore()
-        await store.add_key(_key("a"))
-        cache = CachedKeyStore(store, clock, refresh_seconds=1.0)
-        await cache.list_keys()
-        await store.add_key(_key("b"))
-        store.gate.clear()  # the reload stays in flight
-
-        clock.advance(1.5)
-        lists = await asyncio.gather(*(cache.list_keys() for _ in range(50)))
-        assert all(_kids(keys) == ["a"] for keys in lists)
-        assert store.reads == 2
-        await _settle()
-        lists = await asyncio.gather(*(cache.list_keys() for _ in range(50)))
-        assert all(_kids(keys) == ["a"] for keys in lists)
-        assert store.reads == 2
-
-        store.gate.set()
-        await _settle()
-        assert _kids(await cache.list_keys()) == ["a", "b"]
-        assert store.reads == 2
-
-    asyncio.run(run())
+    assert store.reads == 1
+    # Interval over: the caller still gets the current list at once, one reload starts.
+    clock.current = start + 1.0
+    assert _kids(await cache.list_keys()) == ["a"]
+    await asyncio.sleep(0)
+    assert store.reads == 2
+    await _settle()
+    assert _kids(await cache.list_keys()) == ["a", "b"]
+    assert store.reads == 2
 
 
-def test_a_list_too_old_to_serve_waits_for_a_reload_newer_than_the_caller(
+async def test_one_background_reload_for_many_concurrent_callers(clock: FakeClock) -> None:
+    store = CountingStore()
+    await store.add_key(_key("a"))
+    cache = CachedKeyStore(store, clock, refresh_seconds=1.0)
+    await cache.list_keys()
+    await store.add_key(_key("b"))
+    store.gate.clear()  # the reload stays in flight
+    clock.advance(1.5)
+    lists = await asyncio.gather(*(cache.list_keys() for _ in range(50)))
+    assert all(_kids(keys) == ["a"] for keys in lists)
+    assert store.reads == 2
+    await _settle()
+    lists = await asyncio.gather(*(cache.list_keys() for _ in range(50)))
+    assert all(_kids(keys) == ["a"] for keys in lists)
+    assert store.reads == 2
+    store.gate.set()
+    await _settle()
+    assert _kids(await cache.list_keys()) == ["a", "b"]
+    assert store.reads == 2
+
+
+async def test_a_list_too_old_to_serve_waits_for_a_reload_newer_than_the_caller(
     clock: FakeClock,
 ) -> None:
-    async def run() -> None:
-        store = CountingStore()
-        cache = CachedKeyStore(store, clock, refresh_seconds=1.0)
-        assert cache.publish_delay == 2.0
-        start = clock.now()
-        await cache.list_keys()
-        store.gate.clear()
-        clock.current = start + 1.5
-        await cache.list_keys()  # starts a reload (snapshot at 1.5: no keys), held
-        await _settle()
-        assert store.reads == 2
-
-        clock.current = start + 2.0
-        await store.add_key(_key("b"))  # another instance, after that snapshot
-        # The list loaded at 0 may not be served any more: these wait for the reload.
-        clock.current = start + 2.1
-        early = [asyncio.create_task(cache.list_keys()) for _ in range(10)]
-        await _settle()
-        # For these even the held reload is too old (1.5 < 3.6 - 2): they need a newer one.
-        clock.current = start + 3.6
-        late = [asyncio.create_task(cache.list_keys()) for _ in range(10)]
-        await _settle()
-        assert not any(task.done() for task in early + late)
-
-        store.gate.set()
-        assert all(_kids(keys) == [] for keys in await asyncio.gather(*early))
-        assert all(_kids(keys) == ["b"] for keys in await asyncio.gather(*late))
-        assert store.reads == 3
-
-    asyncio.run(run())
+    store = CountingStore()
+    cache = CachedKeyStore(store, clock, refresh_seconds=1.0)
+    assert cache.publish_delay == 2.0
+    start = clock.now()
+    await cache.list_keys()
+    store.gate.clear()
+    clock.current = start + 1.5
+    await cache.list_keys()  # starts a reload (snapshot at 1.5: no keys), held
+    await _settle()
+    assert store.reads == 2
+    clock.current = start + 2.0
+    await store.add_key(_key("b"))  # another instance, after that snapshot
+    # The list loaded at 0 may not be served any more: these wait for the reload.
+    clock.current = start + 2.1
+    early = [asyncio.create_task(cache.list_keys()) for _ in range(10)]
+    await _settle()
+    # For these even the held reload is too old (1.5 < 3.6 - 2): they need a newer one.
+    clock.current = start + 3.6
+    late = [asyncio.create_task(cache.list_keys()) for _ in range(10)]
+    await _settle()
+    assert not any(task.done() for task in early + late)
+    store.gate.set()
+    assert all(_kids(keys) == [] for keys in await asyncio.gather(*early))
+    assert all(_kids(keys) == ["b"] for keys in await asyncio.gather(*late))
+    assert store.reads == 3
 
 
-def test_concurrent_first_loads_share_one_read(clock: FakeClock) -> None:
-    async def run() -> None:
-        store = CountingStore()
-        await store.add_key(_key("a"))
-        cache = CachedKeyStore(store, clock, refresh_seconds=1.0)
-        lists = await asyncio.gather(*(cache.list_keys() for _ in range(50)))
-        assert all(_kids(keys) == ["a"] for keys in lists)
-        assert store.reads == 1
-
-    asyncio.run(run())
+async def test_concurrent_first_loads_share_one_read(clock: FakeClock) -> None:
+    store = CountingStore()
+    await store.add_key(_key("a"))
+    cache = CachedKeyStore(store, clock, refresh_seconds=1.0)
+    lists = await asyncio.gather(*(cache.list_keys() for _ in range(50)))
+    assert all(_kids(keys) == ["a"] for keys in lists)
+    assert store.reads == 1
 
 
-def test_writes_go_through_and_show_at_once(clock: FakeClock) -> None:
-    async def run() -> None:
-        store = CountingStore()
-        cache = CachedKeyStore(store, clock, refresh_seconds=1.0)
-        # Not loaded yet: a write alone cannot make a list.
-        await cache.add_key(_key("a"))
-        assert _kids(await cache.list_keys()) == ["a"]
-        assert store.reads == 1
-
-        await cache.add_key(_key("b"))
-        assert _kids(await store.list_keys()) == ["a", "b"]
-        assert _kids(await cache.list_keys()) == ["a", "b"]
-        await cache.remove_keys(["a"])
-        assert _kids(await store.list_keys()) == ["b"]
-        assert _kids(await cache.list_keys()) == ["b"]
-        assert store.reads == 3  # the two direct reads above only
-
-        await cache.ping()
-        assert store.pings == 1
-
-    asyncio.run(run())
+async def test_writes_go_through_and_show_at_once(clock: FakeClock) -> None:
+    store = CountingStore()
+    cache = CachedKeyStore(store, clock, refresh_seconds=1.0)
+    # Not loaded yet: a write alone cannot make a list.
+    await cache.add_key(_key("a"))
+    assert _kids(await cache.list_keys()) == ["a"]
+    assert store.reads == 1
+    await cache.add_key(_key("b"))
+    assert _kids(await store.list_keys()) == ["a", "b"]
+    assert _kids(await cache.list_keys()) == ["a", "b"]
+    await cache.remove_keys(["a"])
+    assert _kids(await store.list_keys()) == ["b"]
+    assert _kids(await cache.list_keys()) == ["b"]
+    assert store.reads == 3  # the two direct reads above only
+    await cache.ping()
+    assert store.pings == 1
 
 
-def test_writes_during_a_reload_survive_its_older_snapshot(clock: FakeClock) -> None:
-    async def run() -> None:
-        store = CountingStore()
-        await store.add_key(_key("old"))
-        cache = CachedKeyStore(store, clock, refresh_seconds=1.0)
-        await cache.list_keys()
-        store.gate.clear()
-        clock.advance(1.0)
-        await cache.list_keys()  # reload in flight, its snapshot holds "old" only
-        await _settle()
-        await cache.add_key(_key("new"))
-        await cache.remove_keys(["old"])
-        assert _kids(await cache.list_keys()) == ["new"]
-        store.gate.set()
-        await _settle()
-        assert _kids(await cache.list_keys()) == ["new"]
-
-    asyncio.run(run())
+async def test_writes_during_a_reload_survive_its_older_snapshot(clock: FakeClock) -> None:
+    store = CountingStore()
+    await store.add_key(_key("old"))
+    cache = CachedKeyStore(store, clock, refresh_seconds=1.0)
+    await cache.list_keys()
+    store.gate.clear()
+    clock.advance(1.0)
+    await cache.list_keys()  # reload in flight, its snapshot holds "old" only
+    await _settle()
+    await cache.add_key(_key("new"))
+    await cache.remove_keys(["old"])
+    assert _kids(await cache.list_keys()) == ["new"]
+    store.gate.set()
+    await _settle()
+    assert _kids(await cache.list_keys()) == ["new"]
 
 
 def test_during_an_outage_the_last_list_is_served_and_the_store_is_not_hammered(
@@ -251,18 +227,15 @@ def test_during_an_outage_the_last_list_is_served_and_the_store_is_not_hammered(
     assert "never retrieved" not in caplog.text
 
 
-def test_before_any_list_was_loaded_the_outage_is_the_callers_error(clock: FakeClock) -> None:
-    async def run() -> None:
-        store = CountingStore()
-        store.fail = True
-        cache = CachedKeyStore(store, clock, refresh_seconds=1.0)
-        with pytest.raises(ServiceUnavailableError, match="Key store unavailable"):
-            await cache.list_keys()
-
-    asyncio.run(run())
+async def test_before_any_list_was_loaded_the_outage_is_the_callers_error(clock: FakeClock) -> None:
+    store = CountingStore()
+    store.fail = True
+    cache = CachedKeyStore(store, clock, refresh_seconds=1.0)
+    with pytest.raises(ServiceUnavailableError, match="Key store unavailable"):
+        await cache.list_keys()
 
 
-def test_a_store_that_hangs_costs_a_caller_at_most_the_wait(clock: FakeClock) -> None:
+async def test_a_store_that_hangs_costs_a_caller_at_most_the_wait(clock: FakeClock) -> None:
     class HangingStore(CountingStore):
         hang = False
 
@@ -271,36 +244,30 @@ def test_a_store_that_hangs_costs_a_caller_at_most_the_wait(clock: FakeClock) ->
                 await asyncio.Event().wait()
             return await super().list_keys()
 
-    async def run() -> None:
-        store = HangingStore()
-        await store.add_key(_key("a"))
-        cache = CachedKeyStore(store, clock, refresh_seconds=1.0)
-        await cache.list_keys()
-        store.hang = True
-        clock.advance(2.0)  # past max_age: the caller must wait for a reload ...
-        keys = await asyncio.wait_for(cache.list_keys(), timeout=LAST_KNOWN_WAIT_SECONDS * 10)
-        # ... and gets the last list once the wait is over; the next caller at once.
-        assert _kids(keys) == ["a"]
-        assert _kids(await asyncio.wait_for(cache.list_keys(), timeout=0.1)) == ["a"]
-        await cache.aclose()
-
-    asyncio.run(run())
+    store = HangingStore()
+    await store.add_key(_key("a"))
+    cache = CachedKeyStore(store, clock, refresh_seconds=1.0)
+    await cache.list_keys()
+    store.hang = True
+    clock.advance(2.0)  # past max_age: the caller must wait for a reload ...
+    keys = await asyncio.wait_for(cache.list_keys(), timeout=LAST_KNOWN_WAIT_SECONDS * 10)
+    # ... and gets the last list once the wait is over; the next caller at once.
+    assert _kids(keys) == ["a"]
+    assert _kids(await asyncio.wait_for(cache.list_keys(), timeout=0.1)) == ["a"]
+    await cache.aclose()
 
 
-def test_aclose_cancels_a_reload_in_flight(clock: FakeClock) -> None:
-    async def run() -> None:
-        store = CountingStore()
-        cache = CachedKeyStore(store, clock, refresh_seconds=1.0)
-        store.gate.clear()
-        waiting = asyncio.create_task(cache.list_keys())
-        await _settle()
-        await cache.aclose()
-        with pytest.raises(asyncio.CancelledError):
-            await waiting
-        store.gate.set()
-        assert await cache.list_keys() == []
-
-    asyncio.run(run())
+async def test_aclose_cancels_a_reload_in_flight(clock: FakeClock) -> None:
+    store = CountingStore()
+    cache = CachedKeyStore(store, clock, refresh_seconds=1.0)
+    store.gate.clear()
+    waiting = asyncio.create_task(cache.list_keys())
+    await _settle()
+    await cache.aclose()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    store.gate.set()
+    assert await cache.list_keys() == []
 
 
 def test_the_issuer_takes_its_publish_delay_from_the_cache(clock: FakeClock) -> None:

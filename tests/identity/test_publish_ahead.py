@@ -19,6 +19,8 @@ from app.identity.keys import MemoryKeyStore, StoredKey
 from app.identity.tokens import TokenIssuer
 from tests.fakes.clock import FakeClock
 
+pytestmark = pytest.mark.anyio
+
 ISS = "http://localhost:7007/api/auth"
 DELAY = 2.0
 
@@ -82,141 +84,119 @@ class Signer:
             assert when < created + expiration
 
 
-def test_the_first_key_is_published_then_waited_for(clock: FakeClock) -> None:
-    async def run() -> None:
-        start = clock.now()
-        signer = Signer(clock, RecordingStore(clock))
-        kids = await asyncio.gather(*(signer.sign() for _ in range(10)))
-        assert len(set(kids)) == 1
-        assert list(signer.store.committed) == kids[:1]
-        assert signer.sleeps == [DELAY]
-        assert clock.now() == start + DELAY
-        signer.check_published_ahead(3600)
-        # From then on no more waiting.
-        clock.advance(10)
-        assert await signer.sign() == kids[0]
-        assert signer.sleeps == [DELAY]
-
-    asyncio.run(run())
+async def test_the_first_key_is_published_then_waited_for(clock: FakeClock) -> None:
+    start = clock.now()
+    signer = Signer(clock, RecordingStore(clock))
+    kids = await asyncio.gather(*(signer.sign() for _ in range(10)))
+    assert len(set(kids)) == 1
+    assert list(signer.store.committed) == kids[:1]
+    assert signer.sleeps == [DELAY]
+    assert clock.now() == start + DELAY
+    signer.check_published_ahead(3600)
+    # From then on no more waiting.
+    clock.advance(10)
+    assert await signer.sign() == kids[0]
+    assert signer.sleeps == [DELAY]
 
 
-def test_a_first_key_published_at_startup_spares_the_first_sign_in_the_wait(
+async def test_a_first_key_published_at_startup_spares_the_first_sign_in_the_wait(
     clock: FakeClock,
 ) -> None:
-    async def run() -> None:
-        signer = Signer(clock, RecordingStore(clock))
-        await signer.issuer.publish_first_key()
-        [kid] = signer.store.committed
-        await signer.issuer.publish_first_key()  # once only
-        assert list(signer.store.committed) == [kid]
-        clock.advance(DELAY)
-        assert await signer.sign() == kid
-        assert signer.sleeps == []
-        signer.check_published_ahead(3600)
-
-    asyncio.run(run())
+    signer = Signer(clock, RecordingStore(clock))
+    await signer.issuer.publish_first_key()
+    [kid] = signer.store.committed
+    await signer.issuer.publish_first_key()  # once only
+    assert list(signer.store.committed) == [kid]
+    clock.advance(DELAY)
+    assert await signer.sign() == kid
+    assert signer.sleeps == []
+    signer.check_published_ahead(3600)
 
 
-def test_a_sign_in_right_after_startup_waits_only_the_rest_of_the_delay(
+async def test_a_sign_in_right_after_startup_waits_only_the_rest_of_the_delay(
     clock: FakeClock,
 ) -> None:
-    async def run() -> None:
-        signer = Signer(clock, RecordingStore(clock))
-        await signer.issuer.publish_first_key()
-        clock.advance(DELAY / 4)
-        await signer.sign()
-        assert signer.sleeps == [pytest.approx(DELAY * 3 / 4)]
-        signer.check_published_ahead(3600)
-
-    asyncio.run(run())
+    signer = Signer(clock, RecordingStore(clock))
+    await signer.issuer.publish_first_key()
+    clock.advance(DELAY / 4)
+    await signer.sign()
+    assert signer.sleeps == [pytest.approx(DELAY * 3 / 4)]
+    signer.check_published_ahead(3600)
 
 
-def test_rotation_publishes_ahead_and_signs_with_the_old_key_meanwhile(
+async def test_rotation_publishes_ahead_and_signs_with_the_old_key_meanwhile(
     clock: FakeClock,
 ) -> None:
-    async def run() -> None:
-        start = clock.now()
-        signer = Signer(clock, RecordingStore(clock), expiration_seconds=600)
-        old = await signer.sign()
-        clock.current = start + 539
-        assert await signer.sign() == old
-        assert len(signer.store.committed) == 1
-
-        # 59.5 s left: the next key is published, the old one still signs.
-        clock.current = start + 540.5
-        assert await signer.sign() == old
-        assert len(signer.store.committed) == 2
-        new = list(signer.store.committed)[1]
-        clock.current = start + 542.4
-        assert await signer.sign() == old
-        assert len(signer.store.committed) == 2
-        clock.current = start + 540.5 + DELAY
-        assert await signer.sign() == new
-        clock.current = start + 650
-        assert await signer.sign() == new
-        # Only the very first key was waited for; the JWKS holds both.
-        assert signer.sleeps == [DELAY]
-        assert [k["kid"] for k in await signer.issuer.list_public_keys()] == [old, new]
-        signer.check_published_ahead(600)
-
-    asyncio.run(run())
+    start = clock.now()
+    signer = Signer(clock, RecordingStore(clock), expiration_seconds=600)
+    old = await signer.sign()
+    clock.current = start + 539
+    assert await signer.sign() == old
+    assert len(signer.store.committed) == 1
+    # 59.5 s left: the next key is published, the old one still signs.
+    clock.current = start + 540.5
+    assert await signer.sign() == old
+    assert len(signer.store.committed) == 2
+    new = list(signer.store.committed)[1]
+    clock.current = start + 542.4
+    assert await signer.sign() == old
+    assert len(signer.store.committed) == 2
+    clock.current = start + 540.5 + DELAY
+    assert await signer.sign() == new
+    clock.current = start + 650
+    assert await signer.sign() == new
+    # Only the very first key was waited for; the JWKS holds both.
+    assert signer.sleeps == [DELAY]
+    assert [k["kid"] for k in await signer.issuer.list_public_keys()] == [old, new]
+    signer.check_published_ahead(600)
 
 
-def test_a_rotation_after_an_idle_window_waits_for_its_key(clock: FakeClock) -> None:
-    async def run() -> None:
-        start = clock.now()
-        signer = Signer(clock, RecordingStore(clock), expiration_seconds=600)
-        old = await signer.sign()
-        # Nothing signed in the last minute of the old key: no key was published ahead.
-        clock.current = start + 601
-        new = await signer.sign()
-        assert new != old
-        assert signer.sleeps == [DELAY, DELAY]
-        assert clock.now() == start + 601 + DELAY
-        signer.check_published_ahead(600)
-
-    asyncio.run(run())
+async def test_a_rotation_after_an_idle_window_waits_for_its_key(clock: FakeClock) -> None:
+    start = clock.now()
+    signer = Signer(clock, RecordingStore(clock), expiration_seconds=600)
+    old = await signer.sign()
+    # Nothing signed in the last minute of the old key: no key was published ahead.
+    clock.current = start + 601
+    new = await signer.sign()
+    assert new != old
+    assert signer.sleeps == [DELAY, DELAY]
+    assert clock.now() == start + 601 + DELAY
+    signer.check_published_ahead(600)
 
 
-def test_a_failed_publication_keeps_the_current_key_and_retries(
+async def test_a_failed_publication_keeps_the_current_key_and_retries(
     clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    async def run() -> None:
-        start = clock.now()
-        signer = Signer(clock, RecordingStore(clock), expiration_seconds=600)
-        old = await signer.sign()
-        signer.store.fail_add = True
-        clock.current = start + 545
-        assert await signer.sign() == old
-        assert "Failed to publish the next signing key" in caplog.text
-        signer.store.fail_add = False
-        clock.current = start + 546
-        assert await signer.sign() == old
-        assert len(signer.store.committed) == 2
-        clock.current = start + 546 + DELAY
-        assert await signer.sign() != old
-        signer.check_published_ahead(600)
-
-    asyncio.run(run())
+    start = clock.now()
+    signer = Signer(clock, RecordingStore(clock), expiration_seconds=600)
+    old = await signer.sign()
+    signer.store.fail_add = True
+    clock.current = start + 545
+    assert await signer.sign() == old
+    assert "Failed to publish the next signing key" in caplog.text
+    signer.store.fail_add = False
+    clock.current = start + 546
+    assert await signer.sign() == old
+    assert len(signer.store.committed) == 2
+    clock.current = start + 546 + DELAY
+    assert await signer.sign() != old
+    signer.check_published_ahead(600)
 
 
-def test_one_publication_while_others_keep_signing(clock: FakeClock) -> None:
-    async def run() -> None:
-        start = clock.now()
-        signer = Signer(clock, RecordingStore(clock), expiration_seconds=600)
-        old = await signer.sign()
-        clock.current = start + 560
-        signer.store.add_gate.clear()
-        publishing = asyncio.create_task(signer.sign())
-        await asyncio.sleep(0)
-        # Not held up by the publication in progress, and not publishing again.
-        kids = await asyncio.gather(*(signer.sign() for _ in range(20)))
-        assert kids == [old] * 20
-        signer.store.add_gate.set()
-        assert await publishing == old
-        assert len(signer.store.committed) == 2
-
-    asyncio.run(run())
+async def test_one_publication_while_others_keep_signing(clock: FakeClock) -> None:
+    start = clock.now()
+    signer = Signer(clock, RecordingStore(clock), expiration_seconds=600)
+    old = await signer.sign()
+    clock.current = start + 560
+    signer.store.add_gate.clear()
+    publishing = asyncio.create_task(signer.sign())
+    await asyncio.sleep(0)
+    # Not held up by the publication in progress, and not publishing again.
+    kids = await asyncio.gather(*(signer.sign() for _ in range(20)))
+    assert kids == [old] * 20
+    signer.store.add_gate.set()
+    assert await publishing == old
+    assert len(signer.store.committed) == 2
 
 
 # -- two instances sharing one key database, each behind its own cache ------------------

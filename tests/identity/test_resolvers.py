@@ -29,6 +29,8 @@ from app.identity.tokens import TokenIssuer
 from app.identity.types import BackstageIdentity, ProfileInfo, SignInInfo
 from app.identity.user_info import MemoryUserInfoStore
 
+pytestmark = pytest.mark.anyio
+
 JANE = CatalogUser(
     ref="user:default/jane",
     email="jane@acme.com",
@@ -97,24 +99,21 @@ def test_issue_token_invalid_sub(clock) -> None:
         asyncio.run(ctx.issue_token(sub="jane"))
 
 
-def test_find_catalog_user(clock) -> None:
+async def test_find_catalog_user(clock) -> None:
     ctx, _ = _context(clock)
 
-    async def run() -> None:
-        assert await ctx.find_catalog_user(entity_ref="jane") == JANE
-        assert await ctx.find_catalog_user(entity_ref="User:Default/Jane") == JANE
-        assert await ctx.find_catalog_user(annotations={"github.com/user-id": "123"}) == JANE
-        assert await ctx.find_catalog_user(email="JOE@acme.com") == JOE
-        with pytest.raises(NotFoundError, match="^User not found$"):
-            await ctx.find_catalog_user(entity_ref="group:default/jane")
-        with pytest.raises(NotFoundError, match="^User not found$"):
-            await ctx.find_catalog_user(annotations={"github.com/user-id": "999"})
-        with pytest.raises(ConflictError, match="^User lookup resulted in multiple matches$"):
-            await ctx.find_catalog_user(email="twin@acme.com")
-        with pytest.raises(InputError, match="Invalid user lookup query"):
-            await ctx.find_catalog_user()
-
-    asyncio.run(run())
+    assert await ctx.find_catalog_user(entity_ref="jane") == JANE
+    assert await ctx.find_catalog_user(entity_ref="User:Default/Jane") == JANE
+    assert await ctx.find_catalog_user(annotations={"github.com/user-id": "123"}) == JANE
+    assert await ctx.find_catalog_user(email="JOE@acme.com") == JOE
+    with pytest.raises(NotFoundError, match="^User not found$"):
+        await ctx.find_catalog_user(entity_ref="group:default/jane")
+    with pytest.raises(NotFoundError, match="^User not found$"):
+        await ctx.find_catalog_user(annotations={"github.com/user-id": "999"})
+    with pytest.raises(ConflictError, match="^User lookup resulted in multiple matches$"):
+        await ctx.find_catalog_user(email="twin@acme.com")
+    with pytest.raises(InputError, match="Invalid user lookup query"):
+        await ctx.find_catalog_user()
 
 
 def test_sign_in_with_catalog_user_ownership(clock) -> None:
@@ -132,28 +131,25 @@ def test_sign_in_with_catalog_user_ownership(clock) -> None:
     assert stored["claims"]["ent"] == list(identity.ownership_entity_refs)
 
 
-def test_sign_in_with_catalog_user_dangerous_fallback(clock) -> None:
+async def test_sign_in_with_catalog_user_dangerous_fallback(clock) -> None:
     ctx, _ = _context(clock)
 
-    async def run() -> None:
-        with pytest.raises(NotFoundError):
-            await ctx.sign_in_with_catalog_user(entity_ref="nobody", fallback_name="nobody")
-        identity = await ctx.sign_in_with_catalog_user(
-            entity_ref="nobody",
+    with pytest.raises(NotFoundError):
+        await ctx.sign_in_with_catalog_user(entity_ref="nobody", fallback_name="nobody")
+    identity = await ctx.sign_in_with_catalog_user(
+        entity_ref="nobody",
+        dangerously_allow_sign_in_without_user_in_catalog=True,
+        fallback_name="nobody",
+    )
+    assert identity.user_entity_ref == "user:default/nobody"
+    assert identity.ownership_entity_refs == ("user:default/nobody",)
+    # A conflict is never papered over.
+    with pytest.raises(ConflictError):
+        await ctx.sign_in_with_catalog_user(
+            email="twin@acme.com",
             dangerously_allow_sign_in_without_user_in_catalog=True,
-            fallback_name="nobody",
+            fallback_name="twin",
         )
-        assert identity.user_entity_ref == "user:default/nobody"
-        assert identity.ownership_entity_refs == ("user:default/nobody",)
-        # A conflict is never papered over.
-        with pytest.raises(ConflictError):
-            await ctx.sign_in_with_catalog_user(
-                email="twin@acme.com",
-                dangerously_allow_sign_in_without_user_in_catalog=True,
-                fallback_name="twin",
-            )
-
-    asyncio.run(run())
 
 
 # --- emailMatchingUserEntityProfileEmail ----------------------------------------------

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,8 @@ from app.identity.static_keys import StaticKeyStore, load_static_keys
 from app.identity.tokens import TokenIssuer
 from app.server.application import create_app
 from app.server.wiring import Dependencies
+
+pytestmark = pytest.mark.anyio
 
 
 class Clock:
@@ -45,7 +46,7 @@ def _write_pair(folder: Path, name: str) -> dict[str, str]:
     return {"keyId": name, "privateKeyFile": f"{name}.key", "publicKeyFile": f"{name}.pub"}
 
 
-def test_the_first_key_signs_for_ever_and_all_are_published(tmp_path: Path) -> None:
+async def test_the_first_key_signs_for_ever_and_all_are_published(tmp_path: Path) -> None:
     entries = [_write_pair(tmp_path, "current"), _write_pair(tmp_path, "previous")]
     keys = load_static_keys(entries, base_dir=tmp_path, path="auth.keyStore.static.keys")
     clock = Clock()
@@ -56,19 +57,16 @@ def test_the_first_key_signs_for_ever_and_all_are_published(tmp_path: Path) -> N
         static_key=keys[0],
     )
 
-    async def scenario() -> None:
-        first = await issuer.issue_token(sub="user:default/a", ent=[])
-        clock.t += 10 * 86400  # far past any rotation
-        later = await issuer.issue_token(sub="user:default/a", ent=[])
-        published = await issuer.list_public_keys()
-        assert [k["kid"] for k in published] == ["current", "previous"]
-        assert all(k["use"] == "sig" and k["alg"] == "ES256" for k in published)
-        keyset = KeySet.import_key_set({"keys": published})
-        for token in (first, later):
-            decoded = jwt.decode(token, keyset, algorithms=["ES256"])
-            assert decoded.header["kid"] == "current"
-
-    asyncio.run(scenario())
+    first = await issuer.issue_token(sub="user:default/a", ent=[])
+    clock.t += 10 * 86400  # far past any rotation
+    later = await issuer.issue_token(sub="user:default/a", ent=[])
+    published = await issuer.list_public_keys()
+    assert [k["kid"] for k in published] == ["current", "previous"]
+    assert all(k["use"] == "sig" and k["alg"] == "ES256" for k in published)
+    keyset = KeySet.import_key_set({"keys": published})
+    for token in (first, later):
+        decoded = jwt.decode(token, keyset, algorithms=["ES256"])
+        assert decoded.header["kid"] == "current"
 
 
 def test_mismatched_or_missing_files_stop_the_start(tmp_path: Path) -> None:

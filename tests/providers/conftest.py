@@ -8,11 +8,6 @@ from tests.fakes.fake_idp import FakeIdP
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
 

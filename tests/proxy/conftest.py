@@ -7,10 +7,5 @@ from tests.fakes.proxy_keys import ProxyKeyServer
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 def server() -> ProxyKeyServer:
     return ProxyKeyServer()
