@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from app.authz.callers import ServiceCallers
 from app.authz.service import AuthorizationServer
 from app.config.settings import Settings
 from app.core.clock import Clock
+from app.identity.catalog import Catalog, InMemoryCatalog
 from app.identity.resolvers import AuthResolverContext, SignInResolver
 from app.identity.tokens import TokenIssuer
 from app.identity.user_info import UserInfoStore
@@ -46,6 +47,8 @@ class Services:
     authorization: AuthorizationServer | None = None
     # backend.auth.externalAccess: who may call the service-only routes.
     callers: ServiceCallers | None = None
+    # The configured catalog (the who-am-i action returns the caller's entity).
+    catalog: Catalog = field(default_factory=InMemoryCatalog)
 
     @property
     def app_origin(self) -> Origin:

@@ -190,4 +190,5 @@ def build_services(
         metrics=metrics,
         authorization=authorization,
         callers=ServiceCallers(settings.authorization.external_access, deps.clock),
+        catalog=catalog,
     )
