@@ -4,6 +4,7 @@ test puts at a path), and records what was asked of it."""
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -23,14 +24,15 @@ class Reply:
 
 
 class DocumentServer:
-    def __init__(self, server: ThreadingHTTPServer) -> None:
+    def __init__(self, server: ThreadingHTTPServer, scheme: str = "http") -> None:
         self._server = server
+        self.scheme = scheme
         self.replies: dict[str, Reply] = {}
         self.requests: list[tuple[str, dict[str, str]]] = []
 
     @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return f"{self.scheme}://127.0.0.1:{self._server.server_address[1]}"
 
     def url(self, path: str) -> str:
         return f"{self.base}{path}"
@@ -53,7 +55,7 @@ class DocumentServer:
 
 
 @contextmanager
-def document_server() -> Iterator[DocumentServer]:
+def document_server(tls: ssl.SSLContext | None = None) -> Iterator[DocumentServer]:
     holder: list[DocumentServer] = []
 
     class Handler(BaseHTTPRequestHandler):
@@ -83,7 +85,9 @@ def document_server() -> Iterator[DocumentServer]:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
-    holder.append(DocumentServer(server))
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+    holder.append(DocumentServer(server, "https" if tls else "http"))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
