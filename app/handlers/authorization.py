@@ -127,6 +127,8 @@ async def get_session(services: Services, sessionId: str) -> Response:  # noqa: 
         if session.scope is not None:
             body["scope"] = session.scope
         body["redirectUri"] = session.redirect_uri
+        if view.metadata_host is not None:
+            body["clientHost"] = view.metadata_host
         return json_response(body)
 
     return await _oauth(run)

@@ -15,7 +15,7 @@ from app.identity.catalog import CatalogUser, InMemoryCatalog
 from app.providers.registry import REGISTRY
 from app.server.application import create_app
 from app.server.wiring import Dependencies
-from tests.authz.conftest import GUEST, approve, config, pkce
+from tests.authz.conftest import GUEST, World, approve, config, pkce, start
 from tests.authz.doc_server import DocumentServer, document_server
 from tests.fakes.app_factory import APP_BASE_URL, JarlessClient, make_client
 from tests.fakes.clock import FakeClock
@@ -137,6 +137,7 @@ def test_a_document_client_signs_in_refreshes_and_revokes_with_its_id(cimd: Cimd
     session = client.get(f"/api/auth/v1/sessions/{session_id}").json()
     assert session["clientName"] == "Test MCP"
     assert session["clientId"] == cimd.client_id
+    assert session["clientHost"] == "127.0.0.1"
     code = approve(client, session_id)["code"][0]
     token = client.post(
         "/api/auth/v1/token",
@@ -267,3 +268,9 @@ def test_document_client_ids_are_refused_while_documents_are_off() -> None:
         assert _error(authorize(client, "https://x.example/c.json?q=1")) == (
             "Invalid client_id: must not contain a query string"
         )
+
+
+def test_static_clients_sessions_have_backstages_keys_only(world: World) -> None:
+    session_id = start(world.client)
+    session = world.client.get(f"/api/auth/v1/sessions/{session_id}").json()
+    assert set(session) == {"id", "clientId", "clientName", "scope", "redirectUri"}
