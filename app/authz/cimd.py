@@ -73,7 +73,7 @@ class ClientMetadataDocuments:
         self._timeout = timeout
         self._cache: OrderedDict[str, _Entry] = OrderedDict()
         self._bytes = 0
-        self._inflight: dict[str, asyncio.Future[_Entry]] = {}
+        self._inflight: dict[str, asyncio.Task[_Entry]] = {}
         self._slots = asyncio.Semaphore(FETCH_CONCURRENCY)
         self.fetches = 0  # documents requested from their hosts (a metric for tests)
 
@@ -117,20 +117,22 @@ class ClientMetadataDocuments:
         if cached is not None and cached.expires_at > self._clock.now():
             self._cache.move_to_end(client_id)
             return cached
-        running = self._inflight.get(client_id)
-        if running is not None:
-            return await asyncio.shield(running)
-        future: asyncio.Future[_Entry] = asyncio.get_running_loop().create_future()
-        self._inflight[client_id] = future
-        try:
-            entry = await self._fetch(client_id, url, check)
-            future.set_result(entry)
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved: callers that shared it get it re-raised
-            raise
-        finally:
-            del self._inflight[client_id]
+        # The fetch is a task of its own: a caller that goes away (a closed connection)
+        # neither cancels it for the others nor loses its result for the cache.
+        task = self._inflight.get(client_id)
+        if task is None:
+            task = asyncio.create_task(self._fetch_and_store(client_id, url, check))
+            self._inflight[client_id] = task
+            task.add_done_callback(lambda done: self._finished(client_id, done))
+        return await asyncio.shield(task)
+
+    def _finished(self, client_id: str, task: asyncio.Task[_Entry]) -> None:
+        self._inflight.pop(client_id, None)
+        if not task.cancelled():
+            task.exception()  # retrieved, even when every caller went away
+
+    async def _fetch_and_store(self, client_id: str, url: SplitResult, check: bool) -> _Entry:
+        entry = await self._fetch(client_id, url, check)
         self._store(client_id, entry)
         return entry
 

@@ -92,3 +92,23 @@ def test_the_cache_is_bounded_in_entries_and_bytes(
     asyncio.run(documents.resolve(big))
     asyncio.run(documents.resolve(ids[1]))  # pushed out by the big one
     assert [p for p, _ in docs.requests[-3:]] == ["/c1.json", "/big.json", "/c1.json"]
+
+
+def test_a_caller_that_goes_away_does_not_cancel_the_fetch_for_others(
+    docs: DocumentServer,
+) -> None:
+    client_id = docs.client_document()
+    docs.replies["/client.json"].delay = 0.3
+    documents = _documents(docs, FakeClock())
+
+    async def scenario() -> str:
+        first = asyncio.create_task(documents.resolve(client_id))
+        await asyncio.sleep(0.05)
+        second = asyncio.create_task(documents.resolve(client_id))
+        await asyncio.sleep(0.05)
+        first.cancel()
+        return (await second).client_name
+
+    assert asyncio.run(scenario()) == "Test MCP"
+    asyncio.run(documents.resolve(client_id))  # cached by the fetch the first caller began
+    assert len(docs.requests) == 1
