@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Iterable
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from app.config.authorization import StaticClient, can_parse_url
+from app.authz.cimd import ClientMetadataDocuments
+from app.authz.cimd_rules import validate_client_id_url
+from app.config.authorization import StaticClient
 from app.core.errors import AuthenticationError, InputError
 
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
@@ -47,9 +50,25 @@ def _equal(expected: str, provided: str) -> bool:
     return hmac.compare_digest(expected.encode(), provided.encode())
 
 
+@dataclass(frozen=True)
+class ResolvedClient:
+    client_id: str
+    client_name: str
+    # The host of a metadata document's URL: who asks, shown on the consent page.
+    metadata_host: str | None = None
+
+
 class ClientRegistry:
-    def __init__(self, clients: Iterable[StaticClient]) -> None:
+    def __init__(
+        self,
+        clients: Iterable[StaticClient],
+        documents: ClientMetadataDocuments | None = None,
+        *,
+        development: bool = False,
+    ) -> None:
         self._clients = {client.client_id: client for client in clients}
+        self.documents = documents
+        self._development = development
 
     def __bool__(self) -> bool:
         return bool(self._clients)
@@ -65,20 +84,21 @@ class ClientRegistry:
     def has_public(self) -> bool:
         return any(not c.client_secret for c in self._clients.values())
 
-    def resolve(self, client_id: str, redirect_uri: str | None = None) -> StaticClient:
+    async def resolve(self, client_id: str, redirect_uri: str | None = None) -> ResolvedClient:
         """Raises InputError for an unknown client or an unregistered redirect URI."""
         client = self._clients.get(client_id)
         if client is None:
-            # Backstage's answers: a client id that is no URL, or one that would be a
-            # Client ID Metadata Document while those are off.
-            if not can_parse_url(client_id):
-                raise InputError("Invalid client_id: not a valid URL")
-            raise InputError("Client ID metadata documents not enabled")
+            # Backstage's order: the URL rules, then whether documents are on at all.
+            url = validate_client_id_url(client_id, development=self._development)
+            if self.documents is None:
+                raise InputError("Client ID metadata documents not enabled")
+            document = await self.documents.resolve(client_id, redirect_uri)
+            return ResolvedClient(client_id, document.client_name, url.hostname)
         if redirect_uri is not None and not redirect_uri_matches(
             redirect_uri, client.redirect_uris
         ):
             raise InputError(f"Invalid redirect_uri '{redirect_uri}'")
-        return client
+        return ResolvedClient(client.client_id, client.client_name)
 
     def verify_credentials(self, client_id: str, client_secret: str) -> bool:
         client = self._clients.get(client_id)
@@ -90,13 +110,18 @@ class ClientRegistry:
         """Raises AuthenticationError when the client is no longer configured."""
         client = self._clients.get(client_id)
         if client is None:
-            raise AuthenticationError("Client is no longer registered")
+            # Clients of metadata documents are public; the document is not fetched again.
+            try:
+                validate_client_id_url(client_id, development=self._development)
+            except InputError:
+                raise AuthenticationError("Client is no longer registered") from None
+            return False
         return bool(client.client_secret)
 
     def verify_revocation_client(self, client_id: str, client_secret: str | None) -> bool:
         client = self._clients.get(client_id)
         if client is None:
-            return False
+            return self.documents is not None and self.documents.allows(client_id)
         if not client.client_secret:
             return True
         return bool(client_secret) and _equal(client.client_secret, client_secret or "")

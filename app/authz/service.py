@@ -51,6 +51,7 @@ class TokenGrant:
 class SessionView:
     session: AuthorizationSession
     client_name: str
+    metadata_host: str | None = None
 
 
 def add_query(url: str, params: dict[str, str], *, replace: bool = False) -> str:
@@ -100,7 +101,7 @@ class AuthorizationServer:
         """Raises InputError (Backstage answers these with its standard error body)."""
         if response_type != "code":
             raise InputError("Only authorization code flow is supported")
-        client = self.clients.resolve(client_id, redirect_uri)
+        client = await self.clients.resolve(client_id, redirect_uri)
         if not code_challenge:
             raise InputError(
                 "PKCE is required for all clients. Provide a code_challenge parameter."
@@ -123,7 +124,7 @@ class AuthorizationServer:
             nonce=nonce,
         )
         await self.store.create_session(session)
-        return SessionView(session, client.client_name)
+        return SessionView(session, client.client_name, client.metadata_host)
 
     async def _pending(self, session_id: str) -> AuthorizationSession:
         session = await self.store.get_session(session_id)
@@ -137,7 +138,8 @@ class AuthorizationServer:
 
     async def pending_session(self, session_id: str) -> SessionView:
         session = await self._pending(session_id)
-        return SessionView(session, self.clients.resolve(session.client_id).client_name)
+        client = await self.clients.resolve(session.client_id)
+        return SessionView(session, client.client_name, client.metadata_host)
 
     async def approve(self, session_id: str, user_entity_ref: str) -> str:
         session = await self._pending(session_id)

@@ -17,6 +17,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from app.config.client_metadata import (
+    DEPRECATED_KEY,
+    ClientMetadataSettings,
+    read_client_metadata,
+)
 from app.config.validation import ConfigError
 from app.core.durations import parse_duration_seconds
 
@@ -79,13 +84,15 @@ class AuthorizationSettings:
     static_clients: tuple[StaticClient, ...] = ()
     refresh_tokens: RefreshTokenSettings = RefreshTokenSettings()
     external_access: tuple[ExternalAccess, ...] = ()
+    client_metadata: ClientMetadataSettings = ClientMetadataSettings()
     # Start-up warnings (logged, and listed by check-config).
     warnings: tuple[str, ...] = ()
 
     @property
     def enabled(self) -> bool:
-        """The authorization routes are mounted (static clients; CIMD comes next)."""
-        return bool(self.static_clients)
+        """The authorization routes are mounted: static clients, or Client ID Metadata
+        Documents."""
+        return bool(self.static_clients) or self.client_metadata.enabled
 
 
 def _mapping(value: Any, path: str) -> Mapping[str, Any]:
@@ -247,8 +254,14 @@ def read_authorization(raw: Mapping[str, Any]) -> AuthorizationSettings:
             "removed dynamic client registration in 0.31; use auth.staticClients or Client "
             "ID Metadata Documents (auth.clientIdMetadataDocuments) instead"
         )
+    client_metadata = read_client_metadata(auth)
+    if client_metadata.deprecated_key:
+        warnings.append(
+            f"auth.{DEPRECATED_KEY} is deprecated; use auth.clientIdMetadataDocuments instead"
+        )
     return AuthorizationSettings(
         static_clients=read_static_clients(auth.get("staticClients")),
+        client_metadata=client_metadata,
         refresh_tokens=read_refresh_tokens(auth.get("experimentalRefreshToken")),
         external_access=read_external_access(raw.get("backend")),
         warnings=tuple(warnings),

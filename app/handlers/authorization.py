@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from app.authz.errors import OAuthError, from_error
 from app.authz.service import AuthorizationServer, TokenGrant
+from app.config.client_metadata import cli_client_id
 from app.core.errors import AuthenticationError, BackstageError, NotAllowedError, NotFoundError
 from app.handlers.authorization_wire import (
     Principal,
@@ -58,9 +59,26 @@ def _server(services: Services) -> AuthorizationServer:
 
 
 async def cli_client_metadata(services: Services) -> Response:
+    """The Backstage CLI's Client ID Metadata Document (Backstage's fields)."""
+    settings = services.settings
+    if not settings.authorization.client_metadata.enabled:
+        return json_response(
+            {
+                "error": "not_found",
+                "error_description": "Client ID metadata documents not enabled",
+            },
+            status=404,
+        )
     return json_response(
-        {"error": "not_found", "error_description": "Client ID metadata documents not enabled"},
-        status=404,
+        {
+            "client_id": cli_client_id(settings.auth_base_url),
+            "client_name": "Backstage CLI",
+            "redirect_uris": ["http://127.0.0.1:8055/callback"],
+            "response_types": ["code"],
+            "grant_types": ["authorization_code"],
+            "token_endpoint_auth_method": "none",
+            "scope": "openid offline_access",
+        }
     )
 
 
@@ -109,6 +127,8 @@ async def get_session(services: Services, sessionId: str) -> Response:  # noqa: 
         if session.scope is not None:
             body["scope"] = session.scope
         body["redirectUri"] = session.redirect_uri
+        if view.metadata_host is not None:
+            body["clientHost"] = view.metadata_host
         return json_response(body)
 
     return await _oauth(run)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from app.authz.callers import ServiceCallers
@@ -11,6 +11,7 @@ from app.authz.plugin_callers import PluginCallers
 from app.authz.service import AuthorizationServer
 from app.config.settings import Settings
 from app.core.clock import Clock
+from app.identity.catalog import Catalog, InMemoryCatalog
 from app.identity.plugin_tokens import PluginTokenIssuer
 from app.identity.resolvers import AuthResolverContext, SignInResolver
 from app.identity.tokens import TokenIssuer
@@ -51,6 +52,8 @@ class Services:
     # Our plugin tokens (outbound) and the plugin tokens of callers (inbound).
     plugin_tokens: PluginTokenIssuer | None = None
     plugin_callers: PluginCallers | None = None
+    # The configured catalog (the who-am-i action returns the caller's entity).
+    catalog: Catalog = field(default_factory=InMemoryCatalog)
 
     @property
     def app_origin(self) -> Origin:

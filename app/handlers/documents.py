@@ -50,6 +50,8 @@ def provider_ui_url(provider_id: str) -> str:
 # Mounted in this order, after the providers' documents (at /api/auth/<id>): a mount at
 # /api/auth would otherwise swallow theirs.
 SERVICE_DOCUMENTS: tuple[ServiceDocument, ...] = (
+    # The auth plugin's actions registry (before /api/auth, which would swallow it).
+    ServiceDocument("actions.yaml", "Actions (auth plugin)", "/api/auth/.backstage/actions"),
     ServiceDocument("identity.yaml", "Identity", "/api/auth", "/identity"),
     # Backstage as an OAuth authorization server; its paths as configured
     # (app.server.documents.authorization_document).

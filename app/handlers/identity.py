@@ -11,7 +11,7 @@ from typing import Any
 from connexion import request
 from starlette.responses import Response
 
-from app.core.errors import AuthenticationError, InputError
+from app.core.errors import AuthenticationError, InputError, NotFoundError
 from app.handlers.context import Services
 from app.handlers.responses import json_response, respond
 from app.identity.user_tokens import verify_user_token as verify_own_user_token
@@ -29,14 +29,20 @@ async def plugin_jwks(services: Services) -> Response:
 
 
 async def openid_configuration(services: Services) -> Response:
+    return json_response(discovery_document(services))
+
+
+def discovery_document(services: Services) -> dict[str, Any]:
+    """OpenID discovery, also served as RFC 8414 authorization server metadata."""
     base = services.settings.auth_base_url
     config = services.settings.authorization
     offline = config.refresh_tokens.enabled
     clients = config.static_clients
+    documents = config.client_metadata.enabled
     auth_methods = []
     if any(c.client_secret for c in clients):
         auth_methods += ["client_secret_basic", "client_secret_post"]
-    if any(not c.client_secret for c in clients):
+    if documents or any(not c.client_secret for c in clients):
         auth_methods.append("none")
     # Backstage's key order and values (section 8.4); authorization_endpoint is
     # advertised even though browser sign-in goes through the provider routes.
@@ -66,9 +72,19 @@ async def openid_configuration(services: Services) -> Response:
         "authorization_endpoint": f"{base}/v1/authorize",
         "code_challenge_methods_supported": ["S256"],
     }
-    if clients:
+    if clients or documents:
         doc["revocation_endpoint"] = f"{base}/v1/revoke"
-    return json_response(doc)
+    if documents:
+        doc["client_id_metadata_document_supported"] = True
+    return doc
+
+
+async def authorization_server_metadata(services: Services) -> Response:
+    """RFC 8414 metadata, where MCP clients look for it; only with the authorization
+    server mounted (Backstage has none: the same 404 as any unknown path)."""
+    if services.authorization is None:
+        raise NotFoundError("Unknown auth provider '.well-known'")
+    return json_response(discovery_document(services))
 
 
 async def userinfo(services: Services) -> Response:

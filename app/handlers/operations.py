@@ -7,6 +7,7 @@ from starlette.responses import Response
 
 from app.core.errors import NotFoundError, ServiceUnavailableError
 from app.handlers.context import Services
+from app.handlers.identity import authorization_server_metadata as _metadata
 from app.handlers.responses import json_response, respond
 
 
@@ -42,3 +43,8 @@ async def metrics(services: Services) -> Response:
         generate_latest(services.metrics.registry),
         headers={"Content-Type": CONTENT_TYPE_LATEST},
     )
+
+
+async def authorization_server_metadata(services: Services) -> Response:
+    """RFC 8414's path-inserted location for the issuer ``<backend.baseUrl>/api/auth``."""
+    return await _metadata(services)

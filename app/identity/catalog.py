@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from app.identity.entity_ref import canonical_entity_ref
 
@@ -15,6 +15,8 @@ class CatalogUser:
     email: str | None = None  # spec.profile.email
     annotations: Mapping[str, str] = field(default_factory=dict)
     member_of: tuple[str, ...] = ()  # memberOf relation targets (group refs)
+    # The entity as the catalog holds it (a file catalog's document); empty when unknown.
+    entity: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
 
 class Catalog(Protocol):
@@ -30,6 +32,41 @@ class Catalog(Protocol):
     ) -> list[CatalogUser]:
         """Users matching every given filter (all users when none is given)."""
         ...
+
+
+@runtime_checkable
+class EntitySource(Protocol):
+    """A catalog that can return a user's whole entity (the remote catalog)."""
+
+    async def get_entity(self, ref: str) -> Mapping[str, Any] | None: ...
+
+
+def minimal_entity(user: CatalogUser) -> dict[str, Any]:
+    """A User entity from what sign-in knows, for catalogs that hold no document."""
+    kind, _, rest = user.ref.partition(":")
+    namespace, _, name = rest.partition("/")
+    metadata: dict[str, Any] = {"name": name, "namespace": namespace}
+    if user.annotations:
+        metadata["annotations"] = dict(user.annotations)
+    spec: dict[str, Any] = {"memberOf": list(user.member_of)}
+    if user.email:
+        spec["profile"] = {"email": user.email}
+    return {
+        "apiVersion": "backstage.io/v1alpha1",
+        "kind": "User",
+        "metadata": metadata,
+        "spec": spec,
+    }
+
+
+async def user_entity(catalog: Catalog, ref: str) -> Mapping[str, Any] | None:
+    """The user's catalog entity (Backstage's ``catalog.getEntityByRef``), if any."""
+    if isinstance(catalog, EntitySource):
+        return await catalog.get_entity(ref)
+    user = await catalog.get_user(ref)
+    if user is None:
+        return None
+    return user.entity or minimal_entity(user)
 
 
 def _fold(value: str) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from app.identity.entity_ref import DEFAULT_NAMESPACE, parse_entity_ref, stringify_entity_ref
@@ -35,6 +35,7 @@ class UserEntity:
     email: str | None
     annotations: Mapping[str, str]
     member_of: tuple[str, ...]  # canonical refs from spec.memberOf
+    document: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,7 @@ def parse_user(doc: Mapping[str, Any]) -> UserEntity:
         email=email or None,
         annotations=annotations,
         member_of=member_of,
+        document=doc,
     )
 
 

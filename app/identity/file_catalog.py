@@ -293,6 +293,7 @@ class FileCatalog:
                 email=user.email,
                 annotations=user.annotations,
                 member_of=_dedupe(memberships[key], spelling),
+                entity=user.document,
             )
             for key, (user, _) in users.items()
         ]

@@ -19,6 +19,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -169,6 +170,30 @@ class RemoteCatalog:
         key = ("find", *sorted(f"{k.lower()}={v.lower()}" for k, v in conditions))
         users = await self._query(key, conditions)
         return await InMemoryCatalog(users).find_users(annotations=annotations, email=email)
+
+    async def get_entity(self, ref: str) -> Mapping[str, Any] | None:
+        """The whole entity (not the fields sign-in asks for); not cached."""
+        try:
+            kind, namespace, name = parse_entity_ref(canonical_entity_ref(ref))
+        except ValueError:
+            return None
+        where = f"the catalog at {self.base_url}"
+        try:
+            path = "/".join(quote(part, safe="") for part in (kind, namespace, name))
+            response = await self._client.get(f"/entities/by-name/{path}")
+        except httpx.HTTPError as exc:
+            raise ServiceUnavailableError(f"Entity lookup failed, could not reach {where}") from exc
+        if response.status_code == 404:
+            return None
+        try:
+            body = response.json() if response.status_code == 200 else None
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            raise ServiceUnavailableError(
+                f"Entity lookup failed, {where} answered HTTP {response.status_code}"
+            )
+        return body
 
     # -- HTTP ---------------------------------------------------------------------------
 

@@ -6,6 +6,8 @@ import asyncio
 import logging
 from collections.abc import Sequence
 
+from app.authz.cimd import ClientMetadataDocuments
+from app.authz.cimd_fetch import Resolver, system_resolver
 from app.authz.clients import ClientRegistry
 from app.authz.offline import OfflineSessions
 from app.authz.refresh_tokens import TokenHasher, derive_key
@@ -36,10 +38,23 @@ def build_authorization_server(
     secrets: Sequence[str],
     clock: Clock,
     audit: Audit,
+    *,
+    development: bool = False,
+    resolver: Resolver | None = None,
 ) -> AuthorizationServer | None:
+    """``resolver`` resolves the hosts of metadata documents (tests give a fake one)."""
     config = settings.authorization
     if not config.enabled:
         return None
+    documents = None
+    if config.client_metadata.enabled:
+        documents = ClientMetadataDocuments(
+            config.client_metadata,
+            auth_base_url=settings.auth_base_url,
+            clock=clock,
+            development=development,
+            resolver=resolver or system_resolver,
+        )
     assert database is not None  # application._database provides one
     offline = None
     refresh = config.refresh_tokens
@@ -59,7 +74,7 @@ def build_authorization_server(
             reuse_grace_seconds=REUSE_GRACE_SECONDS,
         )
     return AuthorizationServer(
-        clients=ClientRegistry(config.static_clients),
+        clients=ClientRegistry(config.static_clients, documents, development=development),
         store=AuthorizationStore(database.engine),
         offline=offline,
         token_issuer=issuer,

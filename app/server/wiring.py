@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 
 from app.authz.callers import ServiceCallers
+from app.authz.cimd_fetch import Resolver
 from app.authz.plugin_callers import PluginCallers
 from app.config.session_secret import server_secrets
 from app.config.settings import Settings
@@ -64,6 +65,8 @@ class Dependencies:
     data_dir: Path | None = None
     # Provider id -> definition; tests add stub providers here.
     providers: Mapping[str, ProviderDefinition] = field(default_factory=lambda: REGISTRY)
+    # Resolves the hosts of Client ID Metadata Documents; None: the system's resolver.
+    dns_resolver: Resolver | None = None
 
 
 def build_database(settings: Settings, deps: Dependencies) -> Database | None:
@@ -183,7 +186,15 @@ def build_services(
         static_key=static_key,
     )
     authorization = build_authorization_server(
-        settings, database, issuer, catalog, secrets.all, deps.clock, audit
+        settings,
+        database,
+        issuer,
+        catalog,
+        secrets.all,
+        deps.clock,
+        audit,
+        development=development,
+        resolver=deps.dns_resolver,
     )
     return Services(
         settings=settings,
@@ -206,4 +217,5 @@ def build_services(
         plugin_callers=PluginCallers(
             settings.plugins, OutboundHttp(transport or deps.transport), deps.clock, issuer
         ),
+        catalog=catalog,
     )

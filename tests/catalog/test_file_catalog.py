@@ -62,6 +62,10 @@ def test_users_carry_email_and_annotations(clock: FakeClock) -> None:
     jane = users_by_ref(fixture_catalog(clock))["user:default/jane"]
     assert jane.email == "jane@acme.com"
     assert jane.annotations == {"github.com/user-login": "jane-gh", "acme.com/site": "berlin"}
+    # The document as written: who-am-i returns it as the user's entity.
+    assert jane.entity["kind"] == "User"
+    assert jane.entity["metadata"]["name"] == "jane"
+    assert jane.entity["spec"]["profile"]["email"] == "jane@acme.com"
 
 
 def test_lookup_by_entity_ref(clock: FakeClock) -> None:

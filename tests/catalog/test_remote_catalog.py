@@ -265,3 +265,33 @@ def test_base_url_with_a_path(fake: FakeCatalog, clock: FakeClock) -> None:
     with pytest.raises(ServiceUnavailableError, match="answered HTTP 404"):
         run(catalog.get_user("user:default/jane"))  # the fake serves /api/catalog only
     assert fake.requests[0].url.path == "/backstage/api/catalog/entities/by-query"
+
+
+# --- whole entities (the who-am-i action) ----------------------------------------------
+
+
+def _by_name(status: int, body: object) -> httpx.MockTransport:
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert request.url.path == "/api/catalog/entities/by-name/user/default/jane"
+        assert request.headers["authorization"] == f"Bearer {TOKEN}"
+        return httpx.Response(status, json=body)
+
+    return httpx.MockTransport(handler)
+
+
+def test_get_entity_returns_the_whole_entity(clock: FakeClock) -> None:
+    entity = {**ENTITIES[0], "metadata": {**ENTITIES[0]["metadata"], "uid": "u-1"}}
+    catalog = RemoteCatalog(BASE, TOKEN, clock=clock, transport=_by_name(200, entity))
+    assert run(catalog.get_entity("user:default/jane")) == entity
+
+
+def test_get_entity_of_a_missing_user_is_none(clock: FakeClock) -> None:
+    catalog = RemoteCatalog(BASE, TOKEN, clock=clock, transport=_by_name(404, {}))
+    assert run(catalog.get_entity("user:default/jane")) is None
+    assert run(catalog.get_entity("not a ref at all!")) is None
+
+
+def test_get_entity_failures_are_service_unavailable(clock: FakeClock) -> None:
+    catalog = RemoteCatalog(BASE, TOKEN, clock=clock, transport=_by_name(500, []))
+    with pytest.raises(ServiceUnavailableError, match="answered HTTP 500"):
+        run(catalog.get_entity("user:default/jane"))

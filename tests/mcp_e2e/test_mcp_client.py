@@ -1,0 +1,294 @@
+"""A real MCP client end to end (PyPI ``mcp``): its OAuth client, identified by a Client
+ID Metadata Document on loopback HTTPS (allowed by an exact pattern), signs in through
+this server (running as a process) to a small MCP server that accepts Backstage tokens
+(verified with this server's JWKS; RFC 9728 metadata names this server). The user
+approves through the consent endpoints as the app does; the tool runs as the user;
+refresh works; revocation ends the grant."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import ipaddress
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import httpx2
+import pytest
+import uvicorn
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+from mcp.client.auth import OAuthClientProvider, TokenStorage
+from mcp.client.session import ClientSession
+from mcp.client.streamable_http import streamable_http_client
+from mcp.server.auth.middleware.auth_context import get_access_token
+from mcp.server.auth.provider import AccessToken
+from mcp.server.auth.settings import AuthSettings
+from mcp.server.mcpserver import MCPServer
+from mcp.shared.auth import (
+    AuthorizationCodeResult,
+    OAuthClientInformationFull,
+    OAuthClientMetadata,
+    OAuthToken,
+)
+
+from tests.authz.doc_server import DocumentServer, document_server
+from tests.support.oidc_provider import free_port
+from tests.support.server import AuthServer
+
+CALLBACK = "http://127.0.0.1:33418/callback"
+
+
+def _certificate(directory: Path) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+class BackstageTokens:
+    """The MCP server's token verifier: a Backstage user token, checked with the JWKS."""
+
+    def __init__(self, auth_base: str) -> None:
+        self.auth_base = auth_base
+
+    async def verify_token(self, token: str) -> AccessToken | None:
+        async with httpx.AsyncClient() as client:
+            keys = (await client.get(f"{self.auth_base}/.well-known/jwks.json")).json()
+        try:
+            decoded = jwt.decode(token, KeySet.import_key_set(keys))
+            jwt.JWTClaimsRegistry(iss={"essential": True, "value": self.auth_base}).validate(
+                decoded.claims
+            )
+        except (JoseError, ValueError):
+            return None
+        return AccessToken(
+            token=token,
+            client_id="backstage",
+            scopes=["openid", "offline_access"],
+            expires_at=int(decoded.claims["exp"]),
+            subject=str(decoded.claims["sub"]),
+        )
+
+
+class Storage(TokenStorage):
+    def __init__(self) -> None:
+        self.tokens: OAuthToken | None = None
+        self.client: OAuthClientInformationFull | None = None
+
+    async def get_tokens(self) -> OAuthToken | None:
+        return self.tokens
+
+    async def set_tokens(self, tokens: OAuthToken) -> None:
+        self.tokens = tokens
+
+    async def get_client_info(self) -> OAuthClientInformationFull | None:
+        return self.client
+
+    async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
+        self.client = client_info
+
+
+class Browser:
+    """The user: follows the authorize redirect and approves on the consent endpoints
+    with a Backstage token, as the app's consent page does."""
+
+    def __init__(self, auth: AuthServer) -> None:
+        self.auth = auth
+        self.result: AuthorizationCodeResult | None = None
+        self.approvals = 0
+
+    async def redirect(self, url: str) -> None:
+        async with httpx.AsyncClient() as client:
+            token = (await client.get(f"{self.auth.base_url}/api/auth/guest/refresh")).json()[
+                "backstageIdentity"
+            ]["token"]
+            started = await client.get(url)
+            assert started.status_code == 302, started.text
+            session_id = started.headers["location"].rsplit("/", 1)[1]
+            approved = await client.post(
+                f"{self.auth.base_url}/api/auth/v1/sessions/{session_id}/approve",
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            assert approved.status_code == 200, approved.text
+        query = parse_qs(urlsplit(approved.json()["redirectUrl"]).query)
+        self.result = AuthorizationCodeResult(code=query["code"][0], state=query["state"][0])
+        self.approvals += 1
+
+    async def callback(self) -> AuthorizationCodeResult:
+        assert self.result is not None
+        return self.result
+
+
+def _serve(app: Any, port: int) -> uvicorn.Server:
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    threading.Thread(target=server.run, daemon=True).start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "the MCP server did not start"
+        time.sleep(0.05)
+    return server
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[tuple[AuthServer, DocumentServer, str]]:
+    cert, key = _certificate(tmp_path)
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert, key)
+    with document_server(tls) as docs:
+        client_id = docs.client_document(
+            "/mcp-client.json",
+            client_name="Test MCP client",
+            redirect_uris=[CALLBACK],
+            token_endpoint_auth_method="none",
+            grant_types=["authorization_code", "refresh_token"],
+        )
+        port = free_port()
+        config = {
+            "app": {"baseUrl": "http://localhost:3000"},
+            "backend": {"baseUrl": f"http://127.0.0.1:{port}"},
+            "auth": {
+                "session": {"secret": "mcp-end-to-end-session-secret"},
+                "providers": {"guest": {}},
+                "clientIdMetadataDocuments": {
+                    "enabled": True,
+                    "allowedClientIdPatterns": [client_id],
+                },
+                "experimentalRefreshToken": {
+                    "enabled": True,
+                    "dangerouslyDisableCatalogPresenceCheck": True,
+                },
+            },
+        }
+        auth = AuthServer(
+            config, tmp_path, port=port, development=True, env={"SSL_CERT_FILE": str(cert)}
+        )
+        auth.base_url = f"http://127.0.0.1:{port}"
+        with auth:
+            yield auth, docs, client_id
+
+
+def _mcp_server(auth_base: str, port: int) -> MCPServer:
+    server = MCPServer(
+        "backstage-test",
+        token_verifier=BackstageTokens(auth_base),
+        auth=AuthSettings(
+            issuer_url=auth_base,
+            resource_server_url=f"http://127.0.0.1:{port}/mcp",
+            required_scopes=["openid", "offline_access"],
+            validate_token_resource=False,
+        ),
+    )
+
+    @server.tool()
+    def whoami() -> str:
+        token = get_access_token()
+        return token.subject if token and token.subject else "nobody"
+
+    return server
+
+
+async def _call_whoami(url: str, provider: OAuthClientProvider) -> str:
+    async with (
+        httpx2.AsyncClient(auth=provider, timeout=30) as http,
+        streamable_http_client(url, http_client=http) as (read, write),
+        ClientSession(read, write) as session,
+    ):
+        await session.initialize()
+        result = await session.call_tool("whoami", {})
+        return str(result.content[0].text)  # type: ignore[union-attr]
+
+
+def test_a_real_mcp_client_signs_in_refreshes_and_is_revoked(
+    world: tuple[AuthServer, DocumentServer, str],
+) -> None:
+    auth, docs, client_id = world
+    auth_base = f"{auth.base_url}/api/auth"
+    mcp_port = free_port()
+    mcp_url = f"http://127.0.0.1:{mcp_port}/mcp"
+    server = _serve(_mcp_server(auth_base, mcp_port).streamable_http_app(), mcp_port)
+    try:
+        storage, browser = Storage(), Browser(auth)
+
+        def provider() -> OAuthClientProvider:
+            return OAuthClientProvider(
+                server_url=mcp_url,
+                client_metadata=OAuthClientMetadata(
+                    redirect_uris=[CALLBACK],  # type: ignore[list-item]
+                    client_name="Test MCP client",
+                    token_endpoint_auth_method="none",
+                    grant_types=["authorization_code", "refresh_token"],
+                    scope="openid offline_access",
+                ),
+                storage=storage,
+                redirect_handler=browser.redirect,
+                callback_handler=browser.callback,
+                client_metadata_url=client_id,
+            )
+
+        client = provider()
+        assert asyncio.run(_call_whoami(mcp_url, client)) == "user:development/guest"
+        assert browser.approvals == 1
+        assert [p for p, _ in docs.requests] == ["/mcp-client.json"]
+        tokens = storage.tokens
+        assert tokens is not None and tokens.refresh_token
+
+        # The access token expires: the client refreshes instead of asking the user again.
+        client.context.token_expiry_time = time.time() - 1
+        assert asyncio.run(_call_whoami(mcp_url, client)) == "user:development/guest"
+        assert browser.approvals == 1
+        refreshed = storage.tokens
+        assert refreshed is not None and refreshed.refresh_token != tokens.refresh_token
+
+        revoked = httpx.post(
+            f"{auth_base}/v1/revoke",
+            data={"token": refreshed.refresh_token, "client_id": client_id},
+        )
+        assert revoked.status_code == 200
+        again = httpx.post(
+            f"{auth_base}/v1/token",
+            data={
+                "grant_type": "refresh_token",
+                "refresh_token": refreshed.refresh_token,
+                "client_id": client_id,
+            },
+        )
+        assert again.status_code == 400
+        assert again.json()["error"] == "invalid_grant"
+    finally:
+        server.should_exit = True
