@@ -28,7 +28,7 @@ from .support import HERE, node
 
 pytestmark = pytest.mark.integration
 
-SECRET = "switch-test-session-secret"
+SECRET = "switch-test-session-secret-of-32-characters"
 CLIENT = "cli"
 # A second client: a new grant replaces the user's earlier one for the same client.
 OTHER_CLIENT = "mcp"
