@@ -42,7 +42,7 @@ SCOPE_KEY_REFUSED = (
     'options. Please use the "additionalScopes" option instead.'
 )
 
-SIGN_IN_RESOLVERS = {
+RESOLVERS = {
     "usernameMatchingUserEntityName": matching_entity_name(
         fact("username"), missing="Atlassian user profile does not contain a username"
     ),

@@ -35,7 +35,6 @@ from app.core.clock import Clock
 from app.core.errors import AuthenticationError, BackstageError, ServiceUnavailableError
 from app.core.values import non_empty_str
 from app.identity.resolvers import (
-    COMMON_RESOLVERS,
     AuthResolverContext,
     ResolverFactory,
     SignInResolver,
@@ -267,7 +266,6 @@ def email_matching_user_entity_profile_email(options: Mapping[str, Any]) -> Sign
 
 # Backstage registers {...common, ...awsAlb}: the provider's variant wins.
 RESOLVERS: dict[str, ResolverFactory] = {
-    **COMMON_RESOLVERS,
     "emailMatchingUserEntityProfileEmail": email_matching_user_entity_profile_email,
 }
 

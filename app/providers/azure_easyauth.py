@@ -30,7 +30,6 @@ from app.config.validation import ConfigError, validate_model
 from app.core.errors import AuthenticationError
 from app.core.values import non_empty_str
 from app.identity.resolvers import (
-    COMMON_RESOLVERS,
     AuthResolverContext,
     ResolverFactory,
     SignInResolver,
@@ -118,7 +117,6 @@ def id_matching_user_entity_annotation(options: Mapping[str, Any]) -> SignInReso
 
 
 RESOLVERS: dict[str, ResolverFactory] = {
-    **COMMON_RESOLVERS,
     "idMatchingUserEntityAnnotation": id_matching_user_entity_annotation,
 }
 

@@ -56,7 +56,7 @@ def _no_options(factory: ResolverFactory) -> ResolverFactory:
     return create
 
 
-SIGN_IN_RESOLVERS = {
+RESOLVERS = {
     "userIdMatchingUserEntityAnnotation": _no_options(
         matching_annotation(
             fact("user_id"),

@@ -35,7 +35,7 @@ from app.config.validation import Lenient, validate_model
 from app.core.clock import Clock
 from app.core.errors import AuthenticationError, ServiceUnavailableError
 from app.core.values import non_empty_str
-from app.identity.resolvers import COMMON_RESOLVERS, ResolverFactory
+from app.identity.resolvers import ResolverFactory
 from app.identity.types import ProfileInfo
 from app.providers.base import ProxyRequest, ProxyResult
 from app.providers.jwt_verify import validate_claims, verify_jwt
@@ -188,7 +188,8 @@ class CloudflareAccessAuthenticator:
         await self._http.aclose()
 
 
-RESOLVERS: dict[str, ResolverFactory] = dict(COMMON_RESOLVERS)
+# Backstage's common resolvers only (the registry adds them to every provider's).
+RESOLVERS: dict[str, ResolverFactory] = {}
 
 
 # -- config -----------------------------------------------------------------------------

@@ -21,7 +21,6 @@ from app.config.validation import Lenient, validate_model
 from app.core.clock import Clock
 from app.core.errors import AuthenticationError, BackstageError
 from app.identity.resolvers import (
-    COMMON_RESOLVERS,
     AuthResolverContext,
     ResolverFactory,
     SignInResolver,
@@ -131,7 +130,6 @@ def id_matching_user_entity_annotation(options: Mapping[str, Any]) -> SignInReso
 RESOLVERS: dict[str, ResolverFactory] = {
     "emailMatchingUserEntityAnnotation": email_matching_user_entity_annotation,
     "idMatchingUserEntityAnnotation": id_matching_user_entity_annotation,
-    **COMMON_RESOLVERS,
 }
 
 

@@ -6,7 +6,6 @@ Deltas from the OAuth2 base: fixed endpoints, or ``enterpriseInstanceUrl``; requ
 without a refresh token, so the access token itself is kept as the refresh token behind
 ``access-token-v2.`` and "refreshing" it re-reads the profile.
 (``plugins/auth-backend-module-github-provider/src/authenticator.ts``)
-Sign-in resolvers: ``resolvers_profile.GITHUB_RESOLVERS``.
 """
 
 from __future__ import annotations
@@ -33,6 +32,10 @@ from app.providers.passport import (
     transform_profile,
 )
 from app.providers.registry_types import OAuthProviderBuild, ProviderDeps
+from app.providers.resolvers_profile import GITHUB_RESOLVERS
+
+# Its own sign-in resolvers (the registry adds Backstage's common ones).
+RESOLVERS = GITHUB_RESOLVERS
 
 GITHUB_AUTHORIZATION_URL = "https://github.com/login/oauth/authorize"
 # Answers JSON only to "Accept: application/json", which Authlib sends to token endpoints.

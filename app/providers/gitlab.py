@@ -4,7 +4,6 @@ Deltas from the OAuth2 base: endpoints under ``audience`` (the GitLab base URL, 
 ``https://gitlab.com``); required scope ``read_user``; the profile is the REST API's
 ``/api/v4/user`` (passport-gitlab2). GitLab rotates refresh tokens, which the base handles.
 (``plugins/auth-backend-module-gitlab-provider/src/authenticator.ts``)
-Sign-in resolvers: ``resolvers_profile.GITLAB_RESOLVERS``.
 """
 
 from __future__ import annotations
@@ -26,6 +25,10 @@ from app.providers.passport import (
     transform_profile,
 )
 from app.providers.registry_types import OAuthProviderBuild, ProviderDeps
+from app.providers.resolvers_profile import GITLAB_RESOLVERS
+
+# Its own sign-in resolvers (the registry adds Backstage's common ones).
+RESOLVERS = GITLAB_RESOLVERS
 
 DEFAULT_AUDIENCE = "https://gitlab.com"
 AUTHORIZE_PATH = "/oauth/authorize"

@@ -6,7 +6,6 @@ token, and keeps earlier grants (``include_granted_scopes``); required scopes ``
 plus the userinfo email and profile scopes; the profile is the v3 userinfo; logout revokes
 the refresh token at Google.
 (``plugins/auth-backend-module-google-provider/src/authenticator.ts``)
-Sign-in resolvers: ``resolvers_profile.GOOGLE_RESOLVERS``.
 """
 
 from __future__ import annotations
@@ -33,6 +32,10 @@ from app.providers.passport import (
     transform_profile,
 )
 from app.providers.registry_types import OAuthProviderBuild, ProviderDeps
+from app.providers.resolvers_profile import GOOGLE_RESOLVERS
+
+# Its own sign-in resolvers (the registry adds Backstage's common ones).
+RESOLVERS = GOOGLE_RESOLVERS
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,6 @@ with a custom scope transform for resource scopes; the profile is Microsoft Grap
 for another resource reads Graph through one more refresh grant with Graph scopes.
 (``plugins/auth-backend-module-microsoft-provider/src/authenticator.ts``, ``strategy.ts``;
 passport-microsoft)
-Sign-in resolvers: ``resolvers_profile.MICROSOFT_RESOLVERS``.
 """
 
 from __future__ import annotations
@@ -37,6 +36,10 @@ from app.providers.passport import (
     transform_profile,
 )
 from app.providers.registry_types import OAuthProviderBuild, ProviderDeps
+from app.providers.resolvers_profile import MICROSOFT_RESOLVERS
+
+# Its own sign-in resolvers (the registry adds Backstage's common ones).
+RESOLVERS = MICROSOFT_RESOLVERS
 
 LOGIN_URL = "https://login.microsoftonline.com"
 GRAPH_URL = "https://graph.microsoft.com"

@@ -24,7 +24,6 @@ from app.config.validation import validate_model
 from app.core.errors import AuthenticationError
 from app.identity.entity_ref import DEFAULT_NAMESPACE, stringify_entity_ref
 from app.identity.resolvers import (
-    COMMON_RESOLVERS,
     AuthResolverContext,
     ResolverFactory,
     SignInResolver,
@@ -126,7 +125,6 @@ forwarded_preferred_username_matching_user_entity_name = _name_resolver(
 )
 
 RESOLVERS: dict[str, ResolverFactory] = {
-    **COMMON_RESOLVERS,
     "forwardedUserMatchingUserEntityName": forwarded_user_matching_user_entity_name,
     "forwardedPreferredUsernameMatchingUserEntityName": (
         forwarded_preferred_username_matching_user_entity_name

@@ -6,7 +6,6 @@ Deltas from the OAuth2 base: endpoints under ``audience`` (the Okta org URL, def
 ``openid email profile offline_access``; the profile is the userinfo endpoint's.
 (``plugins/auth-backend-module-okta-provider/src/authenticator.ts``;
 strategy ``@davidzemon/passport-okta-oauth``)
-Sign-in resolvers: ``resolvers_profile.OKTA_RESOLVERS``.
 """
 
 from __future__ import annotations
@@ -33,6 +32,10 @@ from app.providers.passport import (
     transform_profile,
 )
 from app.providers.registry_types import OAuthProviderBuild, ProviderDeps
+from app.providers.resolvers_profile import OKTA_RESOLVERS
+
+# Its own sign-in resolvers (the registry adds Backstage's common ones).
+RESOLVERS = OKTA_RESOLVERS
 
 DEFAULT_AUDIENCE = "https://okta.com"
 REQUIRED_SCOPES = ("openid", "email", "profile", "offline_access")

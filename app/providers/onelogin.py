@@ -31,7 +31,7 @@ from app.providers.settings import absolute_http_url
 
 FORCED_SCOPE = "openid"
 
-SIGN_IN_RESOLVERS = {
+RESOLVERS = {
     "usernameMatchingUserEntityName": matching_entity_name(
         fact("username"), missing="OneLogin user profile does not contain a username"
     ),

@@ -46,7 +46,7 @@ USER_PATH = "/apis/user.openshift.io/v1/users/~"
 ACCESS_TOKEN_PATH = "/apis/oauth.openshift.io/v1/oauthaccesstokens/{name}"
 TOKEN_PREFIX = "sha256~"
 
-SIGN_IN_RESOLVERS = {
+RESOLVERS = {
     "displayNameMatchingUserEntityName": matching_entity_name(
         lambda info: info.profile.display_name,
         missing="OpenShift user profile does not contain a displayName",
@@ -168,5 +168,5 @@ def create(raw: dict[str, Any], path: str, deps: ProviderDeps) -> OAuthProviderB
         authenticator=authenticator,
         settings=settings,
         # Backstage's openshift module signs in by display name unless config says otherwise.
-        default_resolver=SIGN_IN_RESOLVERS["displayNameMatchingUserEntityName"]({}),
+        default_resolver=RESOLVERS["displayNameMatchingUserEntityName"]({}),
     )

@@ -32,14 +32,8 @@ from app.providers.registry_types import (
     OAuthFactory,
     OAuthProviderDefinition,
     ProviderDefinition,
+    ProxyFactory,
     ProxyProviderDefinition,
-)
-from app.providers.resolvers_profile import (
-    GITHUB_RESOLVERS,
-    GITLAB_RESOLVERS,
-    GOOGLE_RESOLVERS,
-    MICROSOFT_RESOLVERS,
-    OKTA_RESOLVERS,
 )
 
 
@@ -57,44 +51,47 @@ def _oauth(
     )
 
 
+def _proxy(factory: ProxyFactory, resolvers: Mapping[str, ResolverFactory]) -> ProviderDefinition:
+    # The same rule as _oauth: Backstage's common resolvers, then the module's own
+    # (which win on a name they share, as awsalb's email variant does).
+    return ProxyProviderDefinition(factory=factory, resolvers={**COMMON_RESOLVERS, **resolvers})
+
+
+# Every provider module exports RESOLVERS: the sign-in resolvers it adds to Backstage's
+# common ones (openshift: the only ones it offers).
 REGISTRY: Mapping[str, ProviderDefinition] = {
     "oidc": _oauth(oidc.create, describe_sign_out=oidc.describe_sign_out),
     "oauth2": _oauth(oauth2.create),
-    "github": _oauth(github.create, GITHUB_RESOLVERS),
-    "gitlab": _oauth(gitlab.create, GITLAB_RESOLVERS),
-    "google": _oauth(google.create, GOOGLE_RESOLVERS),
-    "microsoft": _oauth(microsoft.create, MICROSOFT_RESOLVERS),
-    "okta": _oauth(okta.create, OKTA_RESOLVERS),
+    "github": _oauth(github.create, github.RESOLVERS),
+    "gitlab": _oauth(gitlab.create, gitlab.RESOLVERS),
+    "google": _oauth(google.create, google.RESOLVERS),
+    "microsoft": _oauth(microsoft.create, microsoft.RESOLVERS),
+    "okta": _oauth(okta.create, okta.RESOLVERS),
     "auth0": OAuthProviderDefinition(
         factory=auth0.create,
         resolvers=COMMON_RESOLVERS,
         start_params=auth0.START_PARAMS,
         describe_sign_out=auth0.describe_sign_out,
     ),
-    "bitbucket": _oauth(bitbucket.create, bitbucket.SIGN_IN_RESOLVERS),
+    "bitbucket": _oauth(bitbucket.create, bitbucket.RESOLVERS),
     # Backstage lists the common resolvers after its own email variant, so the common
     # one is what actually runs.
     "bitbucketServer": _oauth(bitbucket_server.create),
-    "atlassian": _oauth(atlassian.create, atlassian.SIGN_IN_RESOLVERS),
-    "onelogin": _oauth(onelogin.create, onelogin.SIGN_IN_RESOLVERS),
+    "atlassian": _oauth(atlassian.create, atlassian.RESOLVERS),
+    "onelogin": _oauth(onelogin.create, onelogin.RESOLVERS),
     # OpenShift offers only its own resolver (no common ones).
-    "openshift": OAuthProviderDefinition(
-        factory=openshift.create, resolvers=openshift.SIGN_IN_RESOLVERS
-    ),
+    "openshift": OAuthProviderDefinition(factory=openshift.create, resolvers=openshift.RESOLVERS),
     # The target cluster (/start?audience=) rides in the state to the callback.
     "pinniped": OAuthProviderDefinition(
         factory=pinniped.create,
         resolvers=COMMON_RESOLVERS,
         start_params=pinniped.START_PARAMS,
     ),
-    "guest": ProxyProviderDefinition(factory=guest.create),
-    "awsalb": ProxyProviderDefinition(factory=awsalb.create, resolvers=awsalb.RESOLVERS),
-    "gcpIap": ProxyProviderDefinition(factory=gcp_iap.create, resolvers=gcp_iap.RESOLVERS),
-    "cfaccess": ProxyProviderDefinition(factory=cfaccess.create, resolvers=cfaccess.RESOLVERS),
-    "oauth2Proxy": ProxyProviderDefinition(
-        factory=oauth2_proxy.create, resolvers=oauth2_proxy.RESOLVERS
-    ),
-    "azureEasyAuth": ProxyProviderDefinition(
-        factory=azure_easyauth.create, resolvers=azure_easyauth.RESOLVERS
-    ),
+    # Guest signs in with its own default resolver unless config names one.
+    "guest": _proxy(guest.create, {}),
+    "awsalb": _proxy(awsalb.create, awsalb.RESOLVERS),
+    "gcpIap": _proxy(gcp_iap.create, gcp_iap.RESOLVERS),
+    "cfaccess": _proxy(cfaccess.create, cfaccess.RESOLVERS),
+    "oauth2Proxy": _proxy(oauth2_proxy.create, oauth2_proxy.RESOLVERS),
+    "azureEasyAuth": _proxy(azure_easyauth.create, azure_easyauth.RESOLVERS),
 }

@@ -42,7 +42,7 @@ REQUIRED = "offline_access read:me read:jira-work read:jira-user"
 
 DEFINITION = OAuthProviderDefinition(
     factory=atlassian.create,
-    resolvers={**atlassian.SIGN_IN_RESOLVERS, **COMMON_RESOLVERS},
+    resolvers={**atlassian.RESOLVERS, **COMMON_RESOLVERS},
 )
 
 

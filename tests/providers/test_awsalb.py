@@ -26,6 +26,7 @@ from app.identity.types import ProfileInfo, SignInInfo
 from app.providers import awsalb
 from app.providers.awsalb import AlbPublicKeys, AwsAlbAuthenticator, public_key_endpoint
 from app.providers.jwt_verify import CLOCK_SKEW_SECONDS
+from app.providers.registry import REGISTRY
 from app.providers.remote_keys import KeyFetchError, OutboundHttp
 from tests.fakes.clock import FakeClock
 from tests.fakes.proxy_keys import ALB_ARN, ALB_ISSUER, DELETE, REGION, ProxyKeyServer
@@ -415,9 +416,9 @@ def _info(email: str | None) -> SignInInfo:
 
 
 def test_the_resolver_set_is_common_plus_the_alb_variant() -> None:
-    assert set(awsalb.RESOLVERS) == set(COMMON_RESOLVERS)
+    assert set(REGISTRY["awsalb"].resolvers) == set(COMMON_RESOLVERS)
     assert (
-        awsalb.RESOLVERS["emailMatchingUserEntityProfileEmail"]
+        REGISTRY["awsalb"].resolvers["emailMatchingUserEntityProfileEmail"]
         is awsalb.email_matching_user_entity_profile_email
     )
 

@@ -12,6 +12,7 @@ from app.identity.resolvers import COMMON_RESOLVERS, ResolverConfigError
 from app.identity.types import ProfileInfo, SignInInfo
 from app.providers import azure_easyauth
 from app.providers.azure_easyauth import AzureEasyAuthAuthenticator
+from app.providers.registry import REGISTRY
 from tests.fakes.proxy_keys import DELETE, ProxyKeyServer, unsigned_jwt
 from tests.proxy.helpers import (
     APP_SERVICE_ENV,
@@ -144,7 +145,10 @@ async def test_a_malformed_id_token_is_401(anyio_backend: str) -> None:
 
 
 def test_the_resolver_set() -> None:
-    assert set(azure_easyauth.RESOLVERS) == {"idMatchingUserEntityAnnotation", *COMMON_RESOLVERS}
+    assert set(REGISTRY["azureEasyAuth"].resolvers) == {
+        "idMatchingUserEntityAnnotation",
+        *COMMON_RESOLVERS,
+    }
 
 
 async def test_id_matching_user_entity_annotation(anyio_backend: str) -> None:

@@ -52,7 +52,7 @@ SCOPE = "account team"
 
 DEFINITION = OAuthProviderDefinition(
     factory=bitbucket.create,
-    resolvers={**bitbucket.SIGN_IN_RESOLVERS, **COMMON_RESOLVERS},
+    resolvers={**bitbucket.RESOLVERS, **COMMON_RESOLVERS},
 )
 
 
@@ -284,12 +284,12 @@ async def test_resolvers_need_their_fact(name: str, fact: str, message: str) -> 
     del facts[fact]
     info = SignInInfo("bitbucket", ProfileInfo(), facts)
     with pytest.raises(BackstageError, match=f"^Bitbucket user profile {message}"):
-        await bitbucket.SIGN_IN_RESOLVERS[name]({})(info, resolver_context([JANE]))
+        await bitbucket.RESOLVERS[name]({})(info, resolver_context([JANE]))
 
 
 async def test_resolver_not_found_and_no_options() -> None:
     info = SignInInfo("bitbucket", ProfileInfo(), {"user_id": "{other}", "username": "x"})
-    resolve = bitbucket.SIGN_IN_RESOLVERS["userIdMatchingUserEntityAnnotation"]({})
+    resolve = bitbucket.RESOLVERS["userIdMatchingUserEntityAnnotation"]({})
     with pytest.raises(NotFoundError):
         await resolve(info, resolver_context([JANE]))
     # Backstage's Bitbucket resolvers have no options schema: any option is refused.

@@ -14,6 +14,7 @@ from app.identity.types import ProfileInfo
 from app.providers import cfaccess
 from app.providers.cfaccess import CloudflareAccessAuthenticator
 from app.providers.jwt_verify import CLOCK_SKEW_SECONDS
+from app.providers.registry import REGISTRY
 from tests.fakes.proxy_keys import CF_AUDIENCE, CF_ISSUER, DELETE, TEAM, ProxyKeyServer
 from tests.proxy.helpers import deps, proxy_request
 
@@ -285,4 +286,4 @@ def test_config_errors_name_the_key(raw: dict[str, Any], key: str, server: Proxy
 
 
 def test_the_common_resolvers_are_what_backstage_ends_up_with() -> None:
-    assert cfaccess.RESOLVERS == COMMON_RESOLVERS
+    assert REGISTRY["cfaccess"].resolvers == COMMON_RESOLVERS

@@ -19,6 +19,7 @@ from app.identity.types import ProfileInfo, SignInInfo
 from app.providers import gcp_iap
 from app.providers.gcp_iap import GcpIapAuthenticator
 from app.providers.jwt_verify import CLOCK_SKEW_SECONDS
+from app.providers.registry import REGISTRY
 from tests.fakes.proxy_keys import DELETE, IAP_AUDIENCE, IAP_KEYS_URL, ProxyKeyServer
 from tests.proxy.helpers import deps, proxy_request, resolver_context
 
@@ -184,7 +185,7 @@ def _info(email: str | None = "jane@example.com", sub: str | None = None) -> Sig
 
 
 def test_the_resolver_set() -> None:
-    assert set(gcp_iap.RESOLVERS) == {
+    assert set(REGISTRY["gcpIap"].resolvers) == {
         "emailMatchingUserEntityAnnotation",
         "idMatchingUserEntityAnnotation",
         *COMMON_RESOLVERS,

@@ -12,6 +12,7 @@ from app.identity.resolvers import COMMON_RESOLVERS, ResolverConfigError
 from app.identity.types import ProfileInfo, SignInInfo
 from app.providers import oauth2_proxy
 from app.providers.oauth2_proxy import OAuth2ProxyAuthenticator
+from app.providers.registry import REGISTRY
 from tests.fakes.proxy_keys import ProxyKeyServer, unsigned_jwt
 from tests.proxy.helpers import PROXY_PEER, deps, proxy_request, resolver_context
 
@@ -125,7 +126,7 @@ def _info(**facts: Any) -> SignInInfo:
 
 
 def test_the_resolver_set() -> None:
-    assert set(oauth2_proxy.RESOLVERS) == {
+    assert set(REGISTRY["oauth2Proxy"].resolvers) == {
         "forwardedUserMatchingUserEntityName",
         "forwardedPreferredUsernameMatchingUserEntityName",
         *COMMON_RESOLVERS,

@@ -42,7 +42,7 @@ CALLBACK = callback("onelogin")
 
 DEFINITION = OAuthProviderDefinition(
     factory=onelogin.create,
-    resolvers={**onelogin.SIGN_IN_RESOLVERS, **COMMON_RESOLVERS},
+    resolvers={**onelogin.RESOLVERS, **COMMON_RESOLVERS},
 )
 
 

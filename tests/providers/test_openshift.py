@@ -47,9 +47,7 @@ CALLBACK = callback("openshift")
 SCOPE = "user:full"
 
 # No common resolvers: Backstage's openshift module registers only its own.
-DEFINITION = OAuthProviderDefinition(
-    factory=openshift.create, resolvers=openshift.SIGN_IN_RESOLVERS
-)
+DEFINITION = OAuthProviderDefinition(factory=openshift.create, resolvers=openshift.RESOLVERS)
 
 
 def conformance_config(fake: FakeIdP) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from app.identity.catalog import CatalogUser, InMemoryCatalog
 from app.identity.keys import MemoryKeyStore
 from app.identity.resolvers import AuthResolverContext
 from app.identity.tokens import TokenIssuer
-from app.providers import awsalb, azure_easyauth, cfaccess, gcp_iap, oauth2_proxy
+from app.providers import azure_easyauth
 from app.providers.base import ProxyRequest
 from app.providers.registry import REGISTRY
 from app.providers.registry_types import ProviderDefinition, ProviderDeps, ProxyProviderDefinition
@@ -56,15 +56,10 @@ APP_SERVICE_ENV = {
 
 # What the registry would hold (azureEasyAuth checks the fake App Service environment).
 PROXY_DEFINITIONS: dict[str, ProviderDefinition] = {
-    "awsalb": ProxyProviderDefinition(factory=awsalb.create, resolvers=awsalb.RESOLVERS),
-    "gcpIap": ProxyProviderDefinition(factory=gcp_iap.create, resolvers=gcp_iap.RESOLVERS),
-    "cfaccess": ProxyProviderDefinition(factory=cfaccess.create, resolvers=cfaccess.RESOLVERS),
-    "oauth2Proxy": ProxyProviderDefinition(
-        factory=oauth2_proxy.create, resolvers=oauth2_proxy.RESOLVERS
-    ),
+    **{pid: REGISTRY[pid] for pid in ("awsalb", "gcpIap", "cfaccess", "oauth2Proxy")},
     "azureEasyAuth": ProxyProviderDefinition(
         factory=azure_easyauth.make_create(APP_SERVICE_ENV),
-        resolvers=azure_easyauth.RESOLVERS,
+        resolvers=REGISTRY["azureEasyAuth"].resolvers,
     ),
 }
 PROXY_IDS = tuple(PROXY_DEFINITIONS)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from app.identity.resolvers import COMMON_RESOLVERS
 from app.providers import awsalb, azure_easyauth, cfaccess, gcp_iap, oauth2_proxy
 from app.providers.registry import REGISTRY
 
@@ -23,5 +24,6 @@ def test_registered_as_a_proxy_provider_with_its_resolvers(provider: str) -> Non
     factory, resolvers = EXPECTED[provider]
     assert definition.kind == "proxy"
     assert definition.factory is factory
-    assert dict(definition.resolvers) == resolvers
+    # Backstage's common resolvers, then the module's own (which win on a shared name).
+    assert dict(definition.resolvers) == {**COMMON_RESOLVERS, **resolvers}
     assert definition.start_params == ()
