@@ -36,6 +36,6 @@ async def readyz(services: Services) -> Response:
 
 async def metrics(services: Services) -> Response:
     return respond(
-        generate_latest(services.metrics.registry),
+        generate_latest(services.metrics.exposition()),
         headers={"Content-Type": CONTENT_TYPE_LATEST},
     )

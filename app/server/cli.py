@@ -15,6 +15,7 @@ from app.config.settings import Settings
 from app.config.validation import ConfigError
 from app.devidp.settings import dev_idp_settings
 from app.observability.logs import configure_logging
+from app.observability.multiprocess import metrics_directory
 from app.server.asgi import (
     DATA_DIR_ENV,
     DEFAULT_CONFIG,
@@ -105,8 +106,6 @@ def _serve_workers(
     *,
     dev_idp: bool,
 ) -> int:
-    from app.server.workers import run
-
     if args.workers < 1:
         raise ConfigError("--workers: must be at least 1")
     if args.workers > 1 and dev_idp:
@@ -114,6 +113,21 @@ def _serve_workers(
             "auth.devIdentityProvider: the development identity provider keeps its codes and "
             "tokens in one process's memory; serve it without --workers (or with --workers 1)"
         )
+    # Every worker's metrics in one scrape: their files live in a directory of this run.
+    with metrics_directory():
+        return _build_and_run_workers(args, settings, configs, development, host, port)
+
+
+def _build_and_run_workers(
+    args: argparse.Namespace,
+    settings: Settings,
+    configs: list[Path],
+    development: bool,
+    host: str,
+    port: int,
+) -> int:
+    from app.server.workers import run
+
     # Built once, here in the master, before gunicorn forks the workers (its preload_app):
     # a bad config fails once, with its key path, and the workers start serving at once,
     # sharing the app's pages copy on write. Nothing it holds is bound to a process yet:
