@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from app.config.settings import Settings
+from app.config.suggest import closest
 from app.core.clock import SystemClock
 from app.core.durations import parse_duration_seconds
 from app.devidp.settings import DevIdpSettings, is_loopback_host
@@ -88,8 +89,10 @@ def check(
     for provider_id, config in settings.providers.items():
         definition = providers.get(provider_id)
         if definition is None:
+            guess = closest(provider_id, providers)
             report.warnings.append(
                 f"auth.providers.{provider_id}: not implemented by this server; not mounted"
+                + (f" (did you mean {guess}?)" if guess else "")
             )
             continue
         report.lines.append("")

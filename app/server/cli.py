@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from app.config.loader import explain_unset
 from app.config.settings import Settings
 from app.config.validation import ConfigError
 from app.devidp.settings import dev_idp_settings
@@ -32,8 +33,12 @@ __all__ = ["DEFAULT_CONFIG", "main"]
 DEFAULT_GRACEFUL_TIMEOUT_SECONDS = 30
 
 
+# Keys whose value was dropped because its variable is unset: named when a start fails.
+_UNSET: dict[str, str] = {}
+
+
 def _settings(paths: list[Path]) -> Settings:
-    return load_settings(paths, os.environ)
+    return load_settings(paths, os.environ, _UNSET)
 
 
 def _is_development(flag: bool) -> bool:
@@ -250,7 +255,8 @@ def main(argv: list[str] | None = None) -> int:
             return serve(args)
         return check_config(args)
     except ConfigError as exc:
-        print(f"auth-backend: invalid configuration: {exc}", file=sys.stderr)
+        message = explain_unset(str(exc), _UNSET)
+        print(f"auth-backend: invalid configuration: {message}", file=sys.stderr)
         return 2
 
 
