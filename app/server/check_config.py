@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -18,6 +19,7 @@ from app.config.suggest import closest
 from app.core.clock import SystemClock
 from app.core.durations import parse_duration_seconds
 from app.devidp.settings import DevIdpSettings, is_loopback_host
+from app.identity.catalog_config import missing_catalog_files
 from app.oauth.cookies import (
     DEFAULT_SESSION_MAX_AGE_SECONDS,
     NONCE_MAX_AGE_SECONDS,
@@ -68,13 +70,21 @@ def check(
     development: bool,
     providers: Mapping[str, ProviderDefinition],
     dev_idp: DevIdpSettings | None = None,
+    config_dir: Path = Path("."),
 ) -> Report:
     report = Report()
     app_origin = parse_origin(settings.app_base_url)
     assert app_origin is not None  # validated by read_settings
-    mode = "development" if development else "production"
+    # serve starts in production unless told otherwise; check-config's default is
+    # development (as `make run`): the first line says which one was checked.
+    first = (
+        "configuration OK for development (`serve --development`; `serve` without it "
+        "starts in production: check that with --production)"
+        if development
+        else "configuration OK for production (`serve` without --development)"
+    )
     report.lines += [
-        f"configuration OK (checked for {mode})",
+        first,
         f"app origin: {app_origin}",
         f"token issuer: {settings.auth_base_url}",
         f"frontend environment (auth.environment): {settings.auth_environment}",
@@ -85,6 +95,11 @@ def check(
         report.warnings.append(
             "auth.session.secret is not set: development generates one in the data directory; "
             "a production start refuses OAuth providers without it"
+        )
+    for target in missing_catalog_files(settings.raw, config_dir=config_dir):
+        report.warnings.append(
+            f"catalog.locations: {target} does not exist: sign-in resolvers that look users "
+            "up in the catalog find nobody"
         )
     for provider_id, config in settings.providers.items():
         definition = providers.get(provider_id)
@@ -97,7 +112,7 @@ def check(
             continue
         report.lines.append("")
         if definition.kind == "proxy":
-            _proxy(report, provider_id, config)
+            _proxy(report, provider_id, config, development=development)
         else:
             _oauth(report, provider_id, definition, config, settings, app_origin=app_origin)
     if dev_idp is not None:
@@ -111,11 +126,22 @@ def check(
     return report
 
 
-def _proxy(report: Report, provider_id: str, config: Mapping[str, Any]) -> None:
+def _proxy(
+    report: Report, provider_id: str, config: Mapping[str, Any], *, development: bool
+) -> None:
     report.lines += [
         f"provider {provider_id} (proxy): no callback URL, no cookies",
         f"  sign-in: GET /api/auth/{provider_id}/refresh",
     ]
+    if (
+        provider_id == "guest"
+        and not development
+        and config.get("dangerouslyAllowOutsideDevelopment") is not True
+    ):
+        report.warnings.append(
+            "auth.providers.guest: refused in production (every sign-in answers 403); "
+            "remove it, or serve with --development"
+        )
     if provider_id == "guest" and config.get("dangerouslyAllowOutsideDevelopment") is True:
         user = config.get("userEntityRef", "user:development/guest")
         report.warnings.append(
@@ -134,6 +160,15 @@ def _oauth(
     app_origin: Origin,
 ) -> None:
     report.lines.append(f"provider {provider_id} (OAuth)")
+    environments = [name for name, env in config.items() if isinstance(env, Mapping)]
+    if environments and settings.auth_environment not in environments:
+        report.warnings.append(
+            f"auth.providers.{provider_id}: no configuration for the frontend's environment "
+            f"'{settings.auth_environment}' (auth.environment, the `env` the frontend sends), "
+            f'only {", ".join(environments)}: its sign-ins answer 404 "No configuration '
+            f"available for the '{settings.auth_environment}' environment\"; set "
+            f"auth.environment (in the app's config too) or add that environment"
+        )
     for env_name, env in config.items():
         if not isinstance(env, Mapping):
             continue

@@ -15,7 +15,7 @@ from app.config.loader import explain_unset
 from app.config.settings import Settings
 from app.config.validation import ConfigError
 from app.devidp.settings import dev_idp_settings
-from app.observability.logs import configure_logging
+from app.observability.logs import configure_logging, flush_logs
 from app.observability.multiprocess import metrics_directory
 from app.server.asgi import (
     DATA_DIR_ENV,
@@ -180,6 +180,7 @@ def check_config(args: argparse.Namespace) -> int:
         development=development,
         providers=REGISTRY,
         dev_idp=dev_idp_settings(settings, development=development),
+        config_dir=configs[0].resolve().parent,
     )
     print(report.render())
     if args.strict and report.warnings:
@@ -256,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
         return check_config(args)
     except ConfigError as exc:
         message = explain_unset(str(exc), _UNSET)
+        # The log lines before it first: the message is the last line, the one to read.
+        flush_logs()
         print(f"auth-backend: invalid configuration: {message}", file=sys.stderr)
         return 2
 
