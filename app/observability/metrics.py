@@ -81,6 +81,12 @@ class Metrics:
             ["host"],
             registry=self.registry,
         )
+        self.identity_provider_failures = Counter(
+            "auth_identity_provider_failures",
+            "Sign-in steps that failed because the identity provider could not be used",
+            ["provider", "cause"],
+            registry=self.registry,
+        )
         self.events = Counter(
             "auth_events_total",
             "Audit events: sign-in outcomes, refreshes, logouts, refusals",
