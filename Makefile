@@ -53,8 +53,10 @@ lock: $(VENV)/.installed-uv
 	cd $* && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# make run PORT=17313: the demo on another port (its URLs follow).
+PORT ?= 7007
 run: $(STAMP)
-	$(BIN)/auth-backend serve --development --log-format text
+	$(BIN)/auth-backend serve --development --log-format text --port $(PORT)
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check app tests

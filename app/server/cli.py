@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from app.config.loader import explain_unset
+from app.config.loader import explain_unset, load_config
 from app.config.settings import Settings
 from app.config.validation import ConfigError
 from app.devidp.settings import dev_idp_settings
@@ -37,8 +37,32 @@ DEFAULT_GRACEFUL_TIMEOUT_SECONDS = 30
 _UNSET: dict[str, str] = {}
 
 
-def _settings(paths: list[Path]) -> Settings:
-    return load_settings(paths, os.environ, _UNSET)
+def _settings(paths: list[Path], overrides: dict[str, str] | None = None) -> Settings:
+    return load_settings(paths, {**os.environ, **(overrides or {})}, _UNSET)
+
+
+# The embedded demo's URLs name its port; served on another one (7007 taken by a
+# Backstage), they follow it: the app origin, this server's URL and so the development
+# identity provider's issuer, and the oidc provider's discovery URL.
+_DEMO_URL_KEYS = (
+    "app_baseUrl",
+    "backend_baseUrl",
+    "auth_providers_oidc_development_metadataUrl",
+)
+
+
+def _demo_on_port(port: int) -> dict[str, str]:
+    demo = load_config([DEFAULT_CONFIG], {})
+    values = (
+        demo["app"]["baseUrl"],
+        demo["backend"]["baseUrl"],
+        demo["auth"]["providers"]["oidc"]["development"]["metadataUrl"],
+    )
+    origin = f"http://localhost:{demo['backend']['listen']['port']}"
+    return {
+        f"APP_CONFIG_{key}": value.replace(origin, f"http://localhost:{port}")
+        for key, value in zip(_DEMO_URL_KEYS, values, strict=True)
+    }
 
 
 def _is_development(flag: bool) -> bool:
@@ -48,7 +72,8 @@ def _is_development(flag: bool) -> bool:
 def serve(args: argparse.Namespace) -> int:
     development = _is_development(args.development)
     configs = [p.resolve() for p in (args.config or [DEFAULT_CONFIG])]
-    settings = _settings(configs)
+    demo_port = args.port if args.config is None and args.port is not None else None
+    settings = _settings(configs, _demo_on_port(demo_port) if demo_port is not None else None)
     host = args.host or settings.listen_host or "0.0.0.0"
     port = args.port if args.port is not None else settings.listen_port
     # What the app checks (the development identity provider: loopback only) is the
