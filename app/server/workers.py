@@ -224,6 +224,7 @@ def run(
         "graceful_timeout": graceful_timeout,
         "loglevel": log_level,
         "proc_name": "auth-backend",
+        "logger_class": "app.server.gunicorn_logging.ServerLogger",
         # gunicorn's runtime control socket (one path per user): not used, and two
         # servers on one machine would contend for it.
         "control_socket_disable": True,
