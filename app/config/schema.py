@@ -38,6 +38,13 @@ class _Listen(Lenient):
     port: int = Field(7007, ge=0, le=65535)
 
 
+class _MetricsListen(Lenient):
+    """Ours: serve /metrics on this address instead of the main listener."""
+
+    host: str = "0.0.0.0"
+    port: int = Field(ge=1, le=65535)
+
+
 class _CorsConfig(Lenient):
     origin: str | list[str]
     methods: Any = None
@@ -124,6 +131,11 @@ class _BackendConfig(Lenient):
     trustedProxies: list[str] = Field(default_factory=list)
     # Ours: header and callback body caps (431, 413).
     requestLimits: _RequestLimitsConfig = Field(default_factory=lambda: _RequestLimitsConfig())
+    # Ours: exposure. The demo page at / (default: in development only), the Swagger UIs
+    # and /docs (default: on), /metrics on its own listener (default: the main one).
+    demoPage: bool | None = None
+    swaggerUi: bool = True
+    metrics: _MetricsListen | None = None
 
     @field_validator("trustedProxies")
     @classmethod

@@ -16,6 +16,8 @@ from typing import Any
 
 from app.config.authorization import AuthorizationSettings, read_authorization
 from app.config.backend import CorsSettings, RateLimitSettings, RequestLimitSettings
+from app.config.discovery import OWN_PLUGIN_ID, Discovery, read_discovery
+from app.config.plugin_keys import PluginKeyStoreSettings, read_plugin_key_store
 from app.config.schema import RootConfig
 from app.config.validation import ConfigError, validate_model
 from app.core.durations import parse_duration_seconds
@@ -45,6 +47,10 @@ class Settings:
     rate_limit: RateLimitSettings | None = None
     trusted_proxies: tuple[str, ...] = ()
     request_limits: RequestLimitSettings = field(default_factory=RequestLimitSettings)
+    # backend.demoPage (None: development only), backend.swaggerUi, backend.metrics.
+    demo_page: bool | None = None
+    swagger_ui: bool = True
+    metrics_listen: tuple[str, int] | None = None
     refresh_coordination: str | None = None
     key_store_provider: str = "database"
     static_keys: tuple[dict[str, Any], ...] = ()
@@ -54,11 +60,29 @@ class Settings:
     authorization: AuthorizationSettings = AuthorizationSettings()
     # The whole merged config, for sections read elsewhere (backend.cors, catalog, ...).
     raw: Mapping[str, Any] = field(default_factory=dict)
+    # backend.baseUrl, backend.listen and discovery.endpoints (None: the fallbacks only).
+    discovery: Discovery | None = None
+    # backend.auth.pluginKeyStore: the keys of our plugin tokens.
+    plugin_key_store: PluginKeyStoreSettings = PluginKeyStoreSettings()
+
+    @property
+    def plugins(self) -> Discovery:
+        """Where each Backstage plugin is, ourselves included."""
+        if self.discovery is not None:
+            return self.discovery
+        return read_discovery(
+            {},
+            backend_base_url=self.backend_base_url,
+            listen_host=self.listen_host,
+            listen_port=self.listen_port,
+        )
 
     @property
     def auth_base_url(self) -> str:
-        """``iss`` of our tokens, the callback base: ``<backend.baseUrl>/api/auth``."""
-        return f"{self.backend_base_url}/api/auth"
+        """``iss`` of our tokens, the base of callback URLs and of every link we publish:
+        discovery's external URL of ``auth`` (``<backend.baseUrl>/api/auth`` by default),
+        as Backstage's auth backend takes it."""
+        return self.plugins.external(OWN_PLUGIN_ID).rstrip("/")
 
 
 def _database_config(raw: Mapping[str, Any]) -> Mapping[str, Any] | None:
@@ -103,6 +127,13 @@ def read_settings(raw: Mapping[str, Any]) -> Settings:
         refresh_coordination=auth.session.refreshCoordination,
         trusted_proxies=tuple(root.backend.trustedProxies),
         request_limits=root.backend.requestLimits.settings(),
+        demo_page=root.backend.demoPage,
+        swagger_ui=root.backend.swaggerUi,
+        metrics_listen=(
+            (root.backend.metrics.host, root.backend.metrics.port)
+            if root.backend.metrics is not None
+            else None
+        ),
         key_store_provider=auth.keyStore.provider,
         static_keys=tuple(auth.keyStore.static.keys if auth.keyStore.static else ()),
         database=_database_config(raw),
@@ -113,4 +144,11 @@ def read_settings(raw: Mapping[str, Any]) -> Settings:
             else DEFAULT_REFRESH_GRACE_SECONDS
         ),
         raw=dict(raw),
+        plugin_key_store=read_plugin_key_store(raw),
+        discovery=read_discovery(
+            raw,
+            backend_base_url=root.backend.baseUrl,
+            listen_host=listen.host,
+            listen_port=listen.port,
+        ),
     )

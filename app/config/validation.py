@@ -55,9 +55,10 @@ def validate_model(model: type[M], data: Any, path: str) -> M:
 
 
 class Lenient(BaseModel):
-    """Keys of other Backstage plugins (and ones we do not read) are ignored."""
+    """Keys of other Backstage plugins (and ones we do not read) are ignored, as Backstage's
+    config readers do; a validated config is never changed afterwards."""
 
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
 
 
 def string_list(value: Any) -> list[str]:

@@ -98,6 +98,13 @@ class PayloadTooLargeError(BackstageError):
     status_code = 413
 
 
+class RequestTimeoutError(BackstageError):
+    """Raised when a client does not finish sending a request head in time."""
+
+    name = "RequestTimeoutError"
+    status_code = 408
+
+
 class TooManyRequestsError(BackstageError):
     """Raised when a client exceeds a rate limit."""
 

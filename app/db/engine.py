@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from typing import Any
@@ -68,10 +69,27 @@ def create_database_engine(
     else:
         raise ValueError(f"unsupported database URL scheme '{parsed.drivername}'")
     engine = create_async_engine(parsed, **options)
-    if backend == "sqlite" and not is_memory_sqlite(parsed):
+    if backend == "sqlite" and not is_memory_sqlite(parsed) and parsed.database:
+        path = parsed.database
+
+        def create_private(*_args: Any) -> None:
+            _create_private_file(path)
+
+        event.listen(engine.sync_engine, "do_connect", create_private)
         # Processes sharing the file (serve --workers N) read while another one writes.
         event.listen(engine.sync_engine, "connect", _sqlite_file_connected)
     return engine
+
+
+def _create_private_file(path: str) -> None:
+    """Create the database file 0600 before SQLite does (it would use 0644 less the
+    umask): it holds user info and sealed refresh results. SQLite gives its -wal and
+    -shm files the database file's mode. An existing file is left as it is."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except (FileExistsError, FileNotFoundError):
+        # Exists already, or its directory does not: SQLite reports the latter.
+        pass
 
 
 def _sqlite_file_connected(dbapi_connection: Any, _record: Any) -> None:

@@ -44,7 +44,7 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 MIGRATION_LOCK_KEY = 0x62732D6175746801
 MAINTENANCE_DATABASE = "postgres"
 # The newest revision in migrations/versions; a test checks it against alembic's head.
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 
 # Alembic's version table, as alembic defines it (DefaultImpl.version_table_impl).
 _version_table = Table(

@@ -140,3 +140,15 @@ Index("offline_sessions_user_idx", offline_sessions.c.user_entity_ref)
 Index("offline_sessions_oidc_client_idx", offline_sessions.c.oidc_client_id)
 Index("offline_sessions_created_idx", offline_sessions.c.created_at)
 Index("offline_sessions_last_used_idx", offline_sessions.c.last_used_at)
+
+# Backstage's plugin key store (@backstage/backend-defaults DatabaseKeyStore): the public
+# keys of plugin tokens, shared with Backstage's instances on the same database.
+plugin_public_keys = Table(
+    "backstage_backend_public_keys__keys",
+    metadata,
+    Column("id", String(255), primary_key=True),
+    # The public JWK, JSON.
+    Column("key", Text, nullable=False),
+    # An ISO 8601 string (Date.toISOString), compared client side.
+    Column("expires_at", String(255), nullable=False),
+)

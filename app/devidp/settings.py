@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from app.config.settings import Settings
-from app.config.validation import ConfigError, validate_model
+from app.config.validation import ConfigError, Lenient, validate_model
 
 CONFIG_PATH = "auth.devIdentityProvider"
 # Where the identity provider is mounted on this server.
@@ -78,11 +78,7 @@ def username_from(text: str) -> str | None:
     return slug if _USERNAME.match(slug) else None
 
 
-class _Lenient(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-
-class _UserConfig(_Lenient):
+class _UserConfig(Lenient):
     username: str
     name: str | None = None
 
@@ -94,7 +90,7 @@ class _UserConfig(_Lenient):
         return value
 
 
-class _DevIdpConfig(_Lenient):
+class _DevIdpConfig(Lenient):
     enabled: bool = False
     users: list[_UserConfig] = Field(default_factory=list)
 

@@ -99,6 +99,13 @@ async def principal(services: Services) -> Principal:
     if not match:
         return Principal("none")
     token = match.group(1)
+    # Backstage's order: plugin tokens, user tokens, then externalAccess tokens.
+    if services.plugin_callers is not None and (
+        plugin := await services.plugin_callers.verify(token)
+    ):
+        if plugin.user is not None:
+            return Principal("user", plugin.user)
+        return Principal("service", plugin.subject)
     if services.callers is not None and (subject := services.callers.subject(token)):
         return Principal("service", subject)
     try:

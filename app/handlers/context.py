@@ -7,9 +7,11 @@ from dataclasses import dataclass
 from typing import Literal
 
 from app.authz.callers import ServiceCallers
+from app.authz.plugin_callers import PluginCallers
 from app.authz.service import AuthorizationServer
 from app.config.settings import Settings
 from app.core.clock import Clock
+from app.identity.plugin_tokens import PluginTokenIssuer
 from app.identity.resolvers import AuthResolverContext, SignInResolver
 from app.identity.tokens import TokenIssuer
 from app.identity.user_info import UserInfoStore
@@ -49,6 +51,9 @@ class Services:
     authorization: AuthorizationServer | None = None
     # backend.auth.externalAccess: who may call the service-only routes.
     callers: ServiceCallers | None = None
+    # Our plugin tokens (outbound) and the plugin tokens of callers (inbound).
+    plugin_tokens: PluginTokenIssuer | None = None
+    plugin_callers: PluginCallers | None = None
 
     @property
     def app_origin(self) -> Origin:

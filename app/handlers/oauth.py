@@ -296,6 +296,18 @@ async def frame_handler(
     return respond(page.body, headers=page.headers, cookies=cookies)
 
 
+_REDIRECT_ERROR_TEXT = {
+    "Error": "sign-in failed",
+    "InputError": "the sign-in request was invalid",
+    "AuthenticationError": "authentication failed",
+    "NotAllowedError": "the sign-in request was not allowed",
+    "NotFoundError": "the sign-in could not be resolved to a user",
+    "ConflictError": "the sign-in matched more than one user",
+    "TooManyRequestsError": "too many sign-in attempts",
+    "ServiceUnavailableError": "the identity provider is unavailable",
+}
+
+
 def _frame_error(
     error: dict[str, Any],
     flow: str | None,
@@ -304,14 +316,18 @@ def _frame_error(
     cookies: list[str],
 ) -> Response:
     if flow == "redirect":
-        # Backstage: back to the app with ?error=<message>, fragment dropped.
+        # Backstage: back to the app with ?error=<message>, fragment dropped. Messages
+        # can quote the state, the request or the provider (text an attacker chooses,
+        # shown in the address bar): the redirect carries the name and a fixed text; the
+        # message is in the audit log.
+        name = error["name"] if error["name"] in _REDIRECT_ERROR_TEXT else "Error"
         parts = urlsplit(app_base_url)
         target = urlunsplit(
             (
                 parts.scheme,
                 parts.netloc,
                 parts.path or "/",
-                urlencode({"error": error["message"]}),
+                urlencode({"error": f"{name}: {_REDIRECT_ERROR_TEXT[name]}"}),
                 "",
             )
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
-from app.core.errors import ServiceUnavailableError
+from app.core.errors import NotFoundError, ServiceUnavailableError
 from app.handlers.context import Services
 from app.handlers.responses import json_response, respond
 
@@ -35,6 +35,9 @@ async def readyz(services: Services) -> Response:
 
 
 async def metrics(services: Services) -> Response:
+    if services.settings.metrics_listen is not None:
+        # Kept off the public listener: see app.server.metrics_listener.
+        raise NotFoundError("Metrics are served on their own listener (backend.metrics)")
     return respond(
         generate_latest(services.metrics.exposition()),
         headers={"Content-Type": CONTENT_TYPE_LATEST},

@@ -1,5 +1,8 @@
 """Pages for people: the demo app at ``/`` and the Swagger UI index at ``/docs``.
 
+The demo page is served in development, or when ``backend.demoPage`` is true; ``/docs``
+unless ``backend.swaggerUi`` is false (which also turns off every Swagger UI).
+
 The demo page is static HTML + JS (``app/static``); the server renders the configured
 providers into it as a JSON data island, so it needs no API of its own.
 """
@@ -85,9 +88,18 @@ def _dev_idp_issuer(services: Services) -> str | None:
     return dev.issuer if dev is not None else None
 
 
+def _check_demo_page(services: Services) -> None:
+    """The demo page signs in with every provider from a page of this server: a tool for
+    development, served in production only when ``backend.demoPage`` asks for it."""
+    enabled = services.settings.demo_page
+    if not (services.development if enabled is None else enabled):
+        raise NotFoundError("The demo page is turned off (backend.demoPage)")
+
+
 async def demo_page(services: Services) -> Response:
+    _check_demo_page(services)
     settings = services.settings
-    backend = parse_origin(settings.backend_base_url)
+    backend = parse_origin(settings.auth_base_url)
     config = {
         "authBaseUrl": settings.auth_base_url,
         "appOrigin": str(services.app_origin),
@@ -100,6 +112,8 @@ async def demo_page(services: Services) -> Response:
 
 
 async def docs_index(services: Services) -> Response:
+    if not services.settings.swagger_ui:
+        raise NotFoundError("The API documentation is turned off (backend.swaggerUi)")
     apis = [
         {
             "title": f"Provider {p['id']} ({p['kind']})",
@@ -119,6 +133,7 @@ async def docs_index(services: Services) -> Response:
 
 
 async def static_file(services: Services, name: str) -> Response:
+    _check_demo_page(services)
     # The spec's enum admits only these; checked again, as a path is built from it.
     if name not in _STATIC_FILES:
         raise NotFoundError(f"No such file '{name}'")

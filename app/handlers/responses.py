@@ -8,6 +8,8 @@ from typing import Any
 
 from starlette.responses import Response
 
+from app.oauth.origins import ascii_url
+
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 # Responses that carry tokens: never cached, never leaking URLs through Referer.
 TOKEN_HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
@@ -41,4 +43,6 @@ def json_response(
 
 
 def redirect(location: str, *, cookies: Iterable[str] = ()) -> Response:
-    return respond(status=302, headers={"Location": location}, cookies=cookies)
+    # Redirect URLs come from the app (the redirect flow's redirectUrl) and may hold
+    # non-ASCII characters, which a header cannot carry.
+    return respond(status=302, headers={"Location": ascii_url(location)}, cookies=cookies)

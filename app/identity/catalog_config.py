@@ -24,6 +24,18 @@ This server's own keys, under ``auth.catalog``:
   ``baseUrl`` is the Backstage backend's base URL (``/api/catalog`` is appended);
   ``cacheTtl`` (default 10 seconds, 0 disables) and ``timeout`` (default 10 seconds) are
   durations. When ``remote`` is set, ``catalog.locations`` is ignored.
+
+Which catalog, in order (one rule; ``describe_catalog`` says which applied and why):
+
+1. ``auth.catalog.remote``: the explicit override above.
+2. ``discovery.endpoints`` names the ``auth`` plugin: this server runs as the auth plugin
+   split out of a Backstage backend, so the config is that backend's shared
+   ``app-config.yaml``. The catalog is the real one, at discovery's internal URL of
+   ``catalog``, called with our plugin tokens (``aud: catalog``) exactly as Backstage's
+   auth backend calls it; ``catalog.locations`` there belongs to the catalog plugin and
+   is never read.
+3. Otherwise (the zero-config demo, a config written for this server alone): the
+   ``type: file`` locations of ``catalog.locations``.
 """
 
 from __future__ import annotations
@@ -37,6 +49,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from app.config.discovery import OWN_PLUGIN_ID, Discovery
 from app.config.validation import ConfigError
 from app.core.clock import Clock
 from app.core.durations import parse_duration_seconds
@@ -50,6 +63,7 @@ from app.identity.catalog_rules import (
     LocationMatcher,
 )
 from app.identity.file_catalog import DEFAULT_REFRESH_INTERVAL_SECONDS, FileCatalog
+from app.identity.plugin_tokens import PluginTokenIssuer
 from app.identity.remote_catalog import DEFAULT_CACHE_TTL_SECONDS, RemoteCatalog
 
 log = logging.getLogger(__name__)
@@ -59,12 +73,31 @@ _REMOTE_KEYS = ("baseUrl", "token", "cacheTtl", "timeout")
 _GLOB_CHARS = ("*", "?", "[")
 
 
+def describe_catalog(raw_config: Mapping[str, Any], discovery: Discovery) -> str:
+    """Which catalog the rule above picks, and where it was found (for check-config)."""
+    auth = _mapping(raw_config.get("auth"), "auth")
+    remote = _mapping(auth.get("catalog"), "auth.catalog").get("remote")
+    if isinstance(remote, Mapping):
+        return f"remote at {remote.get('baseUrl')}/api/catalog (auth.catalog.remote, static token)"
+    if discovery.configured(OWN_PLUGIN_ID):
+        return (
+            f"the Backstage catalog at {discovery.internal('catalog')} (discovery: "
+            "discovery.endpoints names auth; our plugin tokens; catalog.locations not read)"
+        )
+    locations = _mapping(raw_config.get("catalog"), "catalog").get("locations")
+    if locations:
+        return "file locations (catalog.locations, type: file)"
+    return "none (sign-in resolvers find no users)"
+
+
 def catalog_from_config(
     raw_config: Mapping[str, Any],
     *,
     config_dir: Path,
     clock: Clock,
     transport: httpx.AsyncBaseTransport | None = None,
+    discovery: Discovery | None = None,
+    plugin_tokens: PluginTokenIssuer | None = None,
 ) -> Catalog:
     """A ``RemoteCatalog``, a ``FileCatalog`` or an empty ``InMemoryCatalog``.
 
@@ -79,6 +112,20 @@ def catalog_from_config(
         if catalog.get("locations"):
             log.info("auth.catalog.remote is configured; catalog.locations is not read")
         return _remote(_mapping(options["remote"], "auth.catalog.remote"), clock, transport)
+    if discovery is not None and plugin_tokens is not None and discovery.configured(OWN_PLUGIN_ID):
+        url = discovery.internal("catalog")
+        log.info("catalog: the Backstage catalog at %s, found through discovery", url)
+
+        async def token() -> str:
+            return await plugin_tokens.issue("catalog")
+
+        return RemoteCatalog(
+            url,
+            token,
+            clock=clock,
+            transport=transport,
+            plugin_base_url=url,
+        )
     base = Path(os.path.abspath(config_dir))
     targets, rules = _file_locations(catalog, base)
     if not targets:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import httpx
@@ -31,6 +31,8 @@ from app.identity.entity_ref import canonical_entity_ref, parse_entity_ref, stri
 log = logging.getLogger(__name__)
 
 DEFAULT_CACHE_TTL_SECONDS = 10.0
+# A cached answer keeps serving this long past its TTL while the catalog is failing.
+DEFAULT_STALE_SECONDS = 300.0
 PAGE_LIMIT = 100
 MAX_PAGES = 100
 MAX_CACHE_ENTRIES = 1000
@@ -109,21 +111,29 @@ class RemoteCatalog:
     def __init__(
         self,
         base_url: str,
-        token: str,
+        token: str | Callable[[], Awaitable[str]],
         *,
         clock: Clock,
         transport: httpx.AsyncBaseTransport | None = None,
         cache_ttl_seconds: float = DEFAULT_CACHE_TTL_SECONDS,
         timeout_seconds: float = OUTBOUND_TIMEOUT_SECONDS,
+        plugin_base_url: str | None = None,
+        stale_seconds: float = DEFAULT_STALE_SECONDS,
     ) -> None:
+        """``token``: a static token, or a function making one per request (our plugin
+        tokens, ``aud: catalog``). ``plugin_base_url``: the catalog plugin's own base URL
+        (from discovery) instead of ``<base_url>/api/catalog``."""
         self.base_url = base_url.rstrip("/")
         self._clock = clock
         self._ttl = cache_ttl_seconds
+        self._stale = stale_seconds
         self._timeout = timeout_seconds
+        self._token = token
         self._cache: OrderedDict[_CacheKey, tuple[float, list[CatalogUser]]] = OrderedDict()
+        static = {"Authorization": f"Bearer {token}"} if isinstance(token, str) else {}
         self._client = httpx.AsyncClient(
-            base_url=f"{self.base_url}/api/catalog",
-            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+            base_url=(plugin_base_url or f"{self.base_url}/api/catalog").rstrip("/"),
+            headers={**static, "Accept": "application/json"},
             timeout=httpx.Timeout(timeout_seconds),
             transport=transport,
             follow_redirects=False,
@@ -167,6 +177,18 @@ class RemoteCatalog:
         cached = self._cache.get(key)
         if cached is not None and cached[0] > now:
             return cached[1]
+        try:
+            users = await self._fetch(conditions)
+        except ServiceUnavailableError as exc:
+            # Known users keep signing in through a brief outage of the catalog.
+            if cached is not None and now < cached[0] + self._stale:
+                log.warning("serving cached users; %s", exc.message)
+                return cached[1]
+            raise
+        self._remember(key, users, now)
+        return users
+
+    async def _fetch(self, conditions: list[tuple[str, str]]) -> list[CatalogUser]:
         filter_ = ",".join(["kind=user", *(f"{k}={v}" for k, v in conditions)])
         params: dict[str, str | int] = {"filter": filter_, "fields": _FIELDS, "limit": PAGE_LIMIT}
         users: list[CatalogUser] = []
@@ -182,7 +204,6 @@ class RemoteCatalog:
             params = {"cursor": cursor, "fields": _FIELDS, "limit": PAGE_LIMIT}
         else:
             log.warning("catalog at %s: stopped after %d pages", self.base_url, MAX_PAGES)
-        self._remember(key, users, now)
         return users
 
     def _remember(self, key: _CacheKey, users: list[CatalogUser], now: float) -> None:
@@ -196,7 +217,10 @@ class RemoteCatalog:
     async def _get_page(self, params: Mapping[str, str | int]) -> Mapping[str, Any]:
         where = f"the catalog at {self.base_url}"
         try:
-            response = await self._client.get("/entities/by-query", params=params)
+            headers = {}
+            if not isinstance(self._token, str):
+                headers["Authorization"] = f"Bearer {await self._token()}"
+            response = await self._client.get("/entities/by-query", params=params, headers=headers)
         except httpx.TimeoutException as exc:
             raise ServiceUnavailableError(
                 f"User lookup failed, {where} did not answer within {self._timeout:g} seconds",
@@ -209,8 +233,13 @@ class RemoteCatalog:
         if response.status_code in (401, 403):
             raise ServiceUnavailableError(
                 f"User lookup failed, {where} refused the token (HTTP {response.status_code}); "
-                "check auth.catalog.remote.token against the catalog's "
-                "backend.auth.externalAccess static tokens"
+                + (
+                    "check auth.catalog.remote.token against the catalog's "
+                    "backend.auth.externalAccess static tokens"
+                    if isinstance(self._token, str)
+                    else "the catalog must reach our plugin keys at <discovery URL of auth>"
+                    "/.backstage/auth/v1/jwks.json"
+                )
             )
         if response.status_code != 200:
             raise ServiceUnavailableError(

@@ -144,10 +144,21 @@ def validate_options(options: Mapping[str, Any], spec: _OptionSpec) -> None:
             )
 
 
+UNVERIFIED_EMAIL = "Login failed, the identity provider says the user's email is not verified"
+
+
+def refuse_unverified_email(info: SignInInfo) -> None:
+    """E-mail matching signs in whoever owns the address: an address the provider has not
+    verified may be anyone's (the nOAuth class of attacks)."""
+    if info.email_unverified:
+        raise BackstageError(UNVERIFIED_EMAIL)
+
+
 def _require_email(info: SignInInfo) -> str:
     email = info.profile.email
     if not email:
         raise BackstageError("Login failed, user profile does not contain an email")
+    refuse_unverified_email(info)
     return email
 
 

@@ -153,6 +153,11 @@ class TokenIssuer:
         return self._expiration_seconds
 
     @property
+    def issuer(self) -> str:
+        """``iss`` of the tokens issued here."""
+        return self._issuer
+
+    @property
     def algorithm(self) -> str:
         return self._algorithm
 

@@ -60,3 +60,13 @@ class SignInInfo:
     provider_id: str
     profile: ProfileInfo
     result: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def email_unverified(self) -> bool:
+        """The provider said the profile's address is not verified (``email_verified:
+        false``): anyone may have typed it in, so it must not match a catalog user."""
+        return self.result.get(EMAIL_VERIFIED) is False
+
+
+# The sign-in fact carrying the provider's ``email_verified`` for the profile's address.
+EMAIL_VERIFIED = "email_verified"

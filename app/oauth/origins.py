@@ -13,7 +13,7 @@ import ipaddress
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import idna
 
@@ -66,6 +66,28 @@ def parse_origin(value: str) -> Origin | None:
     if port == _DEFAULT_PORTS[scheme]:
         port = None
     return Origin(scheme, host, port)
+
+
+# What a browser leaves as it is in a URL: printable ASCII but the space.
+_URL_SAFE = "".join(chr(c) for c in range(0x21, 0x7F))
+
+
+def ascii_url(value: str) -> str:
+    """``value`` as a browser sends it: the host in IDNA, every other non-ASCII character
+    percent-encoded as UTF-8 (WHATWG URL). A ``Location`` header is ASCII: a redirect to
+    ``http://localhost:3000/€`` is ``.../%E2%82%AC``, as the browser would request it."""
+    if value.isascii():
+        return value
+    parts = urlsplit(value)
+    if not parts.netloc.isascii():
+        host = _ascii_host(parts.hostname or "")
+        port = f":{parts.port}" if parts.port is not None else ""
+        # A host no browser accepts was refused by the origin checks; escaped, it stays
+        # a (broken) ASCII URL rather than a header that cannot be sent.
+        netloc = host + port if host is not None else quote(parts.netloc, safe=_URL_SAFE)
+        value = value.replace(parts.netloc, netloc, 1)
+    # Quoting the string, not re-joining its parts, keeps an empty "?" or "#" as it was.
+    return quote(value, safe=_URL_SAFE)
 
 
 def parses_as_url(value: str) -> bool:

@@ -26,8 +26,6 @@ from app.providers.passport import (
     ServiceSettings,
     build_service_provider,
     facts,
-    json_object,
-    profile_url,
     text,
     transform_profile,
 )
@@ -59,7 +57,7 @@ class AtlassianAuthenticator(OAuth2Authenticator):
         return dict(AUTHORIZE_PARAMS)
 
     async def fetch_profile(self, session: OAuthSession) -> tuple[ProfileInfo, dict[str, Any]]:
-        me = json_object(await self.get_json(profile_url(self.endpoints), session.access_token))
+        me = await self.fetch_profile_json(session.access_token)
         profile = transform_profile(
             email=text(me.get("email")),
             display_name=text(me.get("name")),

@@ -36,8 +36,6 @@ from app.providers.passport import (
     ServiceSettings,
     build_service_provider,
     facts,
-    json_object,
-    profile_url,
     text,
     transform_profile,
 )
@@ -110,9 +108,7 @@ class Auth0Authenticator(OAuth2Authenticator):
         cached = self._profiles.get(sub) if sub else None
         if cached is not None and cached[0] > now:
             return cached[1], cached[2]
-        userinfo = json_object(
-            await self.get_json(profile_url(self.endpoints), session.access_token)
-        )
+        userinfo = await self.fetch_profile_json(session.access_token)
         user_id = text(userinfo.get("user_id")) or text(userinfo.get("sub"))
         profile = transform_profile(
             email=text(userinfo.get("email")),

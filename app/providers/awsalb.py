@@ -30,9 +30,10 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey
 from pydantic import Field
 
-from app.config.validation import validate_model
+from app.config.validation import Lenient, validate_model
 from app.core.clock import Clock
 from app.core.errors import AuthenticationError, BackstageError, ServiceUnavailableError
+from app.core.values import non_empty_str
 from app.identity.resolvers import (
     COMMON_RESOLVERS,
     AuthResolverContext,
@@ -52,7 +53,7 @@ from app.providers.remote_keys import (
     KeyFetchError,
     OutboundHttp,
 )
-from app.providers.settings import Lenient, SignInSettings
+from app.providers.settings import SignInSettings
 
 log = logging.getLogger(__name__)
 
@@ -225,13 +226,15 @@ class AwsAlbAuthenticator:
         sub = claims.get("sub")
         name = claims.get("name")
         picture = claims.get("picture")
-        display_name = _text(name) or email.split("@", 1)[0] or _text(sub)
-        profile = ProfileInfo(email=email, display_name=display_name, picture=_text(picture))
+        display_name = non_empty_str(name) or email.split("@", 1)[0] or non_empty_str(sub)
+        profile = ProfileInfo(
+            email=email, display_name=display_name, picture=non_empty_str(picture)
+        )
         remaining = max(0, int(claims["exp"] - now))
         return ProxyResult(
             profile=profile,
             provider_info={"accessToken": access_token, "expiresInSeconds": remaining},
-            sign_in_facts={"email": email, "sub": _text(sub), "claims": claims},
+            sign_in_facts={"email": email, "sub": non_empty_str(sub), "claims": claims},
         )
 
     def _check_signer(self, token_header: Mapping[str, Any]) -> None:
@@ -243,10 +246,6 @@ class AwsAlbAuthenticator:
 
     async def aclose(self) -> None:
         await self._http.aclose()
-
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
 
 
 # -- resolvers --------------------------------------------------------------------------

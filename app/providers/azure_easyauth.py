@@ -28,6 +28,7 @@ from typing import Any
 
 from app.config.validation import ConfigError, validate_model
 from app.core.errors import AuthenticationError
+from app.core.values import non_empty_str
 from app.identity.resolvers import (
     COMMON_RESOLVERS,
     AuthResolverContext,
@@ -87,18 +88,15 @@ class AzureEasyAuthAuthenticator:
         oid = claims.get("oid")
         return ProxyResult(
             profile=ProfileInfo(
-                email=_text(claims.get("email")), display_name=_text(claims.get("name"))
+                email=non_empty_str(claims.get("email")),
+                display_name=non_empty_str(claims.get("name")),
             ),
             provider_info=provider_info,
-            sign_in_facts={"id": _text(oid), "claims": claims},
+            sign_in_facts={"id": non_empty_str(oid), "claims": claims},
         )
 
     async def aclose(self) -> None:
         return None
-
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
 
 
 # -- resolvers --------------------------------------------------------------------------

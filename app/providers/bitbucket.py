@@ -31,7 +31,6 @@ from app.providers.passport import (
     ServiceSettings,
     build_service_provider,
     facts,
-    json_object,
     profile_url,
     text,
     transform_profile,
@@ -81,7 +80,7 @@ class BitbucketAuthenticator(OAuth2Authenticator):
 
     async def fetch_profile(self, session: OAuthSession) -> tuple[ProfileInfo, dict[str, Any]]:
         url = profile_url(self.endpoints)
-        user = json_object(await self.get_json(url, session.access_token))
+        user = await self.fetch_profile_json(session.access_token, url)
         avatar = _member(_member(user, "links"), "avatar")
         uuid, username = text(user.get("uuid")), text(user.get("username"))
         profile = transform_profile(
@@ -94,7 +93,7 @@ class BitbucketAuthenticator(OAuth2Authenticator):
 
     async def _primary_email(self, url: str, access_token: str) -> str | None:
         try:
-            page = json_object(await self.get_json(url, access_token))
+            page = await self.fetch_profile_json(access_token, url)
         except (UpstreamError, httpx.HTTPError, ValueError) as exc:
             log.warning("Bitbucket emails unavailable, signing in without one: %s", exc)
             return None

@@ -31,9 +31,10 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.config.validation import validate_model
+from app.config.validation import Lenient, validate_model
 from app.core.clock import Clock
 from app.core.errors import AuthenticationError, ServiceUnavailableError
+from app.core.values import non_empty_str
 from app.identity.resolvers import COMMON_RESOLVERS, ResolverFactory
 from app.identity.types import ProfileInfo
 from app.providers.base import ProxyRequest, ProxyResult
@@ -46,7 +47,7 @@ from app.providers.remote_keys import (
     OutboundHttp,
     RemoteJwks,
 )
-from app.providers.settings import Lenient, SignInSettings
+from app.providers.settings import SignInSettings
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +139,8 @@ class CloudflareAccessAuthenticator:
         result["token"] = token
         return ProxyResult(
             profile=ProfileInfo(
-                email=_text(identity.get("email")), display_name=_text(identity.get("name"))
+                email=non_empty_str(identity.get("email")),
+                display_name=non_empty_str(identity.get("name")),
             ),
             provider_info=result,
             sign_in_facts={"claims": claims, "cfIdentity": identity},
@@ -184,10 +186,6 @@ class CloudflareAccessAuthenticator:
 
     async def aclose(self) -> None:
         await self._http.aclose()
-
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
 
 
 RESOLVERS: dict[str, ResolverFactory] = dict(COMMON_RESOLVERS)

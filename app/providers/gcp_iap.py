@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 from pydantic import Field
 
-from app.config.validation import validate_model
+from app.config.validation import Lenient, validate_model
 from app.core.clock import Clock
 from app.core.errors import AuthenticationError, BackstageError
 from app.identity.resolvers import (
@@ -33,7 +33,7 @@ from app.providers.jwt_verify import validate_claims, verify_jwt
 from app.providers.proxy_trust import header
 from app.providers.registry_types import ProviderDeps, ProxyProviderBuild
 from app.providers.remote_keys import KEY_REFETCH_INTERVAL_SECONDS, OutboundHttp, RemoteJwks
-from app.providers.settings import Lenient, SignInSettings
+from app.providers.settings import SignInSettings
 
 DEFAULT_IAP_JWT_HEADER = "x-goog-iap-jwt-assertion"
 IAP_ISSUER = "https://cloud.google.com/iap"

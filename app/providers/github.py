@@ -28,7 +28,6 @@ from app.providers.passport import (
     ServiceSettings,
     build_service_provider,
     facts,
-    get_profile,
     optional_http_url,
     text,
     transform_profile,
@@ -90,7 +89,9 @@ class GithubAuthenticator(OAuth2Authenticator):
 
     async def fetch_profile(self, session: OAuthSession) -> tuple[ProfileInfo, dict[str, Any]]:
         # A 401 means revoked, or the app uninstalled: only a new sign-in helps.
-        user = await get_profile(self, session.access_token, unauthorized="Invalid access token")
+        user = await self.fetch_profile_json(
+            session.access_token, unauthorized="Invalid access token"
+        )
         login = text(user.get("login"))
         profile = transform_profile(
             email=text(user.get("email")),

@@ -21,7 +21,6 @@ from app.providers.passport import (
     ServiceSettings,
     build_service_provider,
     facts,
-    get_profile,
     optional_http_url,
     text,
     transform_profile,
@@ -45,7 +44,7 @@ class GitlabAuthenticator(OAuth2Authenticator):
     required_scopes: tuple[str, ...] = REQUIRED_SCOPES
 
     async def fetch_profile(self, session: OAuthSession) -> tuple[ProfileInfo, dict[str, Any]]:
-        user = await get_profile(self, session.access_token)
+        user = await self.fetch_profile_json(session.access_token)
         username = text(user.get("username"))
         profile = transform_profile(
             email=text(user.get("email")),

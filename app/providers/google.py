@@ -19,12 +19,16 @@ import httpx
 from app.config.validation import validate_model
 from app.identity.types import ProfileInfo
 from app.providers.base import LogoutInput, LogoutResult, OAuthSession
-from app.providers.oauth2_base import OAuth2Authenticator, OAuth2Endpoints
+from app.providers.oauth2_base import (
+    OAuth2Authenticator,
+    OAuth2Endpoints,
+    decode_unverified_claims,
+    email_verified_fact,
+)
 from app.providers.passport import (
     ServiceSettings,
     build_service_provider,
     facts,
-    get_profile,
     text,
     transform_profile,
 )
@@ -52,7 +56,7 @@ class GoogleAuthenticator(OAuth2Authenticator):
 
     async def fetch_profile(self, session: OAuthSession) -> tuple[ProfileInfo, dict[str, Any]]:
         # The userinfo endpoint, not the ID token: it is what passport-google-oauth20 reads.
-        userinfo = await get_profile(self, session.access_token)
+        userinfo = await self.fetch_profile_json(session.access_token)
         sub = text(userinfo.get("sub"))
         profile = transform_profile(
             email=text(userinfo.get("email")),
@@ -60,7 +64,10 @@ class GoogleAuthenticator(OAuth2Authenticator):
             picture=text(userinfo.get("picture")),
             id_token=session.id_token,
         )
-        return profile, facts(user_id=sub, claims=userinfo)
+        verified = email_verified_fact(
+            profile.email, userinfo, decode_unverified_claims(session.id_token)
+        )
+        return profile, {**facts(user_id=sub, claims=userinfo), **verified}
 
     async def logout(self, request: LogoutInput) -> LogoutResult:
         # Backstage revokes the refresh token, which ends the grant along with the session.

@@ -13,13 +13,12 @@ from typing import Any
 
 from pydantic import Field
 
-from app.config.validation import validate_model
+from app.config.validation import Lenient, validate_model
 from app.core.errors import NotAllowedError
 from app.identity.resolvers import AuthResolverContext, SignInResolver
 from app.identity.types import BackstageIdentity, ProfileInfo, SignInInfo
 from app.providers.base import ProxyRequest, ProxyResult
 from app.providers.registry_types import ProviderDeps, ProxyProviderBuild
-from app.providers.settings import Lenient
 
 log = logging.getLogger(__name__)
 

@@ -26,12 +26,12 @@ from app.providers.oauth2_base import (
     OAuth2Authenticator,
     OAuth2Endpoints,
     decode_unverified_claims,
+    email_verified_fact,
 )
 from app.providers.passport import (
     ServiceSettings,
     build_service_provider,
     facts,
-    get_profile,
     profile_url,
     text,
     transform_profile,
@@ -94,7 +94,7 @@ class MicrosoftAuthenticator(OAuth2Authenticator):
         photo = None
         token = None if self.skip_user_profile else await self._graph_token(session)
         if token is not None:
-            me = await get_profile(self, token)
+            me = await self.fetch_profile_json(token)
             photo = await self._photo(token)
         profile = transform_profile(
             email=text(me.get("mail")),
@@ -102,7 +102,9 @@ class MicrosoftAuthenticator(OAuth2Authenticator):
             picture=photo,
             id_token=session.id_token,
         )
-        return profile, facts(user_id=text(me.get("id")))
+        # Graph's mail carries no verification flag; an address from the ID token may.
+        verified = email_verified_fact(profile.email, decode_unverified_claims(session.id_token))
+        return profile, {**facts(user_id=text(me.get("id"))), **verified}
 
     async def _graph_token(self, session: OAuthSession) -> str | None:
         if reads_graph(session.access_token):

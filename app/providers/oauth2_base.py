@@ -7,10 +7,11 @@ here, at the provider boundary, into messages the popup or the refresh caller ca
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +28,7 @@ from joserfc.errors import JoseError
 
 from app.core.errors import AuthenticationError, BackstageError, ServiceUnavailableError
 from app.core.timeouts import OUTBOUND_TIMEOUT_SECONDS
-from app.identity.types import ProfileInfo
+from app.identity.types import EMAIL_VERIFIED, ProfileInfo
 from app.oauth.scopes import merge_scopes
 from app.providers.base import (
     AuthenticateInput,
@@ -43,6 +44,26 @@ from app.providers.base import (
 
 class UpstreamError(ServiceUnavailableError):
     """Raised when the identity provider fails, times out or answers garbage."""
+
+
+@contextlib.contextmanager
+def upstream_failures(
+    failure: str, timeout_seconds: float, *, who: str = "the identity provider"
+) -> Iterator[None]:
+    """Transport failures of a call to ``who`` as ``UpstreamError`` (503), each message
+    ``failure`` followed by what went wrong."""
+    try:
+        yield
+    except httpx.TimeoutException as exc:
+        raise UpstreamError(
+            f"{failure}{who} did not answer within {timeout_seconds:g} seconds"
+        ) from exc
+    except httpx.HTTPStatusError as exc:
+        raise UpstreamError(f"{failure}{who} answered {exc.response.status_code}") from exc
+    except httpx.HTTPError as exc:
+        raise UpstreamError(f"{failure}could not reach {who}") from exc
+    except ValueError as exc:
+        raise UpstreamError(f"{failure}{who} answered garbage") from exc
 
 
 class _NoCookies(httpx.Cookies):
@@ -168,7 +189,8 @@ class OAuth2Authenticator:
     async def fetch_profile(self, session: OAuthSession) -> tuple[ProfileInfo, dict[str, Any]]:
         """Profile plus sign-in facts. The generic provider knows only the ID token."""
         claims = decode_unverified_claims(session.id_token)
-        return profile_from_claims(claims), {"claims": claims}
+        profile = profile_from_claims(claims)
+        return profile, {"claims": claims, **email_verified_fact(profile.email, claims)}
 
     def rejected_message(self, error: str, description: str | None) -> str:
         # passport-oauth2: access_denied is a rejection, anything else a failure.
@@ -244,25 +266,13 @@ class OAuth2Authenticator:
 
     async def token_request(self, failure: str, call: Any) -> Mapping[str, Any]:
         try:
-            token = await call
+            with upstream_failures(f"{failure}, ", self.timeout_seconds):
+                token = await call
         except OAuthError as exc:
             detail = exc.error + (f" ({exc.description})" if exc.description else "")
             if exc.error in self.reauthentication_errors:
                 raise AuthenticationError(f"{failure}, {detail}") from exc
             raise UpstreamError(f"{failure}, {detail}") from exc
-        except httpx.TimeoutException as exc:
-            raise UpstreamError(
-                f"{failure}, the identity provider did not answer within "
-                f"{self.timeout_seconds:g} seconds"
-            ) from exc
-        except httpx.HTTPStatusError as exc:
-            raise UpstreamError(
-                f"{failure}, the identity provider answered {exc.response.status_code}"
-            ) from exc
-        except httpx.HTTPError as exc:
-            raise UpstreamError(f"{failure}, could not reach the identity provider") from exc
-        except ValueError as exc:
-            raise UpstreamError(f"{failure}, the identity provider answered garbage") from exc
         if not isinstance(token, Mapping) or not isinstance(token.get("access_token"), str):
             raise UpstreamError(f"{failure}, the token response has no access_token")
         return token
@@ -294,18 +304,43 @@ class OAuth2Authenticator:
             refresh_token=_opt_str(token.get("refresh_token")),
         )
 
-    async def get_json(self, url: str, access_token: str) -> Any:
+    async def fetch_profile_json(
+        self, access_token: str, url: str | None = None, *, unauthorized: str | None = None
+    ) -> dict[str, Any]:
+        """The JSON object at ``url`` (default: the provider's profile endpoint), read with
+        the access token: how every provider fetches a profile.
+
+        Raises:
+            BackstageError: ``unauthorized``, when given and the endpoint answers 401.
+            UpstreamError: any other failure, or a body that is not a JSON object.
+        """
+        url = url or self.endpoints.userinfo_url
+        if url is None:
+            raise UpstreamError("Failed to fetch user profile, no profile endpoint is configured")
         response = await self.client.request(
             "GET",
             url,
             headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
             withhold_token=True,
         )
+        if response.status_code == 401 and unauthorized:
+            raise BackstageError(unauthorized)
         if response.status_code != 200:
             raise UpstreamError(
                 f"Failed to fetch user profile, {url} answered {response.status_code}"
             )
-        return response.json()
+        return json_object(response.json())
+
+
+def json_object(value: Any) -> dict[str, Any]:
+    """A profile response body that must be a JSON object.
+
+    Raises:
+        UpstreamError: when it is not.
+    """
+    if not isinstance(value, dict):
+        raise UpstreamError("Failed to fetch user profile, the profile is not a JSON object")
+    return value
 
 
 def profile_from_claims(claims: Mapping[str, Any]) -> ProfileInfo:
@@ -317,6 +352,16 @@ def profile_from_claims(claims: Mapping[str, Any]) -> ProfileInfo:
         display_name=_opt_str(claims.get("name")),
         picture=_opt_str(claims.get("picture")),
     )
+
+
+def email_verified_fact(email: str | None, *sources: Mapping[str, Any]) -> dict[str, bool]:
+    """``{"email_verified": ...}`` as the first source that carries ``email`` says, for the
+    sign-in facts; empty when no source says (e.g. Microsoft Graph's ``mail``)."""
+    for source in sources:
+        verified = source.get("email_verified")
+        if email and source.get("email") == email and isinstance(verified, bool):
+            return {EMAIL_VERIFIED: verified}
+    return {}
 
 
 def _opt_str(value: Any) -> str | None:

@@ -41,6 +41,7 @@ from app.providers.oauth2_base import (
     OAuth2Authenticator,
     OAuth2Endpoints,
     UpstreamError,
+    email_verified_fact,
     profile_from_claims,
 )
 from app.providers.registry_types import OAuthProviderBuild, ProviderDeps
@@ -204,7 +205,7 @@ class OidcAuthenticator(OAuth2Authenticator):
 
     async def fetch_profile(self, session: OAuthSession) -> tuple[ProfileInfo, dict[str, Any]]:
         meta = await self.metadata()
-        userinfo = await self.get_json(meta.userinfo_endpoint, session.access_token)
+        userinfo = await self.fetch_profile_json(session.access_token, meta.userinfo_endpoint)
         if not isinstance(userinfo, dict):
             raise UpstreamError("Failed to fetch user profile, userinfo is not a JSON object")
         # OIDC Core 5.3.2 (token substitution): userinfo must describe the ID token's user.
@@ -215,7 +216,8 @@ class OidcAuthenticator(OAuth2Authenticator):
         profile = profile_from_claims(userinfo)
         if userinfo.get("email_verified") is not True:
             profile = ProfileInfo(display_name=profile.display_name, picture=profile.picture)
-        return profile, {"claims": {**id_claims, **userinfo}}
+        facts = {"claims": {**id_claims, **userinfo}}
+        return profile, {**facts, **email_verified_fact(profile.email, userinfo)}
 
     async def logout(self, request: LogoutInput) -> LogoutResult:
         try:

@@ -18,12 +18,16 @@ from pydantic import field_validator
 from app.config.validation import validate_model
 from app.identity.types import ProfileInfo
 from app.providers.base import OAuthSession
-from app.providers.oauth2_base import OAuth2Authenticator, OAuth2Endpoints
+from app.providers.oauth2_base import (
+    OAuth2Authenticator,
+    OAuth2Endpoints,
+    decode_unverified_claims,
+    email_verified_fact,
+)
 from app.providers.passport import (
     ServiceSettings,
     build_service_provider,
     facts,
-    get_profile,
     optional_http_url,
     text,
     transform_profile,
@@ -45,7 +49,7 @@ class OktaAuthenticator(OAuth2Authenticator):
     required_scopes: tuple[str, ...] = REQUIRED_SCOPES
 
     async def fetch_profile(self, session: OAuthSession) -> tuple[ProfileInfo, dict[str, Any]]:
-        userinfo = await get_profile(self, session.access_token)
+        userinfo = await self.fetch_profile_json(session.access_token)
         sub = text(userinfo.get("sub"))
         username = text(userinfo.get("preferred_username"))
         profile = transform_profile(
@@ -54,7 +58,10 @@ class OktaAuthenticator(OAuth2Authenticator):
             picture=None,  # passport-okta-oauth maps no picture; the ID token may have one
             id_token=session.id_token,
         )
-        return profile, facts(user_id=sub, username=username, claims=userinfo)
+        verified = email_verified_fact(
+            profile.email, userinfo, decode_unverified_claims(session.id_token)
+        )
+        return profile, {**facts(user_id=sub, username=username, claims=userinfo), **verified}
 
 
 class OktaSettings(ServiceSettings):

@@ -22,8 +22,6 @@ from app.providers.passport import (
     ServiceSettings,
     build_service_provider,
     facts,
-    json_object,
-    profile_url,
     text,
     transform_profile,
 )
@@ -56,7 +54,7 @@ class OneLoginAuthenticator(OAuth2Authenticator):
         return [FORCED_SCOPE]
 
     async def fetch_profile(self, session: OAuthSession) -> tuple[ProfileInfo, dict[str, Any]]:
-        me = json_object(await self.get_json(profile_url(self.endpoints), session.access_token))
+        me = await self.fetch_profile_json(session.access_token)
         sub, username = text(me.get("sub")), text(me.get("preferred_username"))
         profile = transform_profile(
             email=text(me.get("email")),

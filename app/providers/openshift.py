@@ -32,8 +32,9 @@ from app.providers.oauth2_base import (
     OAuth2Authenticator,
     OAuth2Endpoints,
     UpstreamError,
+    json_object,
 )
-from app.providers.passport import PASSPORT_CLIENT_AUTH, facts, json_object, text
+from app.providers.passport import PASSPORT_CLIENT_AUTH, facts, text
 from app.providers.registry_types import OAuthProviderBuild, ProviderDeps
 from app.providers.resolvers_profile import matching_entity_name
 from app.providers.settings import OAuthEnvSettings, absolute_http_url

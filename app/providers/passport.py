@@ -25,7 +25,6 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from app.core.errors import BackstageError
 from app.identity.types import ProfileInfo
 from app.providers.oauth2_base import (
     ClientCredentials,
@@ -54,45 +53,11 @@ def optional_http_url(value: str | None) -> str | None:
     return absolute_http_url(value) if value else None
 
 
-def json_object(value: Any) -> dict[str, Any]:
-    """A profile response body that must be a JSON object.
-
-    Raises:
-        UpstreamError: when it is not.
-    """
-    if not isinstance(value, dict):
-        raise UpstreamError("Failed to fetch user profile, the profile is not a JSON object")
-    return value
-
-
 def profile_url(endpoints: OAuth2Endpoints) -> str:
     """The profile endpoint, which every factory here sets."""
     if endpoints.userinfo_url is None:
         raise UpstreamError("Failed to fetch user profile, no profile endpoint is configured")
     return endpoints.userinfo_url
-
-
-async def get_profile(
-    auth: OAuth2Authenticator, access_token: str, *, unauthorized: str | None = None
-) -> dict[str, Any]:
-    """The JSON object at the provider's profile endpoint, read with the access token.
-
-    Raises:
-        BackstageError: ``unauthorized``, when given and the endpoint answers 401.
-        UpstreamError: any other failure (the base wraps timeouts and network errors).
-    """
-    url = profile_url(auth.endpoints)
-    response = await auth.client.request(
-        "GET",
-        url,
-        headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
-        withhold_token=True,
-    )
-    if response.status_code == 401 and unauthorized:
-        raise BackstageError(unauthorized)
-    if response.status_code != 200:
-        raise UpstreamError(f"Failed to fetch user profile, {url} answered {response.status_code}")
-    return json_object(response.json())
 
 
 def facts(**values: Any) -> dict[str, Any]:

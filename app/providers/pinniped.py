@@ -36,7 +36,7 @@ from app.providers.base import (
     StartInput,
     StartResult,
 )
-from app.providers.oauth2_base import ClientCredentials, UpstreamError
+from app.providers.oauth2_base import ClientCredentials, UpstreamError, upstream_failures
 from app.providers.oidc import OidcAuthenticator, OidcMetadata
 from app.providers.registry_types import OAuthProviderBuild, ProviderDeps
 from app.providers.settings import OAuthEnvSettings, absolute_http_url
@@ -171,29 +171,18 @@ class PinnipedAuthenticator(OidcAuthenticator):
             "Error: RFC8693 token exchange failed with error: "
         )
         try:
-            token = await self.client.fetch_token(
-                await self.token_endpoint(),
-                grant_type=TOKEN_EXCHANGE_GRANT,
-                subject_token=access_token,
-                audience=audience,
-                subject_token_type=ACCESS_TOKEN_TYPE,
-                requested_token_type=JWT_TOKEN_TYPE,
-            )
+            with upstream_failures(failure, self.timeout_seconds, who="the supervisor"):
+                token = await self.client.fetch_token(
+                    await self.token_endpoint(),
+                    grant_type=TOKEN_EXCHANGE_GRANT,
+                    subject_token=access_token,
+                    audience=audience,
+                    subject_token_type=ACCESS_TOKEN_TYPE,
+                    requested_token_type=JWT_TOKEN_TYPE,
+                )
         except OAuthError as exc:
             detail = exc.error + (f" ({exc.description})" if exc.description else "")
             raise BackstageError(f"{failure}OPError: {detail}") from exc
-        except httpx.TimeoutException as exc:
-            raise UpstreamError(
-                f"{failure}the supervisor did not answer within {self.timeout_seconds:g} seconds"
-            ) from exc
-        except httpx.HTTPStatusError as exc:
-            raise UpstreamError(
-                f"{failure}the supervisor answered {exc.response.status_code}"
-            ) from exc
-        except httpx.HTTPError as exc:
-            raise UpstreamError(f"{failure}could not reach the supervisor") from exc
-        except ValueError as exc:
-            raise UpstreamError(f"{failure}the supervisor answered garbage") from exc
         issued = token.get("access_token") if isinstance(token, dict) else None
         if not isinstance(issued, str) or not issued:
             raise UpstreamError(f"{failure}the response has no access_token")

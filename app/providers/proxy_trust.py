@@ -15,9 +15,10 @@ from typing import Any, TypeAlias
 
 from pydantic import field_validator
 
+from app.config.validation import Lenient
 from app.core.errors import AuthenticationError
 from app.providers.base import ProxyRequest
-from app.providers.settings import Lenient, SignInSettings
+from app.providers.settings import SignInSettings
 
 log = logging.getLogger(__name__)
 

@@ -26,6 +26,7 @@ from app.identity.resolvers import (
     AuthResolverContext,
     ResolverFactory,
     SignInResolver,
+    refuse_unverified_email,
     validate_options,
 )
 from app.identity.types import BackstageIdentity, SignInInfo
@@ -49,6 +50,8 @@ def fact(name: str) -> ValueReader:
 
 
 def profile_email(info: SignInInfo) -> str | None:
+    if info.profile.email:
+        refuse_unverified_email(info)
     return info.profile.email or None
 
 

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
+from app.config.validation import Lenient
 from app.core.durations import parse_duration_seconds
 from app.oauth.origins import parse_origin
 from app.oauth.scopes import split_scope
-
-
-class Lenient(BaseModel):
-    # Unknown keys are ignored, as Backstage's provider config readers do.
-    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
 
 
 class SignInSettings(Lenient):

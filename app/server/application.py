@@ -28,6 +28,7 @@ from app.core.clock import SystemClock
 from app.core.errors import BackstageError, ServiceUnavailableError
 from app.devidp import mount_configured_dev_idp
 from app.identity.catalog_config import aclose_catalog, catalog_from_config
+from app.identity.plugin_tokens import PluginTokenIssuer
 from app.observability.logs import REQUEST_ID_HEADER, is_safe_request_id
 from app.observability.metrics import MeteredTransport, Metrics
 from app.providers.registry_types import (
@@ -38,13 +39,15 @@ from app.server.authorization import run_cleanup
 from app.server.documents import SPEC_DIR, add_documents
 from app.server.http_transport import OutboundTransport
 from app.server.lean_app import LeanAsyncApp, middlewares
+from app.server.metrics_listener import metrics_listener
 from app.server.middleware.cors import BackstageCORSMiddleware
 from app.server.middleware.edge import ClientAddress, RateLimit
 from app.server.middleware.limits import RequestLimits
 from app.server.middleware.metrics import MetricsMiddleware
+from app.server.middleware.shutdown import ShutdownCut
 from app.server.middleware.startup import OneLineStartupFailure, StartupError
 from app.server.runtimes import build_runtimes
-from app.server.wiring import Dependencies, build_database, build_services
+from app.server.wiring import Dependencies, build_database, build_services, plugin_keys
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +68,8 @@ def create_app(
     metrics = Metrics(set(settings.providers))
     # Every call to an identity provider or catalog goes through one metered transport.
     outbound = MeteredTransport(deps.transport or OutboundTransport(), metrics)
+    database = build_database(settings, deps)
+    plugin_tokens = PluginTokenIssuer(plugin_keys(settings, database, deps), deps.clock)
     catalog = deps.catalog
     if catalog is None:
         catalog = catalog_from_config(
@@ -72,10 +77,18 @@ def create_app(
             config_dir=deps.config_dir or Path.cwd(),
             clock=deps.clock,
             transport=outbound,
+            discovery=settings.plugins,
+            plugin_tokens=plugin_tokens,
         )
-    database = build_database(settings, deps)
     services = build_services(
-        settings, catalog, metrics, database, development=development, deps=deps
+        settings,
+        catalog,
+        metrics,
+        database,
+        development=development,
+        deps=deps,
+        plugin_tokens=plugin_tokens,
+        transport=outbound,
     )
     runtimes = build_runtimes(
         settings,
@@ -95,6 +108,9 @@ def create_app(
                     f"{exc.message}; check backend.database (the server needs its database "
                     "at start)"
                 ) from exc
+        listeners = contextlib.AsyncExitStack()
+        if settings.metrics_listen is not None:
+            await listeners.enter_async_context(metrics_listener(metrics, *settings.metrics_listen))
         # The first key waits out its publish delay while nobody is signing in yet.
         warm_up = asyncio.create_task(services.token_issuer.publish_first_key())
         cleanup = (
@@ -109,6 +125,7 @@ def create_app(
                 cleanup.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await cleanup
+            await listeners.aclose()
             warm_up.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await warm_up
@@ -117,6 +134,8 @@ def create_app(
                 for authenticator in runtime.authenticators():
                     await authenticator.aclose()
             await aclose_catalog(catalog)
+            if services.plugin_callers is not None:
+                await services.plugin_callers.aclose()
             await outbound.aclose()
             if database is not None:
                 await database.close()
@@ -125,7 +144,7 @@ def create_app(
         __name__,
         specification_dir=str(SPEC_DIR),
         lifespan=lifespan,
-        swagger_ui_options=SwaggerUIOptions(swagger_ui=True),
+        swagger_ui_options=SwaggerUIOptions(swagger_ui=settings.swagger_ui),
         middlewares=middlewares(),
     )
     app.request_limits = settings.request_limits
@@ -179,6 +198,9 @@ def _add_middlewares(app: AsyncApp, settings: Settings, metrics: Metrics) -> Non
             position=MiddlewarePosition.BEFORE_EXCEPTION,
             settings=settings.cors,
         )
+    # Inside CORS and metrics: a request cut at the shutdown deadline is answered (503)
+    # with CORS headers, and counted.
+    app.add_middleware(ShutdownCut, position=MiddlewarePosition.BEFORE_EXCEPTION)
     if settings.rate_limit is not None:
         # Inside CORS, so a browser sees the 429 rather than a network error.
         app.add_middleware(

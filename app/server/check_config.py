@@ -8,18 +8,20 @@ origin ``app.baseUrl``). Then warnings for risky settings. Validation itself is
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import ipaddress
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from app.config.session_secret import secret_weakness
 from app.config.settings import Settings
 from app.config.suggest import closest
 from app.core.clock import SystemClock
 from app.core.durations import parse_duration_seconds
 from app.devidp.settings import DevIdpSettings, is_loopback_host
-from app.identity.catalog_config import missing_catalog_files
+from app.identity.catalog_config import describe_catalog, missing_catalog_files
 from app.oauth.cookies import (
     DEFAULT_SESSION_MAX_AGE_SECONDS,
     NONCE_MAX_AGE_SECONDS,
@@ -64,6 +66,28 @@ def _plain_http(report: Report, key: str, url: str) -> None:
         )
 
 
+def _weak_secrets(report: Report, settings: Settings) -> None:
+    named = [("auth.session.secret", settings.session_secret)] + [
+        (f"auth.session.previousSecrets.{i}", s)
+        for i, s in enumerate(settings.previous_session_secrets)
+    ]
+    for key, secret in named:
+        weakness = secret_weakness(secret) if secret is not None else None
+        if weakness is not None:
+            report.warnings.append(
+                f"{key}: looks guessable ({weakness}); anyone holding a sealed cookie can "
+                "try guesses offline; use a long random value (`openssl rand -base64 32`)"
+            )
+
+
+def _issuer_source(settings: Settings) -> str:
+    if settings.plugins.external_targets.get("auth"):
+        return "discovery.endpoints, plugin 'auth'"
+    if settings.plugins.external_targets.get("*"):
+        return "discovery.endpoints, plugin '*'"
+    return "backend.baseUrl + /api/auth"
+
+
 def check(
     settings: Settings,
     *,
@@ -86,11 +110,25 @@ def check(
     report.lines += [
         first,
         f"app origin: {app_origin}",
-        f"token issuer: {settings.auth_base_url}",
+        f"token issuer: {settings.auth_base_url} ({_issuer_source(settings)})",
         f"frontend environment (auth.environment): {settings.auth_environment}",
+        f"catalog: {describe_catalog(settings.raw, settings.plugins)}",
+    ]
+    demo = development if settings.demo_page is None else settings.demo_page
+    metrics = (
+        "{}:{}/metrics (backend.metrics)".format(*settings.metrics_listen)
+        if settings.metrics_listen is not None
+        else "/metrics on the main listener (set backend.metrics to move it)"
+    )
+    report.lines += [
+        f"demo page /: {'on' if demo else 'off'}; Swagger UIs and /docs: "
+        f"{'on' if settings.swagger_ui else 'off'}",
+        f"metrics: {metrics}",
     ]
     _plain_http(report, "app.baseUrl", settings.app_base_url)
     _plain_http(report, "backend.baseUrl", settings.backend_base_url)
+    if settings.plugins.external_targets:
+        _plain_http(report, "discovery.endpoints (auth)", settings.auth_base_url)
     if settings.session_secret is None:
         report.warnings.append(
             "auth.session.secret is not set: development generates one in the data directory; "
@@ -101,6 +139,8 @@ def check(
             f"catalog.locations: {target} does not exist: sign-in resolvers that look users "
             "up in the catalog find nobody"
         )
+    _weak_secrets(report, settings)
+    _wide_trust(report, "backend.trustedProxies", settings.trusted_proxies)
     for provider_id, config in settings.providers.items():
         definition = providers.get(provider_id)
         if definition is None:
@@ -126,6 +166,26 @@ def check(
     return report
 
 
+# A trusted range wider than this is more than the proxies: whoever else is in it
+# chooses their own X-Forwarded-For address (and so their rate-limit bucket).
+MAX_TRUSTED_ADDRESSES = 16
+
+
+def _wide_trust(report: Report, key: str, entries: Iterable[Any]) -> None:
+    for raw in entries:
+        entry = str(raw).strip()
+        try:
+            network = ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            continue
+        if network.num_addresses > MAX_TRUSTED_ADDRESSES:
+            report.warnings.append(
+                f"{key}: {entry} trusts {network.num_addresses} addresses: any client in "
+                "it chooses the address it is seen as (rate limits, logs); list the "
+                f"proxies only (at most {MAX_TRUSTED_ADDRESSES} addresses a range)"
+            )
+
+
 def _proxy(
     report: Report, provider_id: str, config: Mapping[str, Any], *, development: bool
 ) -> None:
@@ -142,6 +202,11 @@ def _proxy(
             "auth.providers.guest: refused in production (every sign-in answers 403); "
             "remove it, or serve with --development"
         )
+    trusted = config.get("trustedProxies")
+    # A list, or one comma-separated string (``parse_networks``).
+    entries = trusted.split(",") if isinstance(trusted, str) else trusted
+    if isinstance(entries, list):
+        _wide_trust(report, f"auth.providers.{provider_id}.trustedProxies", entries)
     if provider_id == "guest" and config.get("dangerouslyAllowOutsideDevelopment") is True:
         user = config.get("userEntityRef", "user:development/guest")
         report.warnings.append(

@@ -27,10 +27,17 @@ from app.server.asgi import (
     with_listen_host,
 )
 from app.server.collector import settle_collector
+from app.server.descriptors import connection_limit, raise_soft_limit
+from app.server.protocol import DEFAULT_HEAD_TIMEOUT, ConnectionLimits
 
 __all__ = ["DEFAULT_CONFIG", "main"]
 
 DEFAULT_GRACEFUL_TIMEOUT_SECONDS = 30
+# A worker whose event loop has not ticked for this long is killed and replaced. Short:
+# the kernel keeps handing a stuck worker its share of new connections (SO_REUSEPORT), all
+# lost. Long enough for the longest the loop may block (nothing in the app blocks it for
+# more than milliseconds; a loaded machine may stall it for seconds).
+DEFAULT_WORKER_TIMEOUT_SECONDS = 10
 
 
 # Keys whose value was dropped because its variable is unset: named when a start fails.
@@ -81,8 +88,11 @@ def serve(args: argparse.Namespace) -> int:
     settings = with_listen_host(settings, host)
     # Refused before anything else starts (create_app checks again when it mounts it).
     dev_idp = dev_idp_settings(settings, development=development) is not None
+    connections = _connection_limits(args)
     if args.workers is not None:
-        return _serve_workers(args, settings, configs, development, host, port, dev_idp=dev_idp)
+        return _serve_workers(
+            args, settings, configs, development, host, port, connections, dev_idp=dev_idp
+        )
 
     app = build_app(
         settings, configs=configs, development=development, data_dir=Path(args.data_dir)
@@ -96,14 +106,34 @@ def serve(args: argparse.Namespace) -> int:
     # and make read 143 as a failure): SIGTERM then finds this no-op and serve returns 0.
     previous = signal.signal(signal.SIGTERM, lambda _signum, _frame: None)
     try:
-        _run_uvicorn(app, args, settings, host, port)
+        _run_uvicorn(app, args, settings, host, port, connections)
     finally:
         signal.signal(signal.SIGTERM, previous)
     return 0
 
 
+def _connection_limits(args: argparse.Namespace) -> ConnectionLimits:
+    """Raises the open file limit (workers inherit it) and sets the connection limit
+    below it."""
+    if args.head_timeout <= 0:
+        raise ConfigError("--head-timeout: must be more than 0 seconds")
+    soft = raise_soft_limit()
+    limit = args.max_connections or connection_limit(soft)
+    if limit < 1:
+        raise ConfigError("--max-connections: must be at least 1")
+    logging.getLogger(__name__).info(
+        "open file limit %d: at most %d connections per process", soft, limit
+    )
+    return ConnectionLimits(head_timeout=args.head_timeout, max_connections=limit)
+
+
 def _run_uvicorn(
-    app: Any, args: argparse.Namespace, settings: Settings, host: str, port: int
+    app: Any,
+    args: argparse.Namespace,
+    settings: Settings,
+    host: str,
+    port: int,
+    connections: ConnectionLimits,
 ) -> None:
     import uvicorn
 
@@ -115,7 +145,8 @@ def _run_uvicorn(
         port=port,
         loop="uvloop",
         # httptools, with the request head capped as it arrives (backend.requestLimits).
-        http=limited_protocol(settings.request_limits),
+        # and the connections bounded (head timeout, connection limit).
+        http=limited_protocol(settings.request_limits, connections),
         log_level=args.log_level,
         # Our logging config (JSON with request ids) applies to uvicorn's loggers too.
         log_config=None,
@@ -133,11 +164,14 @@ def _serve_workers(
     development: bool,
     host: str,
     port: int,
+    connections: ConnectionLimits,
     *,
     dev_idp: bool,
 ) -> int:
     if args.workers < 1:
         raise ConfigError("--workers: must be at least 1")
+    if args.worker_timeout < 2:
+        raise ConfigError("--worker-timeout: must be at least 2 seconds")
     if args.workers > 1 and dev_idp:
         raise ConfigError(
             "auth.devIdentityProvider: the development identity provider keeps its codes and "
@@ -145,7 +179,7 @@ def _serve_workers(
         )
     # Every worker's metrics in one scrape: their files live in a directory of this run.
     with metrics_directory():
-        return _build_and_run_workers(args, settings, configs, development, host, port)
+        return _build_and_run_workers(args, settings, configs, development, host, port, connections)
 
 
 def _build_and_run_workers(
@@ -155,6 +189,7 @@ def _build_and_run_workers(
     development: bool,
     host: str,
     port: int,
+    connections: ConnectionLimits,
 ) -> int:
     from app.server.workers import run
 
@@ -179,7 +214,9 @@ def _build_and_run_workers(
         port=port,
         workers=args.workers,
         graceful_timeout=args.graceful_timeout,
+        worker_timeout=args.worker_timeout,
         log_level=args.log_level,
+        connections=connections,
     )
 
 
@@ -207,6 +244,7 @@ def check_config(args: argparse.Namespace) -> int:
         dev_idp=dev_idp_settings(settings, development=development),
         config_dir=configs[0].resolve().parent,
     )
+    flush_logs()
     print(report.render())
     if args.strict and report.warnings:
         print("auth-backend: warnings are errors (--strict)", file=sys.stderr)
@@ -258,7 +296,30 @@ def main(argv: list[str] | None = None) -> int:
         "--graceful-timeout",
         type=int,
         default=DEFAULT_GRACEFUL_TIMEOUT_SECONDS,
-        help="on SIGTERM, seconds to finish in-flight requests (default %(default)s)",
+        help="on SIGTERM, seconds to finish in-flight requests (default %(default)s); keep it "
+        "above the slowest refresh (the identity provider timeout): requests still running "
+        "then are answered 503 with Retry-After",
+    )
+    p_serve.add_argument(
+        "--worker-timeout",
+        type=int,
+        default=DEFAULT_WORKER_TIMEOUT_SECONDS,
+        help="with --workers: seconds a stuck worker keeps its share of new connections "
+        "before it is killed and replaced (default %(default)s)",
+    )
+    p_serve.add_argument(
+        "--head-timeout",
+        type=float,
+        default=DEFAULT_HEAD_TIMEOUT,
+        help="seconds a client has to send a request head before its connection is closed "
+        "(default %(default)s)",
+    )
+    p_serve.add_argument(
+        "--max-connections",
+        type=int,
+        default=None,
+        help="open connections per process; past it a new one is answered 503 "
+        "(default: the open file limit, raised to its hard limit, less a reserve)",
     )
     p_check = sub.add_parser(
         "check-config",

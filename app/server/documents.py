@@ -86,6 +86,8 @@ def add_documents(
             resolver=BoundResolver(f"app.handlers.{service.name}", services=services),
             validate_responses=validate_responses,
             swagger_ui_options=SwaggerUIOptions(
+                # backend.swaggerUi: false turns the UIs off; the JSON documents stay.
+                swagger_ui=services.settings.swagger_ui,
                 spec_path=f"{service.docs_folder}/openapi.json",
                 swagger_ui_path=f"{service.docs_folder}/ui",
             ),

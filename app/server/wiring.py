@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 
 from app.authz.callers import ServiceCallers
+from app.authz.plugin_callers import PluginCallers
 from app.config.session_secret import server_secrets
 from app.config.settings import Settings
 from app.config.validation import ConfigError
@@ -21,6 +22,14 @@ from app.identity.catalog import Catalog
 from app.identity.db_stores import DatabaseKeyStore, DatabaseUserInfoStore
 from app.identity.key_cache import CachedKeyStore
 from app.identity.keys import KeyStore, MemoryKeyStore
+from app.identity.plugin_keys import (
+    DatabasePluginKeys,
+    DatabasePublicKeyRows,
+    MemoryPublicKeyRows,
+    PluginKeySource,
+    load_static_plugin_keys,
+)
+from app.identity.plugin_tokens import PluginTokenIssuer
 from app.identity.resolvers import AuthResolverContext
 from app.identity.static_keys import StaticKey, StaticKeyStore, load_static_keys
 from app.identity.tokens import SUPPORTED_ALGORITHMS, TokenIssuer
@@ -32,6 +41,7 @@ from app.observability.idp_failures import IdentityProviderFailures
 from app.observability.metrics import Metrics
 from app.providers.registry import REGISTRY
 from app.providers.registry_types import OAuthProviderDefinition, ProviderDefinition
+from app.providers.remote_keys import OutboundHttp
 from app.refresh.coalescing import InProcessRefreshCoordinator, RefreshCoordinator
 from app.refresh.shared import DatabaseRefreshCoordinator
 from app.server.authorization import build_authorization_server
@@ -98,6 +108,17 @@ def _stores(
     return MemoryKeyStore(), user_info, None
 
 
+def plugin_keys(
+    settings: Settings, database: Database | None, deps: Dependencies
+) -> PluginKeySource:
+    """``backend.auth.pluginKeyStore``: the database (Backstage's table) unless static."""
+    store = settings.plugin_key_store
+    if store.type == "static":
+        return load_static_plugin_keys(store.static_keys, base_dir=deps.config_dir or Path.cwd())
+    rows = DatabasePublicKeyRows(database.engine) if database else MemoryPublicKeyRows()
+    return DatabasePluginKeys(rows, deps.clock)
+
+
 def _refresh_coordinator(
     settings: Settings, database: Database | None, sessions: SessionCodec, clock: Clock
 ) -> RefreshCoordinator:
@@ -122,6 +143,8 @@ def build_services(
     *,
     development: bool,
     deps: Dependencies,
+    plugin_tokens: PluginTokenIssuer,
+    transport: httpx.AsyncBaseTransport | None = None,
 ) -> Services:
     app_origin = parse_origin(settings.app_base_url)
     if app_origin is None:  # read_settings validated it: only a hand-made Settings gets here
@@ -181,4 +204,8 @@ def build_services(
         metrics=metrics,
         authorization=authorization,
         callers=ServiceCallers(settings.authorization.external_access, deps.clock),
+        plugin_tokens=plugin_tokens,
+        plugin_callers=PluginCallers(
+            settings.plugins, OutboundHttp(transport or deps.transport), deps.clock, issuer
+        ),
     )

@@ -34,7 +34,7 @@ from uvicorn_worker import UvicornWorker  # type: ignore[import-untyped]
 
 from app.config.backend import RequestLimitSettings
 from app.observability.multiprocess import mark_dead
-from app.server.protocol import LimitedHttpToolsProtocol, limited_protocol
+from app.server.protocol import ConnectionLimits, LimitedHttpToolsProtocol, limited_protocol
 
 # Linux hashes new connections across the listening SO_REUSEPORT sockets of an address.
 # Elsewhere (macOS, the BSDs: SO_REUSEPORT does not spread them) the master listens, as
@@ -121,6 +121,8 @@ class Worker(UvicornWorker):  # type: ignore[misc]
     }
     # gunicorn's: the master's listeners (here: reserved addresses), then this worker's.
     sockets: list[socket.socket]
+    # Set by run() in the master, before the fork.
+    connection_limits: ConnectionLimits = ConnectionLimits()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -163,8 +165,9 @@ class Worker(UvicornWorker):  # type: ignore[misc]
 
     async def _serve(self) -> None:
         limits = getattr(self.wsgi, "request_limits", None)
-        if isinstance(limits, RequestLimitSettings):
-            self.config.http = limited_protocol(limits)
+        if not isinstance(limits, RequestLimitSettings):
+            limits = RequestLimitSettings()
+        self.config.http = limited_protocol(limits, self.connection_limits)
         await super()._serve()
 
 
@@ -215,13 +218,19 @@ def run(
     workers: int,
     graceful_timeout: int,
     log_level: str,
+    worker_timeout: int,
+    connections: ConnectionLimits,
 ) -> int:
     """Serve ``application`` (built, its lifespan not started) with ``workers`` processes."""
+    Worker.connection_limits = connections
     options: dict[str, Any] = {
         "bind": [bind_address(host, port)],
         "workers": workers,
         "worker_class": "app.server.workers.Worker",
         "graceful_timeout": graceful_timeout,
+        # A worker that has not notified the master for this long is killed (SIGABRT, then
+        # SIGKILL a tick later) and replaced (gunicorn's default: 30).
+        "timeout": worker_timeout,
         "loglevel": log_level,
         "proc_name": "auth-backend",
         "logger_class": "app.server.gunicorn_logging.ServerLogger",

@@ -12,7 +12,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis import checks
 
-from app.server.application import SPEC_DIR
+from app.server.documents import SPEC_DIR
 from app.server.spec_loader import load_spec
 from tests.fakes.app_factory import BACKEND_BASE_URL, JarlessClient, make_client
 from tests.fakes.clock import FakeClock

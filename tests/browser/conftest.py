@@ -41,7 +41,7 @@ from .harness import (
 # Package scope, not session: while Playwright's sync API is running it marks an asyncio loop
 # as running in the main thread, so later tests calling asyncio.run() would fail.
 
-SECRET = "browser-test-secret"
+SECRET = "browser-test-secret-of-32-or-more-chars"
 CLIENT_ID = "backstage"
 CLIENT_SECRET = "backstage-secret"
 

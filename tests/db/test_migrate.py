@@ -38,7 +38,7 @@ async def _versions(engine: AsyncEngine) -> list[str]:
 
 
 # The newest migration revision.
-HEAD = "0004"
+HEAD = "0005"
 
 EXPECTED = {
     "signing_keys": {"kid", "key", "created_at"},
@@ -62,6 +62,8 @@ EXPECTED = {
         "expires_at",
     },
     "oidc_authorization_codes": {"code", "session_id", "expires_at", "used"},
+    # Backstage's plugin key store table (@backstage/backend-defaults migrations/auth).
+    "backstage_backend_public_keys__keys": {"id", "key", "expires_at"},
     "offline_sessions": {
         "id",
         "user_entity_ref",
@@ -154,6 +156,13 @@ def test_a_database_migrated_by_backstage_is_adopted(shared_db_url: str) -> None
                 await conn.execute(
                     text("INSERT INTO signing_keys (kid, key) VALUES ('k1', '{\"kid\":\"k1\"}')")
                 )
+                # Backstage's plugin key store table (backend-defaults) is adopted too.
+                await conn.execute(
+                    text(
+                        "INSERT INTO backstage_backend_public_keys__keys (id, key, expires_at) "
+                        "VALUES ('p1', '{}', '2030-01-01T00:00:00.000Z')"
+                    )
+                )
         finally:
             await seed.close()
         db = Database(shared_db_url)
@@ -162,6 +171,8 @@ def test_a_database_migrated_by_backstage_is_adopted(shared_db_url: str) -> None
             assert await _versions(db.engine) == [HEAD]
             async with db.engine.connect() as conn:
                 assert (await conn.execute(text("SELECT kid FROM signing_keys"))).all() == [("k1",)]
+                plugin_keys = text("SELECT id FROM backstage_backend_public_keys__keys")
+                assert (await conn.execute(plugin_keys)).all() == [("p1",)]
         finally:
             await db.close()
 

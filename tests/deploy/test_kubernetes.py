@@ -65,12 +65,15 @@ def test_the_deployment_probes_the_health_endpoints_and_runs_as_non_root() -> No
     assert container["envFrom"][0]["secretRef"]["name"] == docs["Secret"]["metadata"]["name"]
 
 
-def test_the_configmap_configuration_passes_check_config_for_production(tmp_path: Path) -> None:
+def test_the_configmap_configuration_passes_strict_check_config_for_production(
+    tmp_path: Path,
+) -> None:
     docs = _documents()
     config = tmp_path / "app-config.yaml"
     config.write_text(docs["ConfigMap"]["data"]["app-config.yaml"])
     env = {**os.environ, **docs["Secret"]["stringData"]}
-    result = run_cli("check-config", "--production", "--config", str(config), env=env)
+    # --strict, as docs/deploy.md runs it: no warning either.
+    result = run_cli("check-config", "--production", "--strict", "--config", str(config), env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "https://backstage.example.com/api/auth/oidc/handler/frame" in result.stdout
 

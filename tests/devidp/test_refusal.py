@@ -28,7 +28,7 @@ def _env(**extra: str) -> dict[str, str]:
 def test_refused_outside_development(tmp_path: Path) -> None:
     # Without guest (which refuses production on its own) and with a session secret.
     config = without(default_config(free_port()), "auth", "providers", "guest")
-    config["auth"]["session"] = {"secret": "a-production-secret"}
+    config["auth"]["session"] = {"secret": "a-production-secret-of-32-or-more-chars"}
     path = write_config(tmp_path / "prod.yaml", config)
     result = run_cli(
         "serve", "--config", str(path), "--data-dir", str(tmp_path), env=_env(NODE_ENV="production")

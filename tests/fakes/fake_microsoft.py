@@ -55,6 +55,8 @@ class FakeMicrosoft(FakeOAuthService):
     tenant: str = TENANT
     user: dict[str, Any] = field(default_factory=graph_user)
     photo: bytes | None = PHOTO
+    # Extra ID token claims (``email_verified``, ...).
+    id_token_claims: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -96,6 +98,7 @@ class FakeMicrosoft(FakeOAuthService):
                     "email": "adele.from.id.token@contoso.com",
                     "name": "Adele (ID token)",
                     "preferred_username": "AdeleV@contoso.com",
+                    **self.id_token_claims,
                 }
             )
         return body

@@ -437,7 +437,9 @@ def test_redirect_flow_failure_goes_back_to_the_app(client: JarlessClient) -> No
     started = start(client, flow="redirect", redirectUrl="http://localhost:3000/catalog")
     response = callback(client, started, cookie="stub-nonce=wrong")
     assert response.status_code == 302
-    assert response.headers["location"] == "http://localhost:3000/?error=Invalid+nonce"
+    assert response.headers["location"] == (
+        "http://localhost:3000/?error=NotAllowedError%3A+the+sign-in+request+was+not+allowed"
+    )
     # Nothing is set; only the spent nonce is cleared.
     assert all(
         c.startswith("stub") and "-nonce=;" in c and "Max-Age=0" in c
@@ -455,7 +457,8 @@ def test_redirect_flow_idp_error(client: JarlessClient) -> None:
     assert response.status_code == 302
     location = urlsplit(response.headers["location"])
     assert (location.scheme, location.netloc, location.path) == ("http", "localhost:3000", "/")
-    assert dict(parse_qsl(location.query)) == {"error": "Authentication rejected, No way"}
+    # The provider's words are not repeated to the app (issue 15, item 13).
+    assert dict(parse_qsl(location.query)) == {"error": "Error: sign-in failed"}
 
 
 def test_redirect_flow_forged_redirect_url(client: JarlessClient) -> None:
@@ -473,8 +476,29 @@ def test_redirect_flow_forged_redirect_url(client: JarlessClient) -> None:
     )
     assert response.status_code == 302
     assert response.headers["location"] == (
-        "http://localhost:3000/?error=Redirect+URL+is+not+an+allowed+origin"
+        "http://localhost:3000/?error=NotAllowedError%3A+the+sign-in+request+was+not+allowed"
     )
+
+
+def test_redirect_flow_errors_carry_no_attacker_text(client: JarlessClient) -> None:
+    # Issue 15, item 13: a forged state's origin was shown to the user in ?error=.
+    started = start(client)
+    forged = encode_state(
+        {
+            "nonce": unquote(started.nonce_cookie),
+            "env": "development",
+            "origin": "https://Your-session-expired.Sign-in-again-at-evil.example@x/",
+            "redirectUrl": "http://localhost:3000/",
+            "flow": "redirect",
+        }
+    )
+    response = client.get(
+        FRAME, params={"code": VALID_CODE, "state": forged}, headers=started.cookie_header
+    )
+    assert response.status_code == 302
+    assert dict(parse_qsl(urlsplit(response.headers["location"]).query)) == {
+        "error": "NotAllowedError: the sign-in request was not allowed"
+    }
 
 
 # -- response_mode=form_post -----------------------------------------------------------

@@ -21,8 +21,8 @@ from app.identity.key_cache import (
 )
 from app.identity.keys import MemoryKeyStore, StoredKey
 from app.identity.tokens import TokenIssuer
-from app.server.application import _stores, create_app
-from app.server.wiring import Dependencies
+from app.server.application import create_app
+from app.server.wiring import Dependencies, _stores
 from tests.fakes.clock import FakeClock
 
 

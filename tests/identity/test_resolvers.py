@@ -370,3 +370,32 @@ def test_invalid_options_name_the_config_path() -> None:
 def test_malformed_resolver_lists(entries: list[dict[str, Any]]) -> None:
     with pytest.raises(ResolverConfigError, match=f"^{PATH}: "):
         build_sign_in_resolver(entries, available=COMMON_RESOLVERS, config_path=PATH)
+
+
+# --- email_verified: false (issue 15, item 11: nOAuth) ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "options"),
+    [
+        ("emailMatchingUserEntityProfileEmail", {}),
+        (
+            "emailMatchingUserEntityProfileEmail",
+            {"dangerouslyAllowSignInWithoutUserInCatalog": True},
+        ),
+        ("emailLocalPartMatchingUserEntityName", {}),
+        ("emailLocalPartMatchingUserEntityName", {"allowedDomains": ["acme.com"]}),
+    ],
+)
+def test_email_resolvers_refuse_an_address_the_provider_has_not_verified(
+    clock: Any, name: str, options: dict[str, Any]
+) -> None:
+    resolver = _common(name, **options)
+    ctx, _ = _context(clock)
+    unverified = SignInInfo("oidc", ProfileInfo(email="jane@acme.com"), {"email_verified": False})
+    with pytest.raises(BackstageError, match="^Login failed, the identity provider says the "):
+        asyncio.run(resolver(unverified, ctx))
+    # Verified, or not said either way (most providers say nothing): signs in.
+    for result in ({"email_verified": True}, {}):
+        info = SignInInfo("oidc", ProfileInfo(email="jane@acme.com"), result)
+        assert _sub(asyncio.run(resolver(info, ctx))) == "user:default/jane"

@@ -34,7 +34,7 @@ pytestmark = pytest.mark.integration
 APP_ORIGIN = "http://localhost:3000"
 SCOPE = "openid email profile offline_access"
 XRW = {"X-Requested-With": "XMLHttpRequest"}
-SECRET = "integration-test-secret"
+SECRET = "integration-test-secret-of-32-or-more"
 SIGNED_OUT = f"{APP_ORIGIN}/signed-out"
 ORG = """
 apiVersion: backstage.io/v1alpha1
@@ -465,7 +465,7 @@ def broken_idps(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthServer
         "app": {"baseUrl": APP_ORIGIN},
         "backend": {"baseUrl": f"http://localhost:{port}"},
         "auth": {
-            "session": {"secret": "integration-test-secret"},
+            "session": {"secret": SECRET},
             "providers": {
                 "oidc": {
                     "down": env(f"http://127.0.0.1:{free_port()}/.well-known/openid-configuration"),

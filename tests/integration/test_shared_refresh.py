@@ -59,7 +59,7 @@ def deployment(
             },
         },
         "auth": {
-            "session": {"secret": "shared-secret-of-the-deployment"},
+            "session": {"secret": "shared-secret-of-the-deployment-of-32-chars"},
             "providers": {
                 "oidc": {
                     "development": {

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.core.errors import InputError, NotAllowedError
-from app.oauth.origins import Origin, OriginFilter, OriginPattern, parse_origin
+from app.oauth.origins import Origin, OriginFilter, OriginPattern, ascii_url, parse_origin
 
 APP = "https://app.example.com"
 
@@ -477,3 +477,10 @@ def test_allowed_wildcard_origins_are_one_label_under_example_com(label: str) ->
         front = origin.host.removesuffix(".example.com")
         assert front != origin.host
         assert front and "." not in front
+
+
+def test_ascii_url_is_what_a_browser_requests() -> None:
+    assert ascii_url("https://app.example.com/a?b#c") == "https://app.example.com/a?b#c"
+    assert ascii_url("http://bücher.example:8080/ä?€") == (
+        "http://xn--bcher-kva.example:8080/%C3%A4?%E2%82%AC"
+    )

@@ -283,3 +283,15 @@ async def test_email_matching_user_entity_annotation(anyio_backend: str) -> None
     )
     identity = await dangerous(SignInInfo("google", ProfileInfo(email="joe@example.com")), ctx)
     assert identity.user_entity_ref == "user:default/joe@example.com"
+
+
+async def test_an_unverified_email_matches_no_catalog_user(make: Make, fake: FakeGoogle) -> None:
+    # Issue 15, item 11 (nOAuth): Google says the address is not verified.
+    fake.userinfo = google_userinfo(email_verified=False)
+    result = await _sign_in(make(), fake)
+    assert result.sign_in_facts["email_verified"] is False
+    resolver = GOOGLE_RESOLVERS["emailMatchingUserEntityAnnotation"]({})
+    with pytest.raises(BackstageError, match="email is not verified$"):
+        await resolver(
+            SignInInfo("google", result.profile, result.sign_in_facts), resolver_context([JANE])
+        )

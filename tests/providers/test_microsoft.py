@@ -324,3 +324,27 @@ async def test_user_id_matching_user_entity_annotation(anyio_backend: str) -> No
     # skipUserProfile leaves no id.
     with pytest.raises(BackstageError, match="^Microsoft profile contained no id$"):
         await resolver(SignInInfo("microsoft", ADELE), ctx)
+
+
+async def test_an_unverified_id_token_email_matches_no_catalog_user(
+    make: Make, fake: FakeMicrosoft
+) -> None:
+    # Issue 15, item 11 (nOAuth): without a Graph mail, the address comes from the ID token,
+    # which here says it is not verified; the e-mail resolvers refuse it.
+    fake.user = graph_user(mail=None)
+    fake.id_token_claims = {"email_verified": False}
+    result = await _sign_in(make(), fake)
+    assert result.sign_in_facts["email_verified"] is False
+    info = SignInInfo("microsoft", result.profile, result.sign_in_facts)
+    adele = CatalogUser(
+        ref="user:default/adele",
+        email="adele.from.id.token@contoso.com",
+        annotations={"microsoft.com/email": "adele.from.id.token@contoso.com"},
+    )
+    resolver = MICROSOFT_RESOLVERS["emailMatchingUserEntityAnnotation"]({})
+    with pytest.raises(BackstageError, match="email is not verified$"):
+        await resolver(info, resolver_context([adele]))
+    fake.id_token_claims = {"email_verified": True}
+    verified = await _sign_in(make(), fake)
+    info = SignInInfo("microsoft", verified.profile, verified.sign_in_facts)
+    assert (await resolver(info, resolver_context([adele]))).user_entity_ref == adele.ref

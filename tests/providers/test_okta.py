@@ -218,3 +218,18 @@ async def test_email_matching_user_entity_annotation(anyio_backend: str) -> None
         await resolver(SignInInfo("okta", ProfileInfo(email="jane@example.com")), ctx)
     with pytest.raises(BackstageError, match="^Okta profile contained no email$"):
         await resolver(SignInInfo("okta", ProfileInfo()), ctx)
+
+
+async def test_an_unverified_email_matches_no_catalog_user(make: Make, fake: FakeOkta) -> None:
+    # Issue 15, item 11 (nOAuth): Okta says the address is not verified.
+    fake.userinfo = okta_userinfo(email_verified=False)
+    result = await _sign_in(make(audience=ORG, authServerId="default"), fake)
+    assert result.sign_in_facts["email_verified"] is False
+    info = SignInInfo("okta", result.profile, result.sign_in_facts)
+    resolver = OKTA_RESOLVERS["emailMatchingUserEntityAnnotation"]({})
+    with pytest.raises(BackstageError, match="email is not verified$"):
+        await resolver(info, resolver_context([JOHN]))
+    fake.userinfo = okta_userinfo()
+    verified = await _sign_in(make(audience=ORG, authServerId="default"), fake)
+    info = SignInInfo("okta", verified.profile, verified.sign_in_facts)
+    assert (await resolver(info, resolver_context([JOHN]))).user_entity_ref == JOHN.ref

@@ -119,7 +119,7 @@ def config(providers: dict[str, Any] | None = None, **backend: Any) -> dict[str,
         "app": {"baseUrl": "http://localhost:3000"},
         "backend": {"baseUrl": BACKEND_BASE_URL, **backend},
         "auth": {
-            "session": {"secret": "proxy-tests-session-secret"},
+            "session": {"secret": "proxy-tests-session-secret-of-32-or-more"},
             "providers": copy.deepcopy(PROVIDERS_CONFIG if providers is None else providers),
         },
     }

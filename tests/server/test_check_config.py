@@ -21,6 +21,8 @@ def test_the_default_config(tmp_path: Path) -> None:
     out = result.stdout
     assert out.startswith("configuration OK for development (`serve --development`;")
     assert "app origin: http://localhost:7007" in out
+    assert "token issuer: http://localhost:7007/api/auth (backend.baseUrl + /api/auth)" in out
+    assert "catalog: none (sign-in resolvers find no users)" in out
     assert (
         "provider oidc (OAuth)\n"
         "  environment development (the frontend's)\n"
@@ -100,7 +102,7 @@ RISKY: dict[str, Any] = {
     "app": {"baseUrl": "http://backstage.example.com"},
     "backend": {"baseUrl": "https://auth.example.com"},
     "auth": {
-        "session": {"secret": "s"},
+        "session": {"secret": "kP3v9QxN2m-Rt8Yw_Lz4Hs7Jb1Fd6Gc0Ae5Ui"},
         "providers": {
             "guest": {"dangerouslyAllowOutsideDevelopment": True},
             "github": {
@@ -147,6 +149,54 @@ def test_a_missing_session_secret_is_an_error_for_production(tmp_path: Path) -> 
     production = _check(tmp_path, config, "--production")
     assert production.returncode == 2
     assert "auth.session.secret: required outside development" in production.stderr
+
+
+def test_weak_session_secrets(tmp_path: Path) -> None:
+    config = {**RISKY, "auth": {**RISKY["auth"], "session": {"secret": "backstage"}}}
+    production = _check(tmp_path, config, "--production", "--strict")
+    assert production.returncode == 2
+    assert "auth.session.secret: 9 characters; outside development it must be at least 32" in (
+        production.stderr
+    )
+    development = _check(tmp_path, config)
+    assert "auth.session.secret: looks guessable (shorter than 32 characters)" in (
+        development.stdout
+    )
+    repeated = {"secret": "backstage" * 4, "previousSecrets": ["a1" * 20]}
+    config = {**RISKY, "auth": {**RISKY["auth"], "session": repeated}}
+    production = _check(tmp_path, config, "--production")
+    assert production.returncode == 0, production.stderr
+    warnings = production.stdout.split("warnings (")[1]
+    assert "auth.session.secret: looks guessable (only 8 distinct characters)" in warnings
+    assert "auth.session.previousSecrets.0: looks guessable (only 2 distinct" in warnings
+
+
+def test_trusted_ranges_wider_than_a_few_proxies(tmp_path: Path) -> None:
+    config = {
+        **RISKY,
+        "backend": {
+            **RISKY["backend"],
+            "trustedProxies": ["127.0.0.0/8", "10.0.0.0/28", "10.1.0.7", "fd00::/120"],
+        },
+        "auth": {
+            **RISKY["auth"],
+            "providers": {
+                "oauth2Proxy": {
+                    "trustedProxies": "10.2.0.0/16, 10.3.0.1",
+                    "signIn": {"resolvers": [{"resolver": "forwardedUserMatchingUserEntityName"}]},
+                }
+            },
+        },
+    }
+    result = _check(tmp_path, config, "--production")
+    assert result.returncode == 0, result.stderr
+    warnings = result.stdout.split("warnings (")[1]
+    assert "backend.trustedProxies: 127.0.0.0/8 trusts 16777216 addresses" in warnings
+    assert "backend.trustedProxies: fd00::/120 trusts 256 addresses" in warnings
+    assert "auth.providers.oauth2Proxy.trustedProxies: 10.2.0.0/16 trusts 65536" in warnings
+    # A /28 (16 addresses) and single addresses are what proxies look like.
+    assert "10.0.0.0/28" not in warnings and "10.1.0.7" not in warnings
+    assert "10.3.0.1" not in warnings
 
 
 def test_an_invalid_config_exits_2_with_the_key_path(tmp_path: Path) -> None:
@@ -200,3 +250,20 @@ def test_guest_in_production_is_flagged(tmp_path: Path) -> None:
         production.stdout
     )
     assert "auth.providers.guest" not in _check(tmp_path, config).stdout
+
+
+def test_a_shared_config_names_the_discovered_issuer_and_catalog(tmp_path: Path) -> None:
+    endpoint = {"target": "https://auth.example.com/api/{{pluginId}}", "plugins": ["auth"]}
+    config = {
+        "app": {"baseUrl": "https://backstage.example.com"},
+        "backend": {"baseUrl": "https://backstage.example.com"},
+        "discovery": {"endpoints": [endpoint]},
+        "catalog": {"locations": [{"type": "file", "target": "org.yaml"}]},
+        "auth": {"providers": {"guest": {}}},
+    }
+    result = _check(tmp_path, config)
+    assert result.returncode == 0, result.stderr
+    assert (
+        "token issuer: https://auth.example.com/api/auth (discovery.endpoints, plugin 'auth')"
+    ) in result.stdout
+    assert "catalog: the Backstage catalog at http://localhost:7007/api/catalog" in result.stdout

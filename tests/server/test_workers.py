@@ -67,7 +67,7 @@ def _config(port: int, metadata_url: str) -> dict[str, Any]:
         "app": {"baseUrl": base},
         "backend": {"baseUrl": base},
         "auth": {
-            "session": {"secret": "workers-test-secret"},
+            "session": {"secret": "workers-test-secret-of-32-or-more-chars"},
             "providers": {
                 "guest": {"dangerouslyAllowOutsideDevelopment": True},
                 # /start fetches discovery: from a server that takes its time.
