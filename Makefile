@@ -62,8 +62,10 @@ tests/backstage_auth/node_modules/.installed: tests/backstage_auth/package.json 
 		|| npm rebuild better-sqlite3 --nodedir=/usr)
 	touch $@
 
+# make run PORT=17313: the demo on another port (its URLs follow).
+PORT ?= 7007
 run: $(STAMP)
-	$(BIN)/auth-backend serve --development --log-format text
+	$(BIN)/auth-backend serve --development --log-format text --port $(PORT)
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check app tests

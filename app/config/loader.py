@@ -11,6 +11,7 @@ plugins are ignored. Every error names the key path.
 from __future__ import annotations
 
 import json
+import re
 import string
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -41,15 +42,21 @@ class _Unset:
 _UNSET = _Unset()
 
 
-def _substitute(value: Any, env: Mapping[str, str], base_dir: Path, path: str) -> Any:
+def _substitute(
+    value: Any, env: Mapping[str, str], base_dir: Path, path: str, unset: dict[str, str]
+) -> Any:
     if isinstance(value, str):
         try:
             return _EnvTemplate(value).substitute(env)
-        except KeyError:
+        except KeyError as exc:
+            unset[path] = str(exc.args[0])
             return _UNSET
     if isinstance(value, dict):
         if set(value) == {"$env"}:
-            return env.get(str(value["$env"]), _UNSET)
+            name = str(value["$env"])
+            if name not in env:
+                unset[path] = name
+            return env.get(name, _UNSET)
         if set(value) == {"$file"}:
             file = base_dir / str(value["$file"])
             try:
@@ -58,12 +65,12 @@ def _substitute(value: Any, env: Mapping[str, str], base_dir: Path, path: str) -
                 raise ConfigError(f"{path}: cannot read $file {file}: {exc.strerror}") from exc
         out = {}
         for key, item in value.items():
-            sub = _substitute(item, env, base_dir, f"{path}.{key}" if path else str(key))
+            sub = _substitute(item, env, base_dir, f"{path}.{key}" if path else str(key), unset)
             if sub is not _UNSET:
                 out[str(key)] = sub
         return out
     if isinstance(value, list):
-        items = [_substitute(v, env, base_dir, f"{path}[{i}]") for i, v in enumerate(value)]
+        items = [_substitute(v, env, base_dir, f"{path}[{i}]", unset) for i, v in enumerate(value)]
         return [v for v in items if v is not _UNSET]
     return value
 
@@ -96,8 +103,25 @@ def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
     return out
 
 
-def load_config(paths: Sequence[Path], env: Mapping[str, str]) -> dict[str, Any]:
-    """Read, merge and substitute config files.
+def explain_unset(message: str, unset: Mapping[str, str]) -> str:
+    """``message`` (a ConfigError's) with the variables behind the keys it names that were
+    dropped because they are not set: "clientSecret: Field required" alone hides that
+    ``${GITHUB_CLIENT_SECRET}`` was the cause."""
+    notes = [
+        f"{path} was dropped: its environment variable {name} is not set"
+        for path, name in unset.items()
+        # The key itself, or a sibling's error (a dropped `clientID` leaves `clientId`
+        # missing): the parent's path is named.
+        if re.search(rf"(^|; ){re.escape(path.rpartition('.')[0] or path)}(\.|:)", message)
+    ]
+    return "; ".join([message, *notes])
+
+
+def load_config(
+    paths: Sequence[Path], env: Mapping[str, str], unset: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Read, merge and substitute config files; ``unset`` collects the key paths whose
+    value was dropped, with the variable that was not set.
 
     Raises:
         ConfigError: unreadable or invalid YAML, unreadable ``$file``.
@@ -112,5 +136,7 @@ def load_config(paths: Sequence[Path], env: Mapping[str, str]) -> dict[str, Any]
             raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
         if not isinstance(doc, dict):
             raise ConfigError(f"{path}: the top level must be a mapping")
-        merged = deep_merge(merged, _substitute(doc, env, path.parent, ""))
+        merged = deep_merge(
+            merged, _substitute(doc, env, path.parent, "", unset if unset is not None else {})
+        )
     return deep_merge(merged, _env_overrides(env))

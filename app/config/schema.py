@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import AwareDatetime, Field, field_validator
 
@@ -120,6 +120,8 @@ class _RequestLimitsConfig(Lenient):
 
 
 class _BackendConfig(Lenient):
+    # Read from the raw config (app.db, app.config.authorization): known, not typos.
+    read_elsewhere: ClassVar[frozenset[str]] = frozenset({"database", "auth"})
     baseUrl: str
     listen: _Listen = Field(default_factory=lambda: _Listen())
     cors: _CorsConfig | None = None
@@ -145,6 +147,11 @@ class _BackendConfig(Lenient):
     @field_validator("rateLimit", mode="before")
     @classmethod
     def _rate_limit(cls, value: Any) -> Any:
+        if value is not None and not isinstance(value, bool | dict):
+            raise ValueError(
+                f"must be true, false or an object {{window, incomingRequestLimit, "
+                f"ipAllowList}}, not {value!r}"
+            )
         if isinstance(value, dict):
             plugin = value.get("plugin", {})
             chosen = plugin.get("auth", value) if isinstance(plugin, dict) else value
@@ -205,6 +212,17 @@ class _KeyStoreConfig(Lenient):
 
 
 class _AuthConfig(Lenient):
+    # Read from the raw config by their own modules: known, not typos.
+    read_elsewhere: ClassVar[frozenset[str]] = frozenset(
+        {
+            "catalog",
+            "devIdentityProvider",
+            "staticClients",
+            "experimentalRefreshToken",
+            "experimentalDynamicClientRegistration",
+            "clientIdMetadataDocuments",
+        }
+    )
     environment: str = "development"
     session: _SessionConfig = Field(default_factory=lambda: _SessionConfig())
     providers: dict[str, Any] = Field(default_factory=dict)

@@ -3,9 +3,12 @@ layer (providers, identity, db) can use them without pulling in the server."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
+
+from app.config.suggest import missing_block_keys, misspelled_keys
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -14,14 +17,24 @@ class ConfigError(Exception):
     """Raised when the configuration cannot be used; the message names the key path."""
 
 
-def format_validation_error(exc: ValidationError, prefix: str = "") -> str:
+log = logging.getLogger("app.config")
+
+
+def format_validation_error(
+    exc: ValidationError, prefix: str = "", model: type[BaseModel] | None = None
+) -> str:
     lines = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
         full = ".".join(p for p in (prefix, loc) if p)
         msg = err["msg"].removeprefix("Value error, ")
+        required = missing_block_keys(model, err["loc"]) if model is not None else []
+        if err["type"] == "missing" and required:
+            # "app: Field required" says less than the key to write.
+            lines += [f"{full}.{key}: Field required" for key in required]
+            continue
         lines.append(f"{full or '(top level)'}: {msg}")
-    return "; ".join(lines)
+    return "; ".join(dict.fromkeys(lines))
 
 
 def validate_model(model: type[M], data: Any, path: str) -> M:
@@ -30,10 +43,15 @@ def validate_model(model: type[M], data: Any, path: str) -> M:
     Raises:
         ConfigError: naming each failing key path.
     """
+    # A misspelled key is otherwise silently ignored (every model is lenient).
+    hints = misspelled_keys(model, data, path)
     try:
-        return model.model_validate(data if data is not None else {})
+        validated = model.model_validate(data if data is not None else {})
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, path)) from exc
+        raise ConfigError("; ".join([format_validation_error(exc, path, model), *hints])) from exc
+    for hint in hints:
+        log.warning("%s", hint)
+    return validated
 
 
 class Lenient(BaseModel):

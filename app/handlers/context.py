@@ -20,6 +20,7 @@ from app.oauth.cookies import OAuthCookieManager
 from app.oauth.origins import Origin, OriginFilter
 from app.oauth.sessions import SessionCodec
 from app.observability.audit import Audit
+from app.observability.idp_failures import IdentityProviderFailures
 from app.observability.metrics import Metrics
 from app.providers.base import OAuthAuthenticator, ProxyAuthenticator
 from app.refresh.coalescing import RefreshCoordinator
@@ -45,6 +46,8 @@ class Services:
     used_nonces: ExpiringKeys
     audit: Audit
     metrics: Metrics
+    # WARNING lines (rate limited) and a counter for identity-provider failures.
+    idp_failures: IdentityProviderFailures
     # Backstage as an OAuth authorization server: None without auth.staticClients.
     authorization: AuthorizationServer | None = None
     # backend.auth.externalAccess: who may call the service-only routes.

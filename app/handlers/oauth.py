@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
+import httpx
 from connexion import request
 from starlette.responses import Response
 
@@ -27,6 +28,7 @@ from app.core.errors import (
     InputError,
     NotAllowedError,
     NotFoundError,
+    ServiceUnavailableError,
     serialize_error,
 )
 from app.handlers.context import OAuthEnvironment, OAuthProviderRuntime
@@ -46,6 +48,7 @@ from app.oauth.state import (
 )
 from app.oauth.web_message import render_web_message
 from app.providers.base import AuthenticateInput, AuthResult, LogoutInput, RefreshInput, StartInput
+from app.providers.oauth2_base import UpstreamError
 from app.refresh.coalescing import session_key
 
 log = logging.getLogger(__name__)
@@ -96,6 +99,21 @@ def _scopes(environment: OAuthEnvironment, requested: str | None, granted: str |
     )
 
 
+def _identity_provider_failed(exc: BaseException) -> bool:
+    """The provider's own failure (UpstreamError), or a 503 caused by a call to the
+    identity provider (its keys); not a database outage or a user's mistake."""
+    if isinstance(exc, UpstreamError):
+        return True
+    if not isinstance(exc, ServiceUnavailableError):
+        return False
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, httpx.HTTPError):
+            return True
+        cause = cause.__cause__
+    return False
+
+
 # -- /start ----------------------------------------------------------------------------
 
 
@@ -131,15 +149,20 @@ async def start(
         flow=flow,
         scope=scope_value if auth.persist_scopes else None,
     )
-    result = await auth.start(
-        StartInput(
-            state=encode_state(state),
-            scope=scope_value,
-            callback_url=environment.callback_url,
-            secrets=derive_flow_secrets(services.flow_key, nonce),
-            extra_params={k: v for k, v in extra_params.items() if isinstance(v, str)},
+    try:
+        result = await auth.start(
+            StartInput(
+                state=encode_state(state),
+                scope=scope_value,
+                callback_url=environment.callback_url,
+                secrets=derive_flow_secrets(services.flow_key, nonce),
+                extra_params={k: v for k, v in extra_params.items() if isinstance(v, str)},
+            )
         )
-    )
+    except ServiceUnavailableError as exc:
+        if _identity_provider_failed(exc):
+            services.idp_failures.record(runtime.provider_id, exc)
+        raise
     return respond(
         status=result.status,
         headers={"Location": result.url},
@@ -239,6 +262,8 @@ async def frame_handler(
     except Exception as exc:  # noqa: BLE001 - every failure goes back to the app window
         if not isinstance(exc, BackstageError):
             log.exception("sign-in callback failed")
+        if _identity_provider_failed(exc):
+            services.idp_failures.record(runtime.provider_id, exc)
         error = serialize_error(exc)
         error.pop("cause", None)
         services.audit.event(
@@ -416,6 +441,8 @@ async def refresh(
     except Exception as exc:
         if not isinstance(exc, BackstageError):
             log.exception("refresh failed")
+        if _identity_provider_failed(exc):
+            runtime.services.idp_failures.record(runtime.provider_id, exc)
         runtime.services.audit.event(
             "refresh_failed", provider=runtime.provider_id, reason=serialize_error(exc)["message"]
         )

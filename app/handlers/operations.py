@@ -40,7 +40,7 @@ async def metrics(services: Services) -> Response:
         # Kept off the public listener: see app.server.metrics_listener.
         raise NotFoundError("Metrics are served on their own listener (backend.metrics)")
     return respond(
-        generate_latest(services.metrics.registry),
+        generate_latest(services.metrics.exposition()),
         headers={"Content-Type": CONTENT_TYPE_LATEST},
     )
 

@@ -181,6 +181,17 @@ def _remote(
 # -- files -----------------------------------------------------------------------------
 
 
+def missing_catalog_files(raw_config: Mapping[str, Any], *, config_dir: Path) -> list[str]:
+    """The ``catalog.locations`` files (no globs) that do not exist: sign-in resolvers
+    would find none of their users. Empty when ``auth.catalog.remote`` is used."""
+    auth = _mapping(raw_config.get("auth"), "auth")
+    if _mapping(auth.get("catalog"), "auth.catalog").get("remote") is not None:
+        return []
+    catalog = _mapping(raw_config.get("catalog"), "catalog")
+    targets, _ = _file_locations(catalog, Path(os.path.abspath(config_dir)))
+    return [t for t in targets if not any(c in t for c in _GLOB_CHARS) and not os.path.exists(t)]
+
+
 def _file_locations(
     catalog: Mapping[str, Any], base: Path
 ) -> tuple[list[str], CatalogRules | None]:

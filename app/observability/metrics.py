@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from app.observability import multiprocess
 from app.observability.logs import dropped_records
 
 _AUTH_ROUTE = re.compile(r"^/api/auth/([^/]+)(/.*)?$")
@@ -40,8 +41,21 @@ class _DroppedLogRecords(Collector):
 class Metrics:
     def __init__(self, providers: set[str]) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self.registry.register(_DroppedLogRecords())
         self._providers = providers
+        # Under serve --workers the values live in files every worker's scrape reads
+        # (app.observability.multiprocess); a collector of one process's own count would
+        # answer differently per worker, so the dropped lines become a counter there.
+        self._multiprocess = multiprocess.enabled()
+        self._dropped_published = 0
+        self.dropped_logs: Counter | None = None
+        if self._multiprocess:
+            self.dropped_logs = Counter(
+                "auth_log_records_dropped",
+                "Log records dropped because the log output did not keep up",
+                registry=self.registry,
+            )
+        else:
+            self.registry.register(_DroppedLogRecords())
         self._request_children: dict[tuple[str, str, str, int], tuple[Any, Any]] = {}
         self.requests = Counter(
             "auth_requests_total",
@@ -65,6 +79,12 @@ class Metrics:
             "auth_upstream_failures_total",
             "Identity provider calls that failed (network error, timeout or 5xx), by host",
             ["host"],
+            registry=self.registry,
+        )
+        self.identity_provider_failures = Counter(
+            "auth_identity_provider_failures",
+            "Sign-in steps that failed because the identity provider could not be used",
+            ["provider", "cause"],
             registry=self.registry,
         )
         self.events = Counter(
@@ -95,6 +115,23 @@ class Metrics:
             self._request_children[key] = children
         children[0].inc()
         children[1].observe(seconds)
+        if self._multiprocess:
+            self._publish_dropped_logs()
+
+    def _publish_dropped_logs(self) -> None:
+        counter = self.dropped_logs
+        dropped = dropped_records()
+        if counter is not None and dropped > self._dropped_published:
+            counter.inc(dropped - self._dropped_published)
+            self._dropped_published = dropped
+
+    def exposition(self) -> CollectorRegistry:
+        """What a scrape of ``/metrics`` reads: this process's registry, or under
+        ``serve --workers`` every worker's values."""
+        if not self._multiprocess:
+            return self.registry
+        self._publish_dropped_logs()
+        return multiprocess.aggregate_registry()
 
     def labels_for(self, path: str) -> tuple[str, str]:
         m = _AUTH_ROUTE.match(path)

@@ -44,9 +44,15 @@ def is_development(flag: bool, environ: Mapping[str, str]) -> bool:
     return flag or environ.get("NODE_ENV") == "development"
 
 
-def load_settings(paths: list[Path], environ: Mapping[str, str]) -> Settings:
-    """Raises ConfigError."""
-    return read_settings(load_config(paths, environ))
+def load_settings(
+    paths: list[Path], environ: Mapping[str, str], unset: dict[str, str] | None = None
+) -> Settings:
+    """``unset`` collects the keys dropped for an unset variable (``explain_unset``).
+
+    Raises:
+        ConfigError: naming the key path.
+    """
+    return read_settings(load_config(paths, environ, unset))
 
 
 def with_listen_host(settings: Settings, host: str) -> Settings:

@@ -12,15 +12,17 @@ import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from app.config.session_secret import secret_weakness
 from app.config.settings import Settings
+from app.config.suggest import closest
 from app.core.clock import SystemClock
 from app.core.durations import parse_duration_seconds
 from app.devidp.settings import DevIdpSettings, is_loopback_host
-from app.identity.catalog_config import describe_catalog
+from app.identity.catalog_config import describe_catalog, missing_catalog_files
 from app.oauth.cookies import (
     DEFAULT_SESSION_MAX_AGE_SECONDS,
     NONCE_MAX_AGE_SECONDS,
@@ -110,13 +112,21 @@ def check(
     development: bool,
     providers: Mapping[str, ProviderDefinition],
     dev_idp: DevIdpSettings | None = None,
+    config_dir: Path = Path("."),
 ) -> Report:
     report = Report()
     app_origin = parse_origin(settings.app_base_url)
     assert app_origin is not None  # validated by read_settings
-    mode = "development" if development else "production"
+    # serve starts in production unless told otherwise; check-config's default is
+    # development (as `make run`): the first line says which one was checked.
+    first = (
+        "configuration OK for development (`serve --development`; `serve` without it "
+        "starts in production: check that with --production)"
+        if development
+        else "configuration OK for production (`serve` without --development)"
+    )
     report.lines += [
-        f"configuration OK (checked for {mode})",
+        first,
         f"app origin: {app_origin}",
         f"token issuer: {settings.auth_base_url} ({_issuer_source(settings)})",
         f"frontend environment (auth.environment): {settings.auth_environment}",
@@ -142,19 +152,26 @@ def check(
             "auth.session.secret is not set: development generates one in the data directory; "
             "a production start refuses OAuth providers without it"
         )
+    for target in missing_catalog_files(settings.raw, config_dir=config_dir):
+        report.warnings.append(
+            f"catalog.locations: {target} does not exist: sign-in resolvers that look users "
+            "up in the catalog find nobody"
+        )
     _weak_secrets(report, settings)
     _wide_trust(report, "backend.trustedProxies", settings.trusted_proxies)
     _legacy_cookies(report, settings.legacy_refresh_cookies_until)
     for provider_id, config in settings.providers.items():
         definition = providers.get(provider_id)
         if definition is None:
+            guess = closest(provider_id, providers)
             report.warnings.append(
                 f"auth.providers.{provider_id}: not implemented by this server; not mounted"
+                + (f" (did you mean {guess}?)" if guess else "")
             )
             continue
         report.lines.append("")
         if definition.kind == "proxy":
-            _proxy(report, provider_id, config)
+            _proxy(report, provider_id, config, development=development)
         else:
             _oauth(report, provider_id, definition, config, settings, app_origin=app_origin)
     if dev_idp is not None:
@@ -189,11 +206,22 @@ def _wide_trust(report: Report, key: str, entries: Iterable[Any]) -> None:
             )
 
 
-def _proxy(report: Report, provider_id: str, config: Mapping[str, Any]) -> None:
+def _proxy(
+    report: Report, provider_id: str, config: Mapping[str, Any], *, development: bool
+) -> None:
     report.lines += [
         f"provider {provider_id} (proxy): no callback URL, no cookies",
         f"  sign-in: GET /api/auth/{provider_id}/refresh",
     ]
+    if (
+        provider_id == "guest"
+        and not development
+        and config.get("dangerouslyAllowOutsideDevelopment") is not True
+    ):
+        report.warnings.append(
+            "auth.providers.guest: refused in production (every sign-in answers 403); "
+            "remove it, or serve with --development"
+        )
     trusted = config.get("trustedProxies")
     # A list, or one comma-separated string (``parse_networks``).
     entries = trusted.split(",") if isinstance(trusted, str) else trusted
@@ -217,6 +245,15 @@ def _oauth(
     app_origin: Origin,
 ) -> None:
     report.lines.append(f"provider {provider_id} (OAuth)")
+    environments = [name for name, env in config.items() if isinstance(env, Mapping)]
+    if environments and settings.auth_environment not in environments:
+        report.warnings.append(
+            f"auth.providers.{provider_id}: no configuration for the frontend's environment "
+            f"'{settings.auth_environment}' (auth.environment, the `env` the frontend sends), "
+            f'only {", ".join(environments)}: its sign-ins answer 404 "No configuration '
+            f"available for the '{settings.auth_environment}' environment\"; set "
+            f"auth.environment (in the app's config too) or add that environment"
+        )
     for env_name, env in config.items():
         if not isinstance(env, Mapping):
             continue

@@ -11,10 +11,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from app.config.loader import explain_unset, load_config
 from app.config.settings import Settings
 from app.config.validation import ConfigError
 from app.devidp.settings import dev_idp_settings
 from app.observability.logs import configure_logging, flush_logs
+from app.observability.multiprocess import metrics_directory
 from app.server.asgi import (
     DATA_DIR_ENV,
     DEFAULT_CONFIG,
@@ -38,8 +40,36 @@ DEFAULT_GRACEFUL_TIMEOUT_SECONDS = 30
 DEFAULT_WORKER_TIMEOUT_SECONDS = 10
 
 
-def _settings(paths: list[Path]) -> Settings:
-    return load_settings(paths, os.environ)
+# Keys whose value was dropped because its variable is unset: named when a start fails.
+_UNSET: dict[str, str] = {}
+
+
+def _settings(paths: list[Path], overrides: dict[str, str] | None = None) -> Settings:
+    return load_settings(paths, {**os.environ, **(overrides or {})}, _UNSET)
+
+
+# The embedded demo's URLs name its port; served on another one (7007 taken by a
+# Backstage), they follow it: the app origin, this server's URL and so the development
+# identity provider's issuer, and the oidc provider's discovery URL.
+_DEMO_URL_KEYS = (
+    "app_baseUrl",
+    "backend_baseUrl",
+    "auth_providers_oidc_development_metadataUrl",
+)
+
+
+def _demo_on_port(port: int) -> dict[str, str]:
+    demo = load_config([DEFAULT_CONFIG], {})
+    values = (
+        demo["app"]["baseUrl"],
+        demo["backend"]["baseUrl"],
+        demo["auth"]["providers"]["oidc"]["development"]["metadataUrl"],
+    )
+    origin = f"http://localhost:{demo['backend']['listen']['port']}"
+    return {
+        f"APP_CONFIG_{key}": value.replace(origin, f"http://localhost:{port}")
+        for key, value in zip(_DEMO_URL_KEYS, values, strict=True)
+    }
 
 
 def _is_development(flag: bool) -> bool:
@@ -49,7 +79,8 @@ def _is_development(flag: bool) -> bool:
 def serve(args: argparse.Namespace) -> int:
     development = _is_development(args.development)
     configs = [p.resolve() for p in (args.config or [DEFAULT_CONFIG])]
-    settings = _settings(configs)
+    demo_port = args.port if args.config is None and args.port is not None else None
+    settings = _settings(configs, _demo_on_port(demo_port) if demo_port is not None else None)
     host = args.host or settings.listen_host or "0.0.0.0"
     port = args.port if args.port is not None else settings.listen_port
     # What the app checks (the development identity provider: loopback only) is the
@@ -137,8 +168,6 @@ def _serve_workers(
     *,
     dev_idp: bool,
 ) -> int:
-    from app.server.workers import run
-
     if args.workers < 1:
         raise ConfigError("--workers: must be at least 1")
     if args.worker_timeout < 2:
@@ -148,6 +177,22 @@ def _serve_workers(
             "auth.devIdentityProvider: the development identity provider keeps its codes and "
             "tokens in one process's memory; serve it without --workers (or with --workers 1)"
         )
+    # Every worker's metrics in one scrape: their files live in a directory of this run.
+    with metrics_directory():
+        return _build_and_run_workers(args, settings, configs, development, host, port, connections)
+
+
+def _build_and_run_workers(
+    args: argparse.Namespace,
+    settings: Settings,
+    configs: list[Path],
+    development: bool,
+    host: str,
+    port: int,
+    connections: ConnectionLimits,
+) -> int:
+    from app.server.workers import run
+
     # Built once, here in the master, before gunicorn forks the workers (its preload_app):
     # a bad config fails once, with its key path, and the workers start serving at once,
     # sharing the app's pages copy on write. Nothing it holds is bound to a process yet:
@@ -197,6 +242,7 @@ def check_config(args: argparse.Namespace) -> int:
         development=development,
         providers=REGISTRY,
         dev_idp=dev_idp_settings(settings, development=development),
+        config_dir=configs[0].resolve().parent,
     )
     flush_logs()
     print(report.render())
@@ -296,9 +342,10 @@ def main(argv: list[str] | None = None) -> int:
             return serve(args)
         return check_config(args)
     except ConfigError as exc:
-        # The log lines before it first (they leave through a queue): the error comes last.
+        message = explain_unset(str(exc), _UNSET)
+        # The log lines before it first: the message is the last line, the one to read.
         flush_logs()
-        print(f"auth-backend: invalid configuration: {exc}", file=sys.stderr)
+        print(f"auth-backend: invalid configuration: {message}", file=sys.stderr)
         return 2
 
 

@@ -35,7 +35,7 @@ _GRACEFUL_SECONDS = 2
 def metrics_app(metrics: Metrics) -> Starlette:
     async def serve_metrics(_request: Request) -> Response:
         return Response(
-            generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+            generate_latest(metrics.exposition()), headers={"Content-Type": CONTENT_TYPE_LATEST}
         )
 
     async def not_here(request: Request, exc: Exception) -> Response:

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from app.config.settings import Settings
+from app.config.suggest import closest
 from app.config.validation import ConfigError
 from app.core.errors import BackstageError
 from app.handlers.context import (
@@ -43,7 +44,9 @@ def build_runtimes(
         if definition is None:
             # Backstage: a provider no module registers is simply not mounted (404).
             log.warning(
-                "auth provider '%s' is not implemented by this server; not mounted", provider_id
+                "auth provider '%s' is not implemented by this server; not mounted%s",
+                provider_id,
+                _did_you_mean(provider_id, providers),
             )
             continue
         if isinstance(definition, ProxyProviderDefinition):
@@ -59,6 +62,11 @@ def build_runtimes(
                 )
             )
     return runtimes
+
+
+def _did_you_mean(provider_id: str, providers: Mapping[str, ProviderDefinition]) -> str:
+    guess = closest(provider_id, providers)
+    return f" (did you mean {guess}?)" if guess else ""
 
 
 def _sign_in(

@@ -38,6 +38,7 @@ from app.identity.user_info import MemoryUserInfoStore, UserInfoStore
 from app.oauth.origins import OriginFilter, parse_origin
 from app.oauth.sessions import SessionCodec
 from app.observability.audit import Audit
+from app.observability.idp_failures import IdentityProviderFailures
 from app.observability.metrics import Metrics
 from app.providers.registry import REGISTRY
 from app.providers.registry_types import OAuthProviderDefinition, ProviderDefinition
@@ -210,6 +211,7 @@ def build_services(
         ended_sessions=ended,
         used_nonces=used_nonces,
         audit=audit,
+        idp_failures=IdentityProviderFailures(metrics),
         metrics=metrics,
         authorization=authorization,
         callers=ServiceCallers(settings.authorization.external_access, deps.clock),

@@ -33,6 +33,7 @@ from gunicorn.arbiter import Arbiter  # type: ignore[import-untyped]
 from uvicorn_worker import UvicornWorker  # type: ignore[import-untyped]
 
 from app.config.backend import RequestLimitSettings
+from app.observability.multiprocess import mark_dead
 from app.server.protocol import ConnectionLimits, LimitedHttpToolsProtocol, limited_protocol
 
 # Linux hashes new connections across the listening SO_REUSEPORT sockets of an address.
@@ -232,6 +233,7 @@ def run(
         "timeout": worker_timeout,
         "loglevel": log_level,
         "proc_name": "auth-backend",
+        "logger_class": "app.server.gunicorn_logging.ServerLogger",
         # gunicorn's runtime control socket (one path per user): not used, and two
         # servers on one machine would contend for it.
         "control_socket_disable": True,
@@ -239,6 +241,9 @@ def run(
         # it. A worker that fails to start (its lifespan: the database) stops the master
         # instead of looping.
         "preload_app": True,
+        # A worker's files stay in the metrics directory (its counts are part of the
+        # totals); only its live gauges go.
+        "child_exit": lambda _arbiter, worker: mark_dead(worker.pid),
     }
     listeners: list[socket.socket] = []
     if SPREAD_CONNECTIONS:

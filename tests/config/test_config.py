@@ -265,7 +265,7 @@ def test_trailing_slashes_are_stripped() -> None:
 @pytest.mark.parametrize(
     ("raw", "fragments"),
     [
-        ({}, ["app: Field required", "backend: Field required"]),
+        ({}, ["app.baseUrl: Field required", "backend.baseUrl: Field required"]),
         ({"app": {}, "backend": {"baseUrl": "http://b"}}, ["app.baseUrl: Field required"]),
         (
             {"app": {"baseUrl": "nope"}, "backend": {"baseUrl": "ftp://x"}},

@@ -22,7 +22,7 @@ def test_the_default_config(tmp_path: Path) -> None:
     result = run_cli("check-config", "--config", str(DEFAULT_CONFIG))
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert out.startswith("configuration OK (checked for development)\n")
+    assert out.startswith("configuration OK for development (`serve --development`;")
     assert "app origin: http://localhost:7007" in out
     assert "token issuer: http://localhost:7007/api/auth (backend.baseUrl + /api/auth)" in out
     assert "catalog: none (sign-in resolvers find no users)" in out
@@ -125,7 +125,7 @@ def test_risky_settings_are_warned_about(tmp_path: Path) -> None:
     result = _check(tmp_path, RISKY, "--production")
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert "configuration OK (checked for production)" in out
+    assert out.startswith("configuration OK for production (`serve` without --development)\n")
     assert (
         "  environment production\n"
         "    callback URL to register: https://auth.example.com/api/auth/github/handler/frame\n"
@@ -207,6 +207,52 @@ def test_an_invalid_config_exits_2_with_the_key_path(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "app.baseUrl: Field required" in result.stderr
     assert result.stdout == ""
+
+
+PRODUCTION_ONLY: dict[str, Any] = {
+    "app": {"baseUrl": "https://backstage.example.com"},
+    "backend": {"baseUrl": "https://backstage.example.com"},
+    "auth": {
+        "session": {"secret": "a-long-enough-session-secret-for-production-use"},
+        "providers": {"github": {"production": {"clientId": "id", "clientSecret": "secret"}}},
+    },
+}
+
+
+def test_a_provider_without_the_frontends_environment_is_warned_about(tmp_path: Path) -> None:
+    result = _check(tmp_path, PRODUCTION_ONLY, "--production", "--strict")
+    assert result.returncode == 1
+    assert (
+        "auth.providers.github: no configuration for the frontend's environment 'development'"
+        in result.stdout
+    )
+    fixed = {**PRODUCTION_ONLY, "auth": {**PRODUCTION_ONLY["auth"], "environment": "production"}}
+    assert _check(tmp_path, fixed, "--production", "--strict").returncode == 0
+
+
+def test_a_missing_catalog_file_is_a_warning(tmp_path: Path) -> None:
+    config = {
+        **PRODUCTION_ONLY,
+        "auth": {**PRODUCTION_ONLY["auth"], "environment": "production"},
+        "catalog": {"locations": [{"type": "file", "target": "./org.yaml"}]},
+    }
+    result = _check(tmp_path, config, "--production", "--strict")
+    assert result.returncode == 1
+    assert f"catalog.locations: {tmp_path / 'org.yaml'} does not exist" in result.stdout
+    (tmp_path / "org.yaml").write_text("")
+    assert _check(tmp_path, config, "--production", "--strict").returncode == 0
+
+
+def test_guest_in_production_is_flagged(tmp_path: Path) -> None:
+    config = {
+        **PRODUCTION_ONLY,
+        "auth": {"session": PRODUCTION_ONLY["auth"]["session"], "providers": {"guest": {}}},
+    }
+    production = _check(tmp_path, config, "--production")
+    assert "auth.providers.guest: refused in production (every sign-in answers 403)" in (
+        production.stdout
+    )
+    assert "auth.providers.guest" not in _check(tmp_path, config).stdout
 
 
 def test_a_shared_config_names_the_discovered_issuer_and_catalog(tmp_path: Path) -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
@@ -160,3 +162,15 @@ def test_readiness_answers_within_its_own_budget_when_the_database_hangs() -> No
     assert response.status_code == 503
     assert "did not answer within 1.5s" in response.json()["checks"]["keyStore"]
     assert budgets == [READINESS_BUDGET_SECONDS]
+
+
+def test_every_metric_is_documented_in_operations_md(client: TestClient) -> None:
+    text = client.get("/metrics").text
+    exposed = set()
+    for name, kind in re.findall(r"^# TYPE (\S+) (\S+)$", text, re.MULTILINE):
+        if name.endswith("_created"):  # prometheus-client's start time of each family
+            continue
+        exposed.add(f"{name}_total" if kind == "counter" and not name.endswith("_total") else name)
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
+    documented = set(re.findall(r"^\| `(auth_[a-z_]+)` \|", doc, re.MULTILINE))
+    assert exposed == documented
