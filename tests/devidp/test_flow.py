@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -89,7 +90,11 @@ def test_sign_in_refresh_logout(client: httpx.Client, dev_server: CliServer) -> 
     logout = client.post("/api/auth/oidc/logout", params={"env": "development"}, headers=XHR)
     assert logout.status_code == 200, logout.text
     # Logout revoked the refresh token at the dev IdP (RFC 7009), then cleared the cookie.
-    assert re.search(r'"POST /dev-idp/revoke HTTP/1.1" 200', dev_server.output)
+    # Its access line leaves through the log queue: it may land a moment after the answer.
+    deadline = time.monotonic() + 10
+    while not re.search(r'"POST /dev-idp/revoke HTTP/1.1" 200', dev_server.output):
+        assert time.monotonic() < deadline, dev_server.output
+        time.sleep(0.05)
     after = client.get("/api/auth/oidc/refresh", params={"env": "development"}, headers=XHR)
     assert after.status_code == 401
 

@@ -46,7 +46,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[OpenIDProv
         "app": {"baseUrl": APP_ORIGIN},
         "backend": {"baseUrl": f"http://localhost:{port}"},
         "auth": {
-            "session": {"secret": "integration-test-secret"},
+            "session": {"secret": "integration-test-secret-of-32-characters"},
             "providers": {
                 "pinniped": {
                     "development": {
