@@ -39,6 +39,9 @@ Which catalog, in order (one rule; ``describe_catalog`` says which applied and w
 
 One piece (over 300 lines): the one rule that picks the catalog (remote override,
 discovery, files) and each catalog's config reading, which the rule must see together.
+
+One piece (over 300 lines): the one rule that picks the catalog (remote override,
+discovery, files) and each catalog's config reading, which the rule must see together.
 """
 
 from __future__ import annotations

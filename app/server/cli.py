@@ -1,4 +1,8 @@
-"""``auth-backend``: serve the API, or check a configuration."""
+"""``auth-backend``: serve the API, or check a configuration.
+
+One piece (over 300 lines): the command line and the two commands it runs, whose
+options (ports, workers, limits, timeouts) are read in one place.
+"""
 
 from __future__ import annotations
 
