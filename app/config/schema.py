@@ -18,13 +18,12 @@ from app.config.backend import (
 )
 from app.config.validation import Lenient, string_list
 from app.core.durations import parse_duration_seconds
-from app.oauth.origins import OriginPattern, parse_origin
+from app.oauth.origins import OriginPattern, absolute_http_url
 
 
 def _http_url(value: str) -> str:
-    if parse_origin(value) is None:
-        raise ValueError(f"'{value}' is not an absolute http(s) URL")
-    return value.rstrip("/")
+    # Base URLs: compared and joined without their trailing slash, as Backstage does.
+    return absolute_http_url(value).rstrip("/")
 
 
 class _AppConfig(Lenient):

@@ -246,3 +246,14 @@ class OriginFilter:
         origin = parse_origin(raw)
         if origin is None or not self.is_allowed(origin):
             raise NotAllowedError(f"Origin '{raw}' is not allowed")
+
+
+def absolute_http_url(value: str) -> str:
+    """``value`` when it is an absolute http(s) URL (config validators use it).
+
+    Raises:
+        ValueError: naming the value.
+    """
+    if parse_origin(value) is None:
+        raise ValueError(f"'{value}' is not an absolute http(s) URL")
+    return value

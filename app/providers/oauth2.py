@@ -13,9 +13,10 @@ from typing import Any
 from pydantic import field_validator, model_validator
 
 from app.config.validation import validate_model
+from app.oauth.origins import absolute_http_url
 from app.providers.oauth2_base import ClientCredentials, OAuth2Authenticator, OAuth2Endpoints
 from app.providers.registry_types import OAuthProviderBuild, ProviderDeps
-from app.providers.settings import OAuthEnvSettings, absolute_http_url, refuse_scope_key
+from app.providers.settings import OAuthEnvSettings, refuse_scope_key
 
 
 class OAuth2Settings(OAuthEnvSettings):

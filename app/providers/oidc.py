@@ -31,6 +31,7 @@ from app.core.durations import parse_duration_seconds
 from app.core.errors import AuthenticationError, BackstageError, ServiceUnavailableError
 from app.core.timeouts import OUTBOUND_TIMEOUT_SECONDS
 from app.identity.types import ProfileInfo
+from app.oauth.origins import absolute_http_url
 from app.providers.base import (
     AuthenticateInput,
     LogoutInput,
@@ -49,7 +50,7 @@ from app.providers.oauth2_base import (
 )
 from app.providers.registry_types import OAuthProviderBuild, ProviderDeps
 from app.providers.remote_keys import KEY_REFETCH_INTERVAL_SECONDS, OutboundHttp, RemoteJwks
-from app.providers.settings import OAuthEnvSettings, absolute_http_url, refuse_scope_key
+from app.providers.settings import OAuthEnvSettings, refuse_scope_key
 
 log = logging.getLogger(__name__)
 

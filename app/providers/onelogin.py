@@ -16,6 +16,7 @@ from pydantic import field_validator
 
 from app.config.validation import validate_model
 from app.identity.types import ProfileInfo
+from app.oauth.origins import absolute_http_url
 from app.providers.base import OAuthSession
 from app.providers.oauth2_base import OAuth2Authenticator, OAuth2Endpoints
 from app.providers.passport import (
@@ -27,7 +28,6 @@ from app.providers.passport import (
 )
 from app.providers.registry_types import OAuthProviderBuild, ProviderDeps
 from app.providers.resolvers_profile import fact, matching_entity_name
-from app.providers.settings import absolute_http_url
 
 FORCED_SCOPE = "openid"
 

@@ -26,6 +26,7 @@ from pydantic import field_validator
 from app.config.validation import validate_model
 from app.core.errors import AuthenticationError
 from app.identity.types import ProfileInfo
+from app.oauth.origins import absolute_http_url
 from app.providers.base import AuthResult, LogoutInput, LogoutResult, OAuthSession, RefreshInput
 from app.providers.oauth2_base import (
     ClientCredentials,
@@ -37,7 +38,7 @@ from app.providers.oauth2_base import (
 from app.providers.passport import PASSPORT_CLIENT_AUTH, facts, text
 from app.providers.registry_types import OAuthProviderBuild, ProviderDeps
 from app.providers.resolvers_profile import matching_entity_name
-from app.providers.settings import OAuthEnvSettings, absolute_http_url
+from app.providers.settings import OAuthEnvSettings
 
 log = logging.getLogger(__name__)
 

@@ -26,6 +26,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.identity.types import ProfileInfo
+from app.oauth.origins import absolute_http_url
 from app.providers.oauth2_base import (
     ClientCredentials,
     OAuth2Authenticator,
@@ -34,7 +35,7 @@ from app.providers.oauth2_base import (
     decode_unverified_claims,
 )
 from app.providers.registry_types import OAuthProviderBuild, ProviderDeps
-from app.providers.settings import OAuthEnvSettings, absolute_http_url
+from app.providers.settings import OAuthEnvSettings
 
 PASSPORT_CLIENT_AUTH = "client_secret_post"
 

@@ -25,6 +25,7 @@ from app.config.validation import validate_model
 from app.core.clock import Clock
 from app.core.errors import BackstageError
 from app.identity.types import ProfileInfo
+from app.oauth.origins import absolute_http_url
 from app.oauth.state import decode_state, decode_state_fields, encode_state
 from app.providers.base import (
     AuthenticateInput,
@@ -39,7 +40,7 @@ from app.providers.base import (
 from app.providers.oauth2_base import ClientCredentials, UpstreamError, upstream_failures
 from app.providers.oidc import OidcAuthenticator, OidcMetadata
 from app.providers.registry_types import OAuthProviderBuild, ProviderDeps
-from app.providers.settings import OAuthEnvSettings, absolute_http_url
+from app.providers.settings import OAuthEnvSettings
 
 # /start query parameters the provider reads (the target cluster).
 START_PARAMS = ("audience",)

@@ -8,7 +8,6 @@ from pydantic import Field, field_validator
 
 from app.config.validation import Lenient
 from app.core.durations import parse_duration_seconds
-from app.oauth.origins import parse_origin
 from app.oauth.scopes import split_scope
 
 
@@ -61,9 +60,3 @@ def refuse_scope_key(raw: dict[str, Any]) -> None:
         raise ValueError(
             "The scope/scopes config option is not supported, use additionalScopes instead"
         )
-
-
-def absolute_http_url(value: str) -> str:
-    if parse_origin(value) is None:
-        raise ValueError("must be an absolute http(s) URL")
-    return value
