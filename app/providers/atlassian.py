@@ -79,7 +79,7 @@ class AtlassianSettings(ServiceSettings):
 def create(raw: dict[str, Any], path: str, deps: ProviderDeps) -> OAuthProviderBuild:
     settings = validate_model(AtlassianSettings, raw, path)
     return build_service_provider(
-        AtlassianAuthenticator,
+        AtlassianAuthenticator.from_options,
         settings,
         OAuth2Endpoints(AUTHORIZATION_URL, TOKEN_URL, PROFILE_URL),
         deps,

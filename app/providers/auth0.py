@@ -29,6 +29,7 @@ from app.providers.base import LogoutInput, LogoutResult, OAuthSession, StartInp
 from app.providers.oauth2_base import (
     ClientCredentials,
     OAuth2Authenticator,
+    OAuth2ClientOptions,
     OAuth2Endpoints,
     decode_unverified_claims,
 )
@@ -182,14 +183,24 @@ def describe_sign_out(env: Mapping[str, Any]) -> str:
 
 def create(raw: dict[str, Any], path: str, deps: ProviderDeps) -> OAuthProviderBuild:
     settings = validate_model(Auth0Settings, raw, path)
+
+    def make(options: OAuth2ClientOptions) -> Auth0Authenticator:
+        return Auth0Authenticator(
+            credentials=options.credentials,
+            endpoints=options.endpoints,
+            additional_scopes=options.additional_scopes,
+            transport=options.transport,
+            extra_authorize_params=options.extra_authorize_params,
+            domain=settings.domain,
+            clock=deps.clock,
+            organization=settings.organization,
+            federated_logout=settings.federatedLogout,
+        )
+
     return build_service_provider(
-        Auth0Authenticator,
+        make,
         settings,
         auth0_endpoints(settings.domain),
         deps,
         extra_authorize_params=authorize_params(settings),
-        domain=settings.domain,
-        clock=deps.clock,
-        organization=settings.organization,
-        federated_logout=settings.federatedLogout,
     )

@@ -117,7 +117,7 @@ class BitbucketSettings(ServiceSettings):
 def create(raw: dict[str, Any], path: str, deps: ProviderDeps) -> OAuthProviderBuild:
     settings = validate_model(BitbucketSettings, raw, path)
     return build_service_provider(
-        BitbucketAuthenticator,
+        BitbucketAuthenticator.from_options,
         settings,
         OAuth2Endpoints(AUTHORIZATION_URL, TOKEN_URL, PROFILE_URL),
         deps,

@@ -119,5 +119,8 @@ class GithubSettings(ServiceSettings):
 def create(raw: dict[str, Any], path: str, deps: ProviderDeps) -> OAuthProviderBuild:
     settings = validate_model(GithubSettings, raw, path)
     return build_service_provider(
-        GithubAuthenticator, settings, github_endpoints(settings.enterpriseInstanceUrl), deps
+        GithubAuthenticator.from_options,
+        settings,
+        github_endpoints(settings.enterpriseInstanceUrl),
+        deps,
     )

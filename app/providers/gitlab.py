@@ -71,5 +71,5 @@ class GitlabSettings(ServiceSettings):
 def create(raw: dict[str, Any], path: str, deps: ProviderDeps) -> OAuthProviderBuild:
     settings = validate_model(GitlabSettings, raw, path)
     return build_service_provider(
-        GitlabAuthenticator, settings, gitlab_endpoints(settings.audience), deps
+        GitlabAuthenticator.from_options, settings, gitlab_endpoints(settings.audience), deps
     )

@@ -98,7 +98,7 @@ class GoogleSettings(ServiceSettings):
 def create(raw: dict[str, Any], path: str, deps: ProviderDeps) -> OAuthProviderBuild:
     settings = validate_model(GoogleSettings, raw, path)
     return build_service_provider(
-        GoogleAuthenticator,
+        GoogleAuthenticator.from_options,
         settings,
         GOOGLE_ENDPOINTS,
         deps,

@@ -23,6 +23,7 @@ from app.oauth.scopes import merge_scopes
 from app.providers.base import OAuthSession
 from app.providers.oauth2_base import (
     OAuth2Authenticator,
+    OAuth2ClientOptions,
     OAuth2Endpoints,
     decode_unverified_claims,
     email_verified_fact,
@@ -74,8 +75,14 @@ def reads_graph(access_token: str) -> bool:
 class MicrosoftAuthenticator(OAuth2Authenticator):
     required_scopes: tuple[str, ...] = REQUIRED_SCOPES
 
-    def __init__(self, *, skip_user_profile: bool = False, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, options: OAuth2ClientOptions, *, skip_user_profile: bool = False) -> None:
+        super().__init__(
+            credentials=options.credentials,
+            endpoints=options.endpoints,
+            additional_scopes=options.additional_scopes,
+            transport=options.transport,
+            extra_authorize_params=options.extra_authorize_params,
+        )
         self.skip_user_profile = skip_user_profile
 
     def transform_scopes(
@@ -151,12 +158,11 @@ class MicrosoftSettings(ServiceSettings):
 def create(raw: dict[str, Any], path: str, deps: ProviderDeps) -> OAuthProviderBuild:
     settings = validate_model(MicrosoftSettings, raw, path)
     return build_service_provider(
-        MicrosoftAuthenticator,
+        lambda options: MicrosoftAuthenticator(options, skip_user_profile=settings.skipUserProfile),
         settings,
         microsoft_endpoints(settings.tenantId),
         deps,
         extra_authorize_params={"domain_hint": settings.domainHint}
         if settings.domainHint
         else None,
-        skip_user_profile=settings.skipUserProfile,
     )

@@ -17,7 +17,7 @@ import json
 import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 import httpx
 from authlib.integrations.base_client.errors import OAuthError
@@ -68,6 +68,18 @@ def upstream_failures(
         raise UpstreamError(f"{failure}could not reach {who}") from exc
     except ValueError as exc:
         raise UpstreamError(f"{failure}{who} answered garbage") from exc
+
+
+@dataclass(frozen=True)
+class OAuth2ClientOptions:
+    """What every OAuth provider's authenticator is built from (``passport``'s builder
+    fills it from config); a provider's own options are its constructor's typed extras."""
+
+    credentials: ClientCredentials
+    endpoints: OAuth2Endpoints
+    additional_scopes: tuple[str, ...] = ()
+    transport: httpx.AsyncBaseTransport | None = None
+    extra_authorize_params: Mapping[str, str] | None = None
 
 
 class _NoCookies(httpx.Cookies):
@@ -164,6 +176,17 @@ class OAuth2Authenticator:
             timeout=httpx.Timeout(timeout_seconds),
             transport=transport,
             follow_redirects=False,
+        )
+
+    @classmethod
+    def from_options(cls, options: OAuth2ClientOptions) -> Self:
+        """The authenticator with the common options only (no provider extras)."""
+        return cls(
+            credentials=options.credentials,
+            endpoints=options.endpoints,
+            additional_scopes=options.additional_scopes,
+            transport=options.transport,
+            extra_authorize_params=options.extra_authorize_params,
         )
 
     async def aclose(self) -> None:

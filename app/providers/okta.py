@@ -78,7 +78,7 @@ class OktaSettings(ServiceSettings):
 def create(raw: dict[str, Any], path: str, deps: ProviderDeps) -> OAuthProviderBuild:
     settings = validate_model(OktaSettings, raw, path)
     return build_service_provider(
-        OktaAuthenticator,
+        OktaAuthenticator.from_options,
         settings,
         okta_endpoints(settings.audience, settings.authServerId),
         deps,

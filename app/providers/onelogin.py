@@ -78,5 +78,5 @@ class OneLoginSettings(ServiceSettings):
 def create(raw: dict[str, Any], path: str, deps: ProviderDeps) -> OAuthProviderBuild:
     settings = validate_model(OneLoginSettings, raw, path)
     return build_service_provider(
-        OneLoginAuthenticator, settings, onelogin_endpoints(settings.issuer), deps
+        OneLoginAuthenticator.from_options, settings, onelogin_endpoints(settings.issuer), deps
     )

@@ -20,7 +20,7 @@ microsoft, okta, ...): plain helpers, no base class.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -30,6 +30,7 @@ from app.oauth.origins import absolute_http_url
 from app.providers.oauth2_base import (
     ClientCredentials,
     OAuth2Authenticator,
+    OAuth2ClientOptions,
     OAuth2Endpoints,
     UpstreamError,
     decode_unverified_claims,
@@ -115,24 +116,22 @@ class ServiceSettings(OAuthEnvSettings):
 
 
 def build_service_provider(
-    authenticator_class: type[OAuth2Authenticator],
+    make: Callable[[OAuth2ClientOptions], OAuth2Authenticator],
     settings: ServiceSettings,
     endpoints: OAuth2Endpoints,
     deps: ProviderDeps,
     *,
     client_auth: str = PASSPORT_CLIENT_AUTH,
     extra_authorize_params: Mapping[str, str] | None = None,
-    **provider_options: Any,
 ) -> OAuthProviderBuild:
     """The one way these providers are built: credentials, the service's endpoints (with
-    ``x-endpoints`` applied), scopes and the shared transport, plus the provider's own
-    options."""
-    authenticator = authenticator_class(
+    ``x-endpoints`` applied), scopes and the shared transport; ``make`` adds the provider's
+    own options (``SomeAuthenticator.from_options`` when it has none)."""
+    options = OAuth2ClientOptions(
         credentials=ClientCredentials(settings.clientId, settings.clientSecret, client_auth),
         endpoints=settings.x_endpoints.apply(endpoints),
         additional_scopes=settings.additional_scopes,
         transport=deps.transport,
         extra_authorize_params=extra_authorize_params,
-        **provider_options,
     )
-    return OAuthProviderBuild(authenticator=authenticator, settings=settings)
+    return OAuthProviderBuild(authenticator=make(options), settings=settings)
