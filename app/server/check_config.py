@@ -8,6 +8,7 @@ origin ``app.baseUrl``). Then warnings for risky settings. Validation itself is
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,8 @@ from app.oauth.cookies import (
 )
 from app.oauth.origins import Origin, parse_origin
 from app.providers.registry_types import ProviderDefinition
+from app.server.outbound_hosts import outbound_lines
+from app.server.proxy_env import ProxyRules
 
 
 @dataclass
@@ -67,6 +70,7 @@ def check(
     development: bool,
     providers: Mapping[str, ProviderDefinition],
     dev_idp: DevIdpSettings | None = None,
+    proxies: ProxyRules | None = None,
 ) -> Report:
     report = Report()
     app_origin = parse_origin(settings.app_base_url)
@@ -97,6 +101,7 @@ def check(
             _proxy(report, provider_id, config)
         else:
             _oauth(report, provider_id, definition, config, settings, app_origin=app_origin)
+    report.lines += outbound_lines(settings.raw, proxies or ProxyRules.from_environ(os.environ))
     if dev_idp is not None:
         report.lines += [
             "",

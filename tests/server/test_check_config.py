@@ -154,3 +154,41 @@ def test_an_invalid_config_exits_2_with_the_key_path(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "app.baseUrl: Field required" in result.stderr
     assert result.stdout == ""
+
+
+def test_outbound_hosts_show_their_proxy(tmp_path: Path) -> None:
+    import os
+
+    oidc = {
+        "metadataUrl": "https://idp.example.com/.well-known/openid-configuration",
+        "clientId": "a",
+        "clientSecret": "b",
+        "callbackUrl": "https://backstage.example.com/api/auth/oidc/handler/frame",
+    }
+    config: dict[str, Any] = {
+        "app": {"baseUrl": "https://backstage.example.com"},
+        "backend": {"baseUrl": "https://backstage.example.com"},
+        "auth": {
+            "session": {"secret": "s" * 32},
+            "providers": {"oidc": {"production": oidc}},
+            "catalog": {"remote": {"baseUrl": "https://catalog.corp.example", "token": "t"}},
+        },
+    }
+    env = {
+        **os.environ,
+        "HTTPS_PROXY": "http://user:secret@proxy.corp.example:3128",
+        "NO_PROXY": ".corp.example",
+    }
+    result = run_cli(
+        "check-config", "--config", str(write_config(tmp_path / "c.yaml", config)), env=env
+    )
+    assert result.returncode == 0, result.stderr
+    assert (
+        "outbound hosts (HTTPS_PROXY / HTTP_PROXY / NO_PROXY):\n"
+        "  https://idp.example.com: via proxy http://proxy.corp.example:3128 "
+        "(auth.providers.oidc.production.metadataUrl)\n"
+        "  https://catalog.corp.example: direct (NO_PROXY) (auth.catalog.remote.baseUrl)\n"
+    ) in result.stdout
+    # The browser's URLs are not the server's outbound calls; credentials are not printed.
+    assert "backstage.example.com: " not in result.stdout
+    assert "secret" not in result.stdout
