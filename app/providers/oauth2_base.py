@@ -260,7 +260,11 @@ class OAuth2Authenticator:
                 f"{failure}, the identity provider answered {exc.response.status_code}"
             ) from exc
         except httpx.HTTPError as exc:
-            raise UpstreamError(f"{failure}, could not reach the identity provider") from exc
+            raise UpstreamError(
+                f"{failure}, could not reach the identity provider ({exc})"
+                if str(exc)
+                else f"{failure}, could not reach the identity provider"
+            ) from exc
         except ValueError as exc:
             raise UpstreamError(f"{failure}, the identity provider answered garbage") from exc
         if not isinstance(token, Mapping) or not isinstance(token.get("access_token"), str):

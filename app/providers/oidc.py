@@ -154,7 +154,10 @@ class OidcAuthenticator(OAuth2Authenticator):
         except httpx.TimeoutException as exc:
             raise UpstreamError(f"{failure}, timed out") from exc
         except httpx.HTTPError as exc:
-            raise UpstreamError(f"{failure}, {exc.__class__.__name__}") from exc
+            # The reason too (an untrusted certificate names its host and the trusted
+            # bundle; a proxy failure says so), as Backstage's fetch error does.
+            reason = f" ({exc})" if str(exc) else ""
+            raise UpstreamError(f"{failure}, {exc.__class__.__name__}{reason}") from exc
         if response.status_code != 200:
             raise UpstreamError(f"{failure}, status {response.status_code}")
         try:
