@@ -10,6 +10,7 @@ from app.authz.callers import ServiceCallers
 from app.authz.service import AuthorizationServer
 from app.config.settings import Settings
 from app.core.clock import Clock
+from app.core.timeouts import OUTBOUND_TIMEOUT_SECONDS
 from app.identity.resolvers import AuthResolverContext, SignInResolver
 from app.identity.tokens import TokenIssuer
 from app.identity.user_info import UserInfoStore
@@ -60,6 +61,9 @@ class OAuthEnvironment:
     cookies: OAuthCookieManager
     sign_in: SignInResolver | None
     post_logout_redirect_uri: str | None = None
+    # One deadline for everything one sign-in or one refresh asks of the identity
+    # provider (token, profile, keys): the environment's ``timeout``.
+    deadline_seconds: float = OUTBOUND_TIMEOUT_SECONDS
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 from connexion import request
 from starlette.responses import Response
 
+from app.core.deadline import within_deadline
 from app.core.errors import (
     AuthenticationError,
     BackstageError,
@@ -198,12 +199,16 @@ async def frame_handler(
             decoded.nonce, until=services.clock.now() + USED_NONCE_SECONDS
         ):
             raise NotAllowedError("Invalid nonce, the state was used already")
-        result = await environment.authenticator.authenticate(
-            AuthenticateInput(
-                params=params,
-                callback_url=environment.callback_url,
-                secrets=derive_flow_secrets(services.flow_key, decoded.nonce),
-            )
+        result = await within_deadline(
+            environment.deadline_seconds,
+            environment.authenticator.authenticate(
+                AuthenticateInput(
+                    params=params,
+                    callback_url=environment.callback_url,
+                    secrets=derive_flow_secrets(services.flow_key, decoded.nonce),
+                )
+            ),
+            "Authentication failed",
         )
         cookies: list[str] = []
         if environment.authenticator.persist_scopes:
@@ -363,7 +368,11 @@ async def refresh(
         # Racing refreshes of one session share one upstream call (rotation-safe).
         result, reused = await runtime.services.refresh_coordinator.run(
             session_key(runtime.provider_id, environment.name, session.refresh_token, scope_value),
-            lambda: auth.refresh(refresh_input),
+            lambda: within_deadline(
+                environment.deadline_seconds,
+                auth.refresh(refresh_input),
+                "Failed to refresh access token",
+            ),
         )
         cookies: list[str] = []
         if auth.persist_scopes:

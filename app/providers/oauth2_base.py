@@ -102,6 +102,10 @@ def decode_unverified_claims(id_token: str | None) -> dict[str, Any]:
     return payload if isinstance(payload, dict) else {}
 
 
+def _timeouts(seconds: float, connect_seconds: float | None) -> httpx.Timeout:
+    return httpx.Timeout(seconds, connect=min(connect_seconds or seconds, seconds))
+
+
 class OAuth2Authenticator:
     persist_scopes = False
     required_scopes: tuple[str, ...] = ()
@@ -121,6 +125,7 @@ class OAuth2Authenticator:
         additional_scopes: tuple[str, ...] = (),
         transport: httpx.AsyncBaseTransport | None = None,
         timeout_seconds: float = OUTBOUND_TIMEOUT_SECONDS,
+        connect_timeout_seconds: float | None = None,
         extra_authorize_params: Mapping[str, str] | None = None,
     ) -> None:
         self.credentials = credentials
@@ -136,10 +141,16 @@ class OAuth2Authenticator:
             token_endpoint_auth_method=credentials.token_endpoint_auth_method,
             revocation_endpoint_auth_method=credentials.token_endpoint_auth_method,
             code_challenge_method="S256" if self.use_pkce else None,
-            timeout=httpx.Timeout(timeout_seconds),
+            timeout=_timeouts(timeout_seconds, connect_timeout_seconds),
             transport=transport,
             follow_redirects=False,
         )
+
+    def set_timeouts(self, timeout_seconds: float, connect_timeout_seconds: float | None) -> None:
+        """The environment's ``timeout``/``connectTimeout`` (applied to every provider when
+        its runtime is built, whatever its factory passed)."""
+        self.timeout_seconds = timeout_seconds
+        self.client.timeout = _timeouts(timeout_seconds, connect_timeout_seconds)
 
     async def aclose(self) -> None:
         await self.client.aclose()

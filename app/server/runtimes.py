@@ -11,6 +11,7 @@ from typing import Any
 from app.config.settings import Settings
 from app.config.validation import ConfigError
 from app.core.errors import BackstageError
+from app.core.timeouts import OUTBOUND_TIMEOUT_SECONDS
 from app.handlers.context import (
     OAuthEnvironment,
     OAuthProviderRuntime,
@@ -20,6 +21,7 @@ from app.handlers.context import (
 )
 from app.identity.resolvers import ResolverConfigError, SignInResolver, build_sign_in_resolver
 from app.oauth.cookies import OAuthCookieManager
+from app.providers.oauth2_base import OAuth2Authenticator
 from app.providers.registry_types import (
     OAuthProviderDefinition,
     ProviderDefinition,
@@ -86,6 +88,9 @@ def _oauth_runtime(
         if not isinstance(env_config, dict):
             raise ConfigError(f"{env_path}: must be a mapping of provider options")
         build = definition.factory(env_config, env_path, deps)
+        deadline = build.settings.timeout_seconds or OUTBOUND_TIMEOUT_SECONDS
+        if isinstance(build.authenticator, OAuth2Authenticator):
+            build.authenticator.set_timeouts(deadline, build.settings.connect_timeout_seconds)
         callback_url = (
             build.settings.callbackUrl
             or f"{services.settings.auth_base_url}/{provider_id}/handler/frame"
@@ -114,6 +119,7 @@ def _oauth_runtime(
             )
             or build.default_resolver,
             post_logout_redirect_uri=post_logout,
+            deadline_seconds=deadline,
         )
     return OAuthProviderRuntime(
         provider_id=provider_id, services=services, environments=environments
