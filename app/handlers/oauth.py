@@ -32,6 +32,7 @@ from app.core.errors import (
 )
 from app.handlers.context import OAuthEnvironment, OAuthProviderRuntime
 from app.handlers.responses import TOKEN_HEADERS, json_response, redirect, respond
+from app.handlers.sign_in import sign_in_steps, traced_sign_in
 from app.identity.types import SignInInfo
 from app.oauth.flow_secrets import derive_flow_secrets
 from app.oauth.origins import Origin, parse_origin
@@ -250,6 +251,7 @@ async def frame_handler(
             provider=runtime.provider_id,
             error=error["name"],
             reason=error["message"],
+            **sign_in_steps(exc),
         )
         # A failed callback uses the nonce up too (if there was one to clear).
         spent = (
@@ -320,9 +322,10 @@ async def _client_auth_response(
     provider_info["scope"] = granted_scope
     response: dict[str, Any] = {"profile": result.profile.to_json(), "providerInfo": provider_info}
     if environment.sign_in is not None:
-        identity = await environment.sign_in(
+        identity = await traced_sign_in(
+            runtime.services,
+            environment.sign_in,
             SignInInfo(runtime.provider_id, result.profile, result.sign_in_facts),
-            runtime.services.resolver_context,
         )
         response["backstageIdentity"] = identity.to_json()
     return response
@@ -400,7 +403,10 @@ async def refresh(
         if not isinstance(exc, BackstageError):
             log.exception("refresh failed")
         runtime.services.audit.event(
-            "refresh_failed", provider=runtime.provider_id, reason=serialize_error(exc)["message"]
+            "refresh_failed",
+            provider=runtime.provider_id,
+            reason=serialize_error(exc)["message"],
+            **sign_in_steps(exc),
         )
         raise AuthenticationError("Refresh failed", cause=exc) from exc
     runtime.services.audit.event(
