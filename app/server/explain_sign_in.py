@@ -27,7 +27,7 @@ from app.identity.resolvers import SignInResolver
 from app.identity.sign_in_trace import Step, TracingContext
 from app.identity.types import BackstageIdentity, ProfileInfo, SignInInfo
 from app.providers.registry_types import ProviderDefinition, ProviderDeps, ProxyProviderDefinition
-from app.server.runtimes import _sign_in as configured_resolver
+from app.server.runtimes import configured_sign_in as configured_resolver
 
 
 @dataclass

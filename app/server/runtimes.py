@@ -63,7 +63,7 @@ def build_runtimes(
     return runtimes
 
 
-def _sign_in(
+def configured_sign_in(
     definition: ProviderDefinition, resolvers: list[dict[str, Any]] | None, path: str
 ) -> SignInResolver | None:
     if not resolvers:
@@ -114,7 +114,7 @@ def _oauth_runtime(
                 clock=services.clock,
             ),
             # Config first, then the provider's own default (Backstage's order).
-            sign_in=_sign_in(
+            sign_in=configured_sign_in(
                 definition, sign_in.resolvers if sign_in else None, f"{env_path}.signIn.resolvers"
             )
             or build.default_resolver,
@@ -135,7 +135,7 @@ def _proxy_runtime(
     deps: ProviderDeps,
 ) -> ProxyProviderRuntime:
     build = definition.factory(config, path, deps)
-    configured = _sign_in(
+    configured = configured_sign_in(
         definition, build.sign_in.resolvers if build.sign_in else None, f"{path}.signIn.resolvers"
     )
     # Proxy providers: a provider's own resolver first, then config (Backstage).
