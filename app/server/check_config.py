@@ -28,6 +28,7 @@ from app.oauth.origins import Origin, parse_origin
 from app.providers.registry_types import ProviderDefinition
 from app.server.outbound_hosts import outbound_lines
 from app.server.proxy_env import ProxyRules
+from app.server.trust import trust_from_environ
 
 
 @dataclass
@@ -101,7 +102,11 @@ def check(
             _proxy(report, provider_id, config)
         else:
             _oauth(report, provider_id, definition, config, settings, app_origin=app_origin)
-    report.lines += outbound_lines(settings.raw, proxies or ProxyRules.from_environ(os.environ))
+    report.lines += outbound_lines(
+        settings.raw,
+        proxies or ProxyRules.from_environ(os.environ),
+        trust_from_environ(os.environ).description,
+    )
     if dev_idp is not None:
         report.lines += [
             "",

@@ -43,11 +43,15 @@ def outbound_urls(raw: Mapping[str, Any]) -> list[tuple[str, str]]:
     return list(found.values())
 
 
-def outbound_lines(raw: Mapping[str, Any], proxies: ProxyRules) -> list[str]:
+def outbound_lines(raw: Mapping[str, Any], proxies: ProxyRules, trust: str) -> list[str]:
     urls = outbound_urls(raw)
     if not urls:
         return []
-    lines = ["", "outbound hosts (HTTPS_PROXY / HTTP_PROXY / NO_PROXY):"]
+    lines = [
+        "",
+        f"outbound TLS trust: {trust}",
+        "outbound hosts (HTTPS_PROXY / HTTP_PROXY / NO_PROXY):",
+    ]
     for key, url in urls:
         parts = urlsplit(url)
         lines.append(f"  {parts.scheme}://{parts.netloc}: {proxies.describe(url)} ({key})")

@@ -4,14 +4,20 @@ a proxy that refuses connections gives a clean sign-in error, never a 500."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
+import ssl
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import trustme
 
+from app.server.http_transport import OutboundTransport
 from tests.support.forward_proxy import ForwardProxy
 from tests.support.oidc_provider import (
     OpenIDProvider,
@@ -152,3 +158,46 @@ def test_a_refusing_proxy_is_a_clean_sign_in_error(
     error = start.json()["error"]
     assert error["name"] == "ServiceUnavailableError"
     assert "proxy" in error["message"].lower()
+
+
+def test_https_through_the_proxy_to_a_private_ca(proxy: ForwardProxy, tmp_path: Path) -> None:
+    """The usual corporate case: an https identity provider under a private CA, reached
+    through the proxy's CONNECT tunnel (TLS end to end), trusted via NODE_EXTRA_CA_CERTS."""
+    ca = trustme.CA()
+    bundle = tmp_path / "corporate-ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(context)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"https://localhost:{server.server_address[1]}/.well-known/openid-configuration"
+
+    async def get(environ: dict[str, str]) -> int:
+        transport = OutboundTransport(environ)
+        async with httpx.AsyncClient(transport=transport, timeout=10.0) as client:
+            return (await client.get(url)).status_code
+
+    try:
+        env = {"HTTPS_PROXY": proxy.url, "NODE_EXTRA_CA_CERTS": str(bundle)}
+        assert asyncio.run(get(env)) == 200
+        with pytest.raises(httpx.ConnectError, match="TLS certificate of localhost not trusted"):
+            asyncio.run(get({"HTTPS_PROXY": proxy.url}))
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    tunnels = [r for r in proxy.requests() if r.startswith("CONNECT ")]
+    assert tunnels[-2:] == [f"CONNECT localhost:{server.server_address[1]} HTTP/1.1"] * 2, tunnels

@@ -159,6 +159,12 @@ def test_an_invalid_config_exits_2_with_the_key_path(tmp_path: Path) -> None:
 def test_outbound_hosts_show_their_proxy(tmp_path: Path) -> None:
     import os
 
+    import certifi
+    import trustme
+
+    bundle = tmp_path / "corporate-ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(bundle))
+
     oidc = {
         "metadataUrl": "https://idp.example.com/.well-known/openid-configuration",
         "clientId": "a",
@@ -175,15 +181,18 @@ def test_outbound_hosts_show_their_proxy(tmp_path: Path) -> None:
         },
     }
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k not in ("SSL_CERT_FILE", "SSL_CERT_DIR")},
         "HTTPS_PROXY": "http://user:secret@proxy.corp.example:3128",
         "NO_PROXY": ".corp.example",
+        "NODE_EXTRA_CA_CERTS": str(bundle),
     }
     result = run_cli(
         "check-config", "--config", str(write_config(tmp_path / "c.yaml", config)), env=env
     )
     assert result.returncode == 0, result.stderr
     assert (
+        f"outbound TLS trust: the default bundle ({certifi.where()}) plus "
+        f"NODE_EXTRA_CA_CERTS={bundle}\n"
         "outbound hosts (HTTPS_PROXY / HTTP_PROXY / NO_PROXY):\n"
         "  https://idp.example.com: via proxy http://proxy.corp.example:3128 "
         "(auth.providers.oidc.production.metadataUrl)\n"

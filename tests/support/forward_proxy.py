@@ -39,8 +39,7 @@ class ForwardProxy:
             "LogLevel Info\n"
             "MaxClients 20\n"
             "Allow 127.0.0.1\n"
-            "ConnectPort 443\n"
-            "ConnectPort 563\n"
+            # No ConnectPort line: CONNECT tunnels to any port (the tests' TLS servers).
             "DisableViaHeader Yes\n"
         )
         # -d: stay in the foreground (a child of the test, stopped by it).
