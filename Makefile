@@ -16,7 +16,8 @@ NODE_STAMP := tests/op/node_modules/.installed tests/compat/peer_idp/node_module
 
 SPEC_LINT := tools/spec-lint
 
-.PHONY: run test lint spec-lint typecheck clean browser compat-live lock image test-image test-mcp
+.PHONY: run test lint spec-lint typecheck clean browser forward-proxy compat-live lock image \
+	test-image test-mcp
 
 # Every installed distribution comes from a lock with hashes (requirements/*.lock, made by
 # `make lock`); the project itself is then installed without resolving anything. pip check
@@ -88,8 +89,12 @@ typecheck: $(TEST_STAMP)
 browser:
 	bash scripts/install-browser.sh
 
+# Debian's tinyproxy, the real forward proxy of the corporate-network tests.
+forward-proxy:
+	bash scripts/install-proxy.sh
+
 # The coverage figure (branch coverage of app/) is printed before pytest's summary.
-test: $(TEST_STAMP) $(NODE_STAMP) browser lint spec-lint typecheck
+test: $(TEST_STAMP) $(NODE_STAMP) browser forward-proxy lint spec-lint typecheck
 	$(BIN)/python -m pytest --cov --cov-report=term:skip-covered
 
 # Says what is missing (and fails) before installing anything when there is no peer.

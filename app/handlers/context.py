@@ -11,6 +11,7 @@ from app.authz.plugin_callers import PluginCallers
 from app.authz.service import AuthorizationServer
 from app.config.settings import Settings
 from app.core.clock import Clock
+from app.core.timeouts import OUTBOUND_TIMEOUT_SECONDS
 from app.identity.catalog import Catalog, InMemoryCatalog
 from app.identity.plugin_tokens import PluginTokenIssuer
 from app.identity.resolvers import AuthResolverContext, SignInResolver
@@ -71,6 +72,9 @@ class OAuthEnvironment:
     cookies: OAuthCookieManager
     sign_in: SignInResolver | None
     post_logout_redirect_uri: str | None = None
+    # One deadline for everything one sign-in or one refresh asks of the identity
+    # provider (token, profile, keys): the environment's ``timeout``.
+    deadline_seconds: float = OUTBOUND_TIMEOUT_SECONDS
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ import httpx
 from connexion import request
 from starlette.responses import Response
 
+from app.core.deadline import within_deadline
 from app.core.errors import (
     AuthenticationError,
     BackstageError,
@@ -38,6 +39,7 @@ from app.core.errors import (
 from app.handlers.context import OAuthEnvironment, OAuthProviderRuntime
 from app.handlers.legacy_cookies import adopt_legacy_cookie
 from app.handlers.responses import TOKEN_HEADERS, json_response, redirect, respond
+from app.handlers.sign_in import sign_in_steps, traced_sign_in
 from app.identity.types import SignInInfo
 from app.oauth.flow_secrets import derive_flow_secrets
 from app.oauth.origins import Origin, parse_origin
@@ -226,12 +228,16 @@ async def frame_handler(
             decoded.nonce, until=services.clock.now() + USED_NONCE_SECONDS
         ):
             raise NotAllowedError("Invalid nonce, the state was used already")
-        result = await environment.authenticator.authenticate(
-            AuthenticateInput(
-                params=params,
-                callback_url=environment.callback_url,
-                secrets=derive_flow_secrets(services.flow_key, decoded.nonce),
-            )
+        result = await within_deadline(
+            environment.deadline_seconds,
+            environment.authenticator.authenticate(
+                AuthenticateInput(
+                    params=params,
+                    callback_url=environment.callback_url,
+                    secrets=derive_flow_secrets(services.flow_key, decoded.nonce),
+                )
+            ),
+            "Authentication failed",
         )
         cookies: list[str] = []
         if environment.authenticator.persist_scopes:
@@ -275,6 +281,7 @@ async def frame_handler(
             provider=runtime.provider_id,
             error=error["name"],
             reason=error["message"],
+            **sign_in_steps(exc),
         )
         # A failed callback uses the nonce up too (if there was one to clear).
         spent = (
@@ -361,9 +368,10 @@ async def _client_auth_response(
     provider_info["scope"] = granted_scope
     response: dict[str, Any] = {"profile": result.profile.to_json(), "providerInfo": provider_info}
     if environment.sign_in is not None:
-        identity = await environment.sign_in(
+        identity = await traced_sign_in(
+            runtime.services,
+            environment.sign_in,
             SignInInfo(runtime.provider_id, result.profile, result.sign_in_facts),
-            runtime.services.resolver_context,
         )
         response["backstageIdentity"] = identity.to_json()
     return response
@@ -417,7 +425,11 @@ async def refresh(
         # Racing refreshes of one session share one upstream call (rotation-safe).
         result, reused = await runtime.services.refresh_coordinator.run(
             session_key(runtime.provider_id, environment.name, session.refresh_token, scope_value),
-            lambda: auth.refresh(refresh_input),
+            lambda: within_deadline(
+                environment.deadline_seconds,
+                auth.refresh(refresh_input),
+                "Failed to refresh access token",
+            ),
         )
         cookies: list[str] = []
         if auth.persist_scopes:
@@ -448,7 +460,10 @@ async def refresh(
         if _identity_provider_failed(exc):
             runtime.services.idp_failures.record(runtime.provider_id, exc)
         runtime.services.audit.event(
-            "refresh_failed", provider=runtime.provider_id, reason=serialize_error(exc)["message"]
+            "refresh_failed",
+            provider=runtime.provider_id,
+            reason=serialize_error(exc)["message"],
+            **sign_in_steps(exc),
         )
         raise AuthenticationError("Refresh failed", cause=exc) from exc
     runtime.services.audit.event(

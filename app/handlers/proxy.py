@@ -18,6 +18,7 @@ from app.core.errors import NotImplementedError_
 from app.handlers.context import ProxyProviderRuntime
 from app.handlers.peer import peer_host
 from app.handlers.responses import TOKEN_HEADERS, json_response
+from app.handlers.sign_in import sign_in_steps, traced_sign_in
 from app.identity.types import SignInInfo
 from app.providers.base import ProxyRequest
 
@@ -54,10 +55,20 @@ async def refresh(runtime: ProxyProviderRuntime, **_: Any) -> Response:
             client_host=peer_host(request.scope),
         )
     )
-    identity = await runtime.sign_in(
-        SignInInfo(runtime.provider_id, result.profile, result.sign_in_facts),
-        runtime.services.resolver_context,
-    )
+    try:
+        identity = await traced_sign_in(
+            runtime.services,
+            runtime.sign_in,
+            SignInInfo(runtime.provider_id, result.profile, result.sign_in_facts),
+        )
+    except Exception as exc:
+        runtime.services.audit.event(
+            "sign_in_failed",
+            provider=runtime.provider_id,
+            reason=getattr(exc, "message", str(exc)),
+            **sign_in_steps(exc),
+        )
+        raise
     body: dict[str, Any] = {"profile": result.profile.to_json()}
     if result.provider_info is not None:
         body["providerInfo"] = dict(result.provider_info)

@@ -15,6 +15,7 @@ Failures raise ``ServiceUnavailableError`` and are not cached.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
@@ -215,6 +216,21 @@ class RemoteCatalog:
 
     async def _fetch(self, conditions: list[tuple[str, str]]) -> list[CatalogUser]:
         filter_ = ",".join(["kind=user", *(f"{k}={v}" for k, v in conditions)])
+        # One deadline for the whole lookup: its pages must not each take the timeout.
+        try:
+            async with asyncio.timeout(self._timeout) as scope:
+                users = await self._pages(filter_)
+        except TimeoutError as exc:
+            if not scope.expired():
+                raise
+            raise ServiceUnavailableError(
+                f"User lookup failed, the catalog at {self.base_url} did not answer within "
+                f"{self._timeout:g} seconds",
+                exc,
+            ) from exc
+        return users
+
+    async def _pages(self, filter_: str) -> list[CatalogUser]:
         params: dict[str, str | int] = {"filter": filter_, "fields": _FIELDS, "limit": PAGE_LIMIT}
         users: list[CatalogUser] = []
         for _ in range(MAX_PAGES):

@@ -34,6 +34,21 @@ class AuthResolverContext:
         self._token_issuer = token_issuer
         self._catalog = catalog
 
+    @property
+    def token_issuer(self) -> TokenIssuer:
+        return self._token_issuer
+
+    @property
+    def catalog(self) -> Catalog:
+        return self._catalog
+
+    # What the resolver chain reports; a tracing context (sign_in_trace) records it.
+    def resolver_started(self, name: str) -> None:
+        pass
+
+    def resolver_stopped(self, name: str, exc: BaseException) -> None:
+        pass
+
     async def issue_token(
         self,
         *,
@@ -233,7 +248,7 @@ def build_sign_in_resolver(
     """
     if not resolvers_config:
         raise ResolverConfigError(f"{config_path}: no sign-in resolvers are configured")
-    chain: list[SignInResolver] = []
+    chain: list[tuple[str, SignInResolver]] = []
     for entry in resolvers_config:
         name = entry.get("resolver")
         if not isinstance(name, str) or not name:
@@ -245,16 +260,21 @@ def build_sign_in_resolver(
             raise ResolverConfigError(f"{config_path}: Sign-in resolver '{name}' is not available")
         options = {k: v for k, v in entry.items() if k != "resolver"}
         try:
-            chain.append(factory(options))
+            chain.append((name, factory(options)))
         except ResolverConfigError as err:
             raise ResolverConfigError(f"{config_path}: sign-in resolver '{name}': {err}") from err
 
     async def resolve(info: SignInInfo, ctx: AuthResolverContext) -> BackstageIdentity:
-        for resolver in chain:
+        for name, resolver in chain:
+            ctx.resolver_started(name)
             try:
                 return await resolver(info, ctx)
-            except NotFoundError:
+            except NotFoundError as exc:
+                ctx.resolver_stopped(name, exc)
                 continue
+            except Exception as exc:
+                ctx.resolver_stopped(name, exc)
+                raise
         raise BackstageError(_ALL_NOT_FOUND)
 
     return resolve

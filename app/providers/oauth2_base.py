@@ -65,7 +65,9 @@ def upstream_failures(
     except httpx.HTTPStatusError as exc:
         raise UpstreamError(f"{failure}{who} answered {exc.response.status_code}") from exc
     except httpx.HTTPError as exc:
-        raise UpstreamError(f"{failure}could not reach {who}") from exc
+        # The transport's words (a proxy refusing, a certificate not trusted) say why.
+        reason = f" ({exc})" if str(exc) else ""
+        raise UpstreamError(f"{failure}could not reach {who}{reason}") from exc
     except ValueError as exc:
         raise UpstreamError(f"{failure}{who} answered garbage") from exc
 
@@ -139,6 +141,10 @@ def decode_unverified_claims(id_token: str | None) -> dict[str, Any]:
     return payload if isinstance(payload, dict) else {}
 
 
+def _timeouts(seconds: float, connect_seconds: float | None) -> httpx.Timeout:
+    return httpx.Timeout(seconds, connect=min(connect_seconds or seconds, seconds))
+
+
 class OAuth2Authenticator:
     persist_scopes = False
     required_scopes: tuple[str, ...] = ()
@@ -158,6 +164,7 @@ class OAuth2Authenticator:
         additional_scopes: tuple[str, ...] = (),
         transport: httpx.AsyncBaseTransport | None = None,
         timeout_seconds: float = OUTBOUND_TIMEOUT_SECONDS,
+        connect_timeout_seconds: float | None = None,
         extra_authorize_params: Mapping[str, str] | None = None,
     ) -> None:
         self.credentials = credentials
@@ -173,7 +180,7 @@ class OAuth2Authenticator:
             token_endpoint_auth_method=credentials.token_endpoint_auth_method,
             revocation_endpoint_auth_method=credentials.token_endpoint_auth_method,
             code_challenge_method="S256" if self.use_pkce else None,
-            timeout=httpx.Timeout(timeout_seconds),
+            timeout=_timeouts(timeout_seconds, connect_timeout_seconds),
             transport=transport,
             follow_redirects=False,
         )
@@ -188,6 +195,12 @@ class OAuth2Authenticator:
             transport=options.transport,
             extra_authorize_params=options.extra_authorize_params,
         )
+
+    def set_timeouts(self, timeout_seconds: float, connect_timeout_seconds: float | None) -> None:
+        """The environment's ``timeout``/``connectTimeout`` (applied to every provider when
+        its runtime is built, whatever its factory passed)."""
+        self.timeout_seconds = timeout_seconds
+        self.client.timeout = _timeouts(timeout_seconds, connect_timeout_seconds)
 
     async def aclose(self) -> None:
         await self.client.aclose()

@@ -27,7 +27,6 @@ from pydantic import Field, field_validator, model_validator
 
 from app.config.validation import validate_model
 from app.core.clock import Clock
-from app.core.durations import parse_duration_seconds
 from app.core.errors import AuthenticationError, BackstageError, ServiceUnavailableError
 from app.core.timeouts import OUTBOUND_TIMEOUT_SECONDS
 from app.identity.types import ProfileInfo
@@ -92,6 +91,7 @@ class OidcAuthenticator(OAuth2Authenticator):
         id_token_algorithm: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         timeout_seconds: float = OUTBOUND_TIMEOUT_SECONDS,
+        connect_timeout_seconds: float | None = None,
         federated_logout: bool = False,
     ) -> None:
         super().__init__(
@@ -100,6 +100,7 @@ class OidcAuthenticator(OAuth2Authenticator):
             additional_scopes=additional_scopes,
             transport=transport,
             timeout_seconds=timeout_seconds,
+            connect_timeout_seconds=connect_timeout_seconds,
         )
         self.metadata_url = metadata_url
         self.prompt = prompt
@@ -159,7 +160,10 @@ class OidcAuthenticator(OAuth2Authenticator):
         except httpx.TimeoutException as exc:
             raise UpstreamError(f"{failure}, timed out") from exc
         except httpx.HTTPError as exc:
-            raise UpstreamError(f"{failure}, {exc.__class__.__name__}") from exc
+            # The reason too (an untrusted certificate names its host and the trusted
+            # bundle; a proxy failure says so), as Backstage's fetch error does.
+            reason = f" ({exc})" if str(exc) else ""
+            raise UpstreamError(f"{failure}, {exc.__class__.__name__}{reason}") from exc
         if response.status_code != 200:
             raise UpstreamError(f"{failure}, status {response.status_code}")
         try:
@@ -330,7 +334,6 @@ class OidcSettings(OAuthEnvSettings):
     tokenEndpointAuthMethod: str = "client_secret_basic"
     tokenSignedResponseAlg: str | None = None
     prompt: str = "none"
-    timeout: Any = None
     startUrlSearchParams: dict[str, str] = Field(default_factory=dict)
     # Ours, with auth0's name: sign-out also ends the user's session at the provider.
     federatedLogout: bool = False
@@ -349,13 +352,6 @@ class OidcSettings(OAuthEnvSettings):
     def _alg(cls, value: str | None) -> str | None:
         if value is not None and value not in ALLOWED_ID_TOKEN_ALGORITHMS:
             raise ValueError(f"must be one of {', '.join(sorted(ALLOWED_ID_TOKEN_ALGORITHMS))}")
-        return value
-
-    @field_validator("timeout")
-    @classmethod
-    def _timeout(cls, value: Any) -> Any:
-        if value is not None and parse_duration_seconds(value) <= 0:
-            raise ValueError("must be positive")
         return value
 
     @model_validator(mode="before")
@@ -380,11 +376,6 @@ def describe_sign_out(env: Mapping[str, Any]) -> str:
 
 def create(raw: dict[str, Any], path: str, deps: ProviderDeps) -> OAuthProviderBuild:
     settings = validate_model(OidcSettings, raw, path)
-    timeout = (
-        parse_duration_seconds(settings.timeout)
-        if settings.timeout is not None
-        else OUTBOUND_TIMEOUT_SECONDS
-    )
     authenticator = OidcAuthenticator(
         credentials=ClientCredentials(
             settings.clientId, settings.clientSecret, settings.tokenEndpointAuthMethod
@@ -396,7 +387,8 @@ def create(raw: dict[str, Any], path: str, deps: ProviderDeps) -> OAuthProviderB
         start_url_search_params=settings.startUrlSearchParams,
         id_token_algorithm=settings.tokenSignedResponseAlg,
         transport=deps.transport,
-        timeout_seconds=timeout,
+        timeout_seconds=settings.timeout_seconds or OUTBOUND_TIMEOUT_SECONDS,
+        connect_timeout_seconds=settings.connect_timeout_seconds,
         federated_logout=settings.federatedLogout,
     )
     return OAuthProviderBuild(authenticator=authenticator, settings=settings)

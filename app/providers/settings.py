@@ -35,13 +35,29 @@ class OAuthEnvSettings(Lenient):
     # Ours: where the identity provider sends the browser after RP-initiated logout;
     # its origin must be an allowed app origin.
     postLogoutRedirectUri: str | None = None
+    # oidc's key in Backstage, for every provider here: the whole of one sign-in or one
+    # refresh (token, profile, keys) must finish within it. Default 10 seconds.
+    timeout: Any = None
+    # Ours: the limit for opening a connection (to the provider, or to the proxy);
+    # default: the same as timeout.
+    connectTimeout: Any = None
 
-    @field_validator("sessionDuration")
+    @field_validator("sessionDuration", "timeout", "connectTimeout")
     @classmethod
     def _duration(cls, value: Any) -> Any:
         if value is not None and parse_duration_seconds(value) <= 0:
             raise ValueError("must be positive")
         return value
+
+    @property
+    def timeout_seconds(self) -> float | None:
+        return None if self.timeout is None else parse_duration_seconds(self.timeout)
+
+    @property
+    def connect_timeout_seconds(self) -> float | None:
+        if self.connectTimeout is None:
+            return None
+        return parse_duration_seconds(self.connectTimeout)
 
     @property
     def session_duration_seconds(self) -> int | None:

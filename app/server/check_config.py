@@ -9,6 +9,7 @@ origin ``app.baseUrl``). Then warnings for risky settings. Validation itself is
 from __future__ import annotations
 
 import ipaddress
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -32,6 +33,9 @@ from app.oauth.cookies import (
 from app.oauth.origins import Origin, parse_origin
 from app.providers.registry_types import ProviderDefinition
 from app.server.check_authorization import check_authorization
+from app.server.outbound_hosts import outbound_lines
+from app.server.proxy_env import ProxyRules
+from app.server.trust import trust_from_environ
 
 
 @dataclass
@@ -113,6 +117,7 @@ def check(
     providers: Mapping[str, ProviderDefinition],
     dev_idp: DevIdpSettings | None = None,
     config_dir: Path = Path("."),
+    proxies: ProxyRules | None = None,
 ) -> Report:
     report = Report()
     app_origin = parse_origin(settings.app_base_url)
@@ -174,6 +179,11 @@ def check(
             _proxy(report, provider_id, config, development=development)
         else:
             _oauth(report, provider_id, definition, config, settings, app_origin=app_origin)
+    report.lines += outbound_lines(
+        settings.raw,
+        proxies or ProxyRules.from_environ(os.environ),
+        trust_from_environ(os.environ).description,
+    )
     if dev_idp is not None:
         report.lines += [
             "",

@@ -256,6 +256,42 @@ def check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def explain_sign_in(args: argparse.Namespace) -> int:
+    import asyncio
+    import json
+
+    from app.providers.registry import REGISTRY
+    from app.server.explain_sign_in import explain
+    from app.server.http_transport import OutboundTransport
+
+    configs: list[Path] = args.config
+    try:
+        profile = json.loads(args.profile)
+    except ValueError as exc:
+        raise ConfigError(f"--profile: not JSON ({exc})") from exc
+    if not isinstance(profile, dict):
+        raise ConfigError("--profile: must be a JSON object")
+
+    async def run() -> str:
+        transport = OutboundTransport()
+        try:
+            result = await explain(
+                _settings(configs),
+                provider_id=args.provider,
+                env=args.env,
+                profile=profile,
+                providers=REGISTRY,
+                config_dir=configs[0].resolve().parent,
+                transport=transport,
+            )
+        finally:
+            await transport.aclose()
+        print(result.render())
+        return "ok" if result.identity is not None else "failed"
+
+    return 0 if asyncio.run(run()) == "ok" else 1
+
+
 def _version() -> str:
     try:
         return importlib.metadata.version("backstage-auth-backend")
@@ -336,6 +372,22 @@ def main(argv: list[str] | None = None) -> int:
         help="check as a production start (default: development, as `make run`)",
     )
     p_check.add_argument("--strict", action="store_true", help="exit 1 when there are warnings")
+    p_explain = sub.add_parser(
+        "explain-sign-in",
+        help="run a provider's sign-in resolvers for a profile against the catalog; "
+        "print each step and the identity it would issue (issues nothing)",
+    )
+    p_explain.add_argument("--config", action="append", type=Path, required=True)
+    p_explain.add_argument("--provider", required=True, help="the provider id (auth.providers)")
+    p_explain.add_argument(
+        "--env", default=None, help="the provider environment (default: auth.environment)"
+    )
+    p_explain.add_argument(
+        "--profile",
+        required=True,
+        help='what the identity provider reports, as JSON: \'{"email": "...", '
+        '"email_verified": true}\'',
+    )
     args = parser.parse_args(argv)
     configure_logging(
         json_logs=getattr(args, "log_format", "text") == "json",
@@ -344,6 +396,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return serve(args)
+        if args.command == "explain-sign-in":
+            return explain_sign_in(args)
         return check_config(args)
     except ConfigError as exc:
         message = explain_unset(str(exc), _UNSET)

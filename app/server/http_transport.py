@@ -7,18 +7,31 @@ is the adapter the OpenAI SDK ships for the same reason. Its exception mapping i
 so failures are translated here from aiohttp's own exception: every failure of an
 upstream call reaches the providers as the ``httpx.TransportError`` httpx itself would
 raise (a clear 503 that names it, never a 500).
+
+Every outbound call (providers, key endpoints, the catalog) goes through one instance,
+which honours the environment's proxy variables (``proxy_env``) and trusted certificate
+authorities (``trust``): a request to a host that ``NO_PROXY`` names goes direct, any other
+through its scheme's proxy (one aiohttp session per proxy, all sharing the TLS trust).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Mapping
 
 import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
+from app.server.proxy_env import ProxyRules
+from app.server.trust import Trust, trust_from_environ
+
+_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+
 # Most specific first.
 _TRANSLATIONS: tuple[tuple[type[BaseException], type[httpx.TransportError]], ...] = (
+    (aiohttp.ClientProxyConnectionError, httpx.ProxyError),
+    (aiohttp.ClientHttpProxyError, httpx.ProxyError),
     (aiohttp.ConnectionTimeoutError, httpx.ConnectTimeout),
     (aiohttp.ServerTimeoutError, httpx.ReadTimeout),
     (aiohttp.ClientConnectorError, httpx.ConnectError),
@@ -32,11 +45,22 @@ _TRANSLATIONS: tuple[tuple[type[BaseException], type[httpx.TransportError]], ...
 )
 
 
-def _translate(exc: BaseException, request: httpx.Request) -> httpx.TransportError | None:
+def _translate(
+    exc: BaseException, request: httpx.Request, trust: str = ""
+) -> httpx.TransportError | None:
     """The httpx error for an aiohttp failure (itself, or the cause of the adapter's)."""
     original = exc.__cause__ if isinstance(exc, httpx.TransportError) else exc
     if original is None:
         return None
+    if isinstance(original, aiohttp.ClientConnectorCertificateError):
+        # The operator's question is "which host, and what did we trust?".
+        reason = getattr(original.certificate_error, "verify_message", None) or str(
+            original.certificate_error
+        )
+        return httpx.ConnectError(
+            f"TLS certificate of {request.url.host} not trusted ({reason}); trusted: {trust}",
+            request=request,
+        )
     for aiohttp_type, httpx_type in _TRANSLATIONS:
         if isinstance(original, aiohttp_type):
             return httpx_type(str(original) or type(original).__name__, request=request)
@@ -62,20 +86,44 @@ class _TranslatedStream(httpx.AsyncByteStream):
         await self._stream.aclose()
 
 
-class OutboundTransport(AiohttpTransport):
-    def __init__(self) -> None:
-        # As httpx's default transport: no proxy from the environment; certificates from
-        # certifi or SSL_CERT_FILE / SSL_CERT_DIR.
-        super().__init__(limits=httpx.Limits(max_connections=100, max_keepalive_connections=20))
+class OutboundTransport(httpx.AsyncBaseTransport):
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        environ = os.environ if environ is None else environ
+        self.proxies = ProxyRules.from_environ(environ)
+        self.trust: Trust = trust_from_environ(environ)
+        self._direct = self._session(None)
+        self._via: dict[str, AiohttpTransport] = {}
+
+    def _session(self, proxy: str | None) -> AiohttpTransport:
+        return AiohttpTransport(
+            verify=self.trust.context,
+            trust_env=False,
+            limits=_LIMITS,
+            proxy=httpx.Proxy(proxy) if proxy is not None else None,
+        )
+
+    def _route(self, request: httpx.Request) -> AiohttpTransport:
+        proxy = self.proxies.proxy_for(str(request.url))
+        if proxy is None:
+            return self._direct
+        if proxy not in self._via:
+            self._via[proxy] = self._session(proxy)
+        return self._via[proxy]
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         try:
-            response = await super().handle_async_request(request)
+            response = await self._route(request).handle_async_request(request)
         except (TimeoutError, httpx.TransportError, aiohttp.ClientError) as exc:
-            translated = _translate(exc, request)
+            translated = _translate(exc, request, self.trust.description)
             if translated is None:
                 raise
             raise translated from exc
         assert isinstance(response.stream, httpx.AsyncByteStream)
         response.stream = _TranslatedStream(response.stream, request)
         return response
+
+    async def aclose(self) -> None:
+        await self._direct.aclose()
+        for transport in self._via.values():
+            await transport.aclose()
+        self._via.clear()

@@ -12,6 +12,7 @@ from app.config.settings import Settings
 from app.config.suggest import closest
 from app.config.validation import ConfigError
 from app.core.errors import BackstageError
+from app.core.timeouts import OUTBOUND_TIMEOUT_SECONDS
 from app.handlers.context import (
     OAuthEnvironment,
     OAuthProviderRuntime,
@@ -21,6 +22,7 @@ from app.handlers.context import (
 )
 from app.identity.resolvers import ResolverConfigError, SignInResolver, build_sign_in_resolver
 from app.oauth.cookies import OAuthCookieManager
+from app.providers.oauth2_base import OAuth2Authenticator
 from app.providers.registry_types import (
     OAuthProviderDefinition,
     ProviderDefinition,
@@ -69,7 +71,7 @@ def _did_you_mean(provider_id: str, providers: Mapping[str, ProviderDefinition])
     return f" (did you mean {guess}?)" if guess else ""
 
 
-def _sign_in(
+def configured_sign_in(
     definition: ProviderDefinition, resolvers: list[dict[str, Any]] | None, path: str
 ) -> SignInResolver | None:
     if not resolvers:
@@ -94,6 +96,9 @@ def _oauth_runtime(
         if not isinstance(env_config, dict):
             raise ConfigError(f"{env_path}: must be a mapping of provider options")
         build = definition.factory(env_config, env_path, deps)
+        deadline = build.settings.timeout_seconds or OUTBOUND_TIMEOUT_SECONDS
+        if isinstance(build.authenticator, OAuth2Authenticator):
+            build.authenticator.set_timeouts(deadline, build.settings.connect_timeout_seconds)
         callback_url = (
             build.settings.callbackUrl
             or f"{services.settings.auth_base_url}/{provider_id}/handler/frame"
@@ -117,11 +122,12 @@ def _oauth_runtime(
                 clock=services.clock,
             ),
             # Config first, then the provider's own default (Backstage's order).
-            sign_in=_sign_in(
+            sign_in=configured_sign_in(
                 definition, sign_in.resolvers if sign_in else None, f"{env_path}.signIn.resolvers"
             )
             or build.default_resolver,
             post_logout_redirect_uri=post_logout,
+            deadline_seconds=deadline,
         )
     return OAuthProviderRuntime(
         provider_id=provider_id, services=services, environments=environments
@@ -137,7 +143,7 @@ def _proxy_runtime(
     deps: ProviderDeps,
 ) -> ProxyProviderRuntime:
     build = definition.factory(config, path, deps)
-    configured = _sign_in(
+    configured = configured_sign_in(
         definition, build.sign_in.resolvers if build.sign_in else None, f"{path}.signIn.resolvers"
     )
     # Proxy providers: a provider's own resolver first, then config (Backstage).

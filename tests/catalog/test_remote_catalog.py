@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import asyncio
+import time
+
 import httpx
 import pytest
 
@@ -227,6 +230,24 @@ def test_timeout(fake: FakeCatalog, clock: FakeClock) -> None:
     fake.fail = httpx.ReadTimeout("read timed out")
     with pytest.raises(ServiceUnavailableError, match="did not answer within 10 seconds"):
         run(_catalog(fake, clock).get_user("user:default/jane"))
+
+
+def test_one_deadline_for_all_the_pages_of_a_lookup(clock: FakeClock) -> None:
+    # Each page answers within the timeout; all of them together do not.
+    fake = FakeCatalog([user_entity(f"u{i}", email="same@acme.com") for i in range(8)])
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(0.3)
+        return fake.handle(request)
+
+    catalog = RemoteCatalog(
+        BASE, TOKEN, clock=clock, transport=httpx.MockTransport(slow), timeout_seconds=0.5
+    )
+    started = time.monotonic()
+    with pytest.raises(ServiceUnavailableError, match="did not answer within 0.5 seconds"):
+        run(catalog.find_users(email="same@acme.com"))
+    assert time.monotonic() - started < 0.9
+    assert 1 <= len(fake.requests) <= 2
 
 
 def test_connection_error(fake: FakeCatalog, clock: FakeClock) -> None:

@@ -427,7 +427,7 @@ async def test_callback_without_code(make_oidc: MakeOidc) -> None:
         ("5xx", "the identity provider answered 503"),
         ("garbage", "the identity provider answered garbage"),
         ("timeout", "the identity provider did not answer within 10 seconds"),
-        ("network", "could not reach the identity provider"),
+        ("network", "could not reach the identity provider (fake IdP unreachable)"),
         ("invalid_client", "invalid_client (fake IdP says invalid_client)"),
     ],
 )

@@ -385,3 +385,50 @@ def test_the_legacy_refresh_cookie_window_is_shown_and_a_past_one_warned_about(
     )
     past = _check(tmp_path, with_until("2001-01-01T00:00:00Z"))
     assert "acceptLegacyRefreshCookiesUntil: 2001-01-01T00:00:00+00:00 has passed" in past.stdout
+
+
+def test_outbound_hosts_show_their_proxy(tmp_path: Path) -> None:
+    import os
+
+    import certifi
+    import trustme
+
+    bundle = tmp_path / "corporate-ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(bundle))
+
+    oidc = {
+        "metadataUrl": "https://idp.example.com/.well-known/openid-configuration",
+        "clientId": "a",
+        "clientSecret": "b",
+        "callbackUrl": "https://backstage.example.com/api/auth/oidc/handler/frame",
+    }
+    config: dict[str, Any] = {
+        "app": {"baseUrl": "https://backstage.example.com"},
+        "backend": {"baseUrl": "https://backstage.example.com"},
+        "auth": {
+            "session": {"secret": "kP3v9QxN2m-Rt8Yw_Lz4Hs7Jb1Fd6Gc0Ae5Ui"},
+            "providers": {"oidc": {"production": oidc}},
+            "catalog": {"remote": {"baseUrl": "https://catalog.corp.example", "token": "t"}},
+        },
+    }
+    env = {
+        **{k: v for k, v in os.environ.items() if k not in ("SSL_CERT_FILE", "SSL_CERT_DIR")},
+        "HTTPS_PROXY": "http://user:hunter2@proxy.corp.example:3128",
+        "NO_PROXY": ".corp.example",
+        "NODE_EXTRA_CA_CERTS": str(bundle),
+    }
+    result = run_cli(
+        "check-config", "--config", str(write_config(tmp_path / "c.yaml", config)), env=env
+    )
+    assert result.returncode == 0, result.stderr
+    assert (
+        f"outbound TLS trust: the default bundle ({certifi.where()}) plus "
+        f"NODE_EXTRA_CA_CERTS={bundle}\n"
+        "outbound hosts (HTTPS_PROXY / HTTP_PROXY / NO_PROXY):\n"
+        "  https://idp.example.com: via proxy http://proxy.corp.example:3128 "
+        "(auth.providers.oidc.production.metadataUrl)\n"
+        "  https://catalog.corp.example: direct (NO_PROXY) (auth.catalog.remote.baseUrl)\n"
+    ) in result.stdout
+    # The browser's URLs are not the server's outbound calls; credentials are not printed.
+    assert "backstage.example.com: " not in result.stdout
+    assert "hunter2" not in result.stdout

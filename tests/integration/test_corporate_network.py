@@ -1,0 +1,203 @@
+"""Behind a corporate network: this server reaches the identity provider through a real
+forward proxy (tinyproxy), proven by the proxy's own access log; NO_PROXY hosts bypass it;
+a proxy that refuses connections gives a clean sign-in error, never a 500."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import trustme
+
+from app.server.http_transport import OutboundTransport
+from tests.support.forward_proxy import ForwardProxy
+from tests.support.oidc_provider import (
+    OpenIDProvider,
+    free_port,
+    login_through_interactions,
+    start_openid_provider,
+)
+from tests.support.popup import popup_message
+from tests.support.server import AuthServer
+
+pytestmark = pytest.mark.integration
+
+APP_ORIGIN = "http://localhost:3000"
+SCOPE = "openid email profile"
+NO_PROXY_VARS = ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
+
+
+def _config(op: OpenIDProvider, port: int) -> dict[str, Any]:
+    return {
+        "app": {"baseUrl": APP_ORIGIN},
+        "backend": {"baseUrl": f"http://localhost:{port}"},
+        "auth": {
+            "session": {"secret": "corporate-network-secret"},
+            "providers": {
+                "oidc": {
+                    "development": {
+                        "metadataUrl": op.metadata_url,
+                        "clientId": "backstage",
+                        "clientSecret": "backstage-secret",
+                        "prompt": "auto",
+                        "signIn": {
+                            "resolvers": [
+                                {
+                                    "resolver": "emailLocalPartMatchingUserEntityName",
+                                    "dangerouslyAllowSignInWithoutUserInCatalog": True,
+                                }
+                            ]
+                        },
+                    }
+                }
+            },
+        },
+    }
+
+
+@pytest.fixture(scope="module")
+def ports() -> list[int]:
+    return [free_port() for _ in range(3)]
+
+
+@pytest.fixture(scope="module")
+def op(ports: list[int]) -> Iterator[OpenIDProvider]:
+    provider = start_openid_provider(
+        clients=[
+            {
+                "client_id": "backstage",
+                "client_secret": "backstage-secret",
+                "redirect_uris": [
+                    f"http://localhost:{port}/api/auth/oidc/handler/frame" for port in ports
+                ],
+            }
+        ]
+    )
+    try:
+        yield provider
+    finally:
+        provider.stop()
+
+
+@pytest.fixture(scope="module")
+def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ForwardProxy]:
+    forward = ForwardProxy(tmp_path_factory.mktemp("proxy")).start()
+    try:
+        yield forward
+    finally:
+        forward.stop()
+
+
+def _server(op: OpenIDProvider, workdir: Path, port: int, **env: str) -> AuthServer:
+    clean = {**{name: "" for name in NO_PROXY_VARS}, **env}
+    return AuthServer(_config(op, port), workdir, port=port, env=clean)
+
+
+def _sign_in(server: AuthServer, op: OpenIDProvider) -> dict[str, Any]:
+    with httpx.Client(follow_redirects=False, timeout=15.0, trust_env=False) as browser:
+        start = browser.get(
+            f"{server.base_url}/api/auth/oidc/start",
+            params={"scope": SCOPE, "origin": APP_ORIGIN, "flow": "popup", "env": "development"},
+        )
+        assert start.status_code == 302, start.text
+        back = login_through_interactions(browser, start.headers["location"], login="alice")
+        page = browser.get(back.headers["location"])
+        assert page.status_code == 200
+        return popup_message(page.text)
+
+
+def test_sign_in_through_the_proxy(
+    op: OpenIDProvider, proxy: ForwardProxy, ports: list[int], tmp_path: Path
+) -> None:
+    with _server(op, tmp_path, ports[0], HTTP_PROXY=proxy.url) as server:
+        message = _sign_in(server, op)
+    assert "response" in message, message
+    identity = message["response"]["backstageIdentity"]["identity"]
+    assert identity["userEntityRef"] == "user:default/alice"
+    # The proxy's own log: discovery, keys and the code exchange all went through it.
+    through = "\n".join(proxy.requests())
+    authority = f"localhost:{op.port}"
+    assert f"GET http://{authority}/.well-known/openid-configuration HTTP/1.1" in through
+    assert f"POST http://{authority}/token HTTP/1.1" in through
+    assert f"GET http://{authority}/jwks HTTP/1.1" in through
+
+
+def test_no_proxy_hosts_bypass_it(
+    op: OpenIDProvider, proxy: ForwardProxy, ports: list[int], tmp_path: Path
+) -> None:
+    before = len(proxy.requests())
+    with _server(
+        op, tmp_path, ports[1], HTTP_PROXY=proxy.url, NO_PROXY="example.com,localhost"
+    ) as server:
+        message = _sign_in(server, op)
+    assert message["type"] == "authorization_response", message
+    assert proxy.requests()[before:] == []
+
+
+def test_a_refusing_proxy_is_a_clean_sign_in_error(
+    op: OpenIDProvider, ports: list[int], tmp_path: Path
+) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        refused = f"http://127.0.0.1:{closed.getsockname()[1]}"  # bound, not listening
+        with _server(op, tmp_path, ports[2], HTTP_PROXY=refused) as server:
+            with httpx.Client(follow_redirects=False, timeout=15.0, trust_env=False) as browser:
+                start = browser.get(
+                    f"{server.base_url}/api/auth/oidc/start",
+                    params={"scope": SCOPE, "origin": APP_ORIGIN, "env": "development"},
+                )
+    assert start.status_code == 503, start.text
+    error = start.json()["error"]
+    assert error["name"] == "ServiceUnavailableError"
+    assert "proxy" in error["message"].lower()
+
+
+def test_https_through_the_proxy_to_a_private_ca(proxy: ForwardProxy, tmp_path: Path) -> None:
+    """The usual corporate case: an https identity provider under a private CA, reached
+    through the proxy's CONNECT tunnel (TLS end to end), trusted via NODE_EXTRA_CA_CERTS."""
+    ca = trustme.CA()
+    bundle = tmp_path / "corporate-ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(context)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"https://localhost:{server.server_address[1]}/.well-known/openid-configuration"
+
+    async def get(environ: dict[str, str]) -> int:
+        transport = OutboundTransport(environ)
+        async with httpx.AsyncClient(transport=transport, timeout=10.0) as client:
+            return (await client.get(url)).status_code
+
+    try:
+        env = {"HTTPS_PROXY": proxy.url, "NODE_EXTRA_CA_CERTS": str(bundle)}
+        assert asyncio.run(get(env)) == 200
+        with pytest.raises(httpx.ConnectError, match="TLS certificate of localhost not trusted"):
+            asyncio.run(get({"HTTPS_PROXY": proxy.url}))
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    tunnels = [r for r in proxy.requests() if r.startswith("CONNECT ")]
+    assert tunnels[-2:] == [f"CONNECT localhost:{server.server_address[1]} HTTP/1.1"] * 2, tunnels
