@@ -20,7 +20,7 @@ from pydantic import model_validator
 
 from app.config.validation import validate_model
 from app.identity.types import ProfileInfo
-from app.providers.base import OAuthSession, StartInput
+from app.providers.base import OAuthSession
 from app.providers.oauth2_base import OAuth2Authenticator, OAuth2Endpoints
 from app.providers.passport import (
     ServiceSettings,
@@ -52,10 +52,6 @@ RESOLVERS = {
 class AtlassianAuthenticator(OAuth2Authenticator):
     required_scopes: tuple[str, ...] = REQUIRED_SCOPES
 
-    def authorize_params(self, request: StartInput) -> dict[str, str]:
-        # passport-atlassian-oauth2's authorizationParams, whatever Backstage passes.
-        return dict(AUTHORIZE_PARAMS)
-
     async def fetch_profile(self, session: OAuthSession) -> tuple[ProfileInfo, dict[str, Any]]:
         me = await self.fetch_profile_json(session.access_token)
         profile = transform_profile(
@@ -83,4 +79,6 @@ def create(raw: dict[str, Any], path: str, deps: ProviderDeps) -> OAuthProviderB
         settings,
         OAuth2Endpoints(AUTHORIZATION_URL, TOKEN_URL, PROFILE_URL),
         deps,
+        # passport-atlassian-oauth2's authorizationParams, on every authorize request.
+        extra_authorize_params=AUTHORIZE_PARAMS,
     )
