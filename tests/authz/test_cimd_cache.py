@@ -14,6 +14,8 @@ from app.config.client_metadata import ClientMetadataSettings
 from tests.authz.doc_server import DocumentServer, Reply, document_server
 from tests.fakes.clock import FakeClock
 
+pytestmark = pytest.mark.anyio
+
 
 @pytest.fixture
 def docs() -> Iterator[DocumentServer]:
@@ -30,7 +32,7 @@ def _documents(docs: DocumentServer, clock: FakeClock) -> ClientMetadataDocument
     )
 
 
-def test_concurrent_callers_share_one_fetch(docs: DocumentServer) -> None:
+async def test_concurrent_callers_share_one_fetch(docs: DocumentServer) -> None:
     client_id = docs.client_document()
     docs.replies["/client.json"].delay = 0.3
     documents = _documents(docs, FakeClock())
@@ -39,7 +41,7 @@ def test_concurrent_callers_share_one_fetch(docs: DocumentServer) -> None:
         found = await asyncio.gather(*(documents.resolve(client_id) for _ in range(10)))
         return [f.client_name for f in found]
 
-    assert asyncio.run(many()) == ["Test MCP"] * 10
+    assert await many() == ["Test MCP"] * 10
     assert len(docs.requests) == 1
 
 
@@ -53,7 +55,7 @@ def test_concurrent_callers_share_one_fetch(docs: DocumentServer) -> None:
         ("private, no-cache", None, 0),
     ],
 )
-def test_max_age_within_limits(
+async def test_max_age_within_limits(
     docs: DocumentServer, header: str | None, fresh_after: int | None, stale_after: int
 ) -> None:
     client_id = docs.client_document()
@@ -61,26 +63,26 @@ def test_max_age_within_limits(
         docs.replies["/client.json"].headers["Cache-Control"] = header
     clock = FakeClock()
     documents = _documents(docs, clock)
-    asyncio.run(documents.resolve(client_id))
+    await documents.resolve(client_id)
     if fresh_after is not None:
         clock.advance(fresh_after)
-        asyncio.run(documents.resolve(client_id))
+        await documents.resolve(client_id)
         assert len(docs.requests) == 1
         clock.advance(stale_after - fresh_after)
-    asyncio.run(documents.resolve(client_id))
+    await documents.resolve(client_id)
     assert len(docs.requests) == 2
 
 
-def test_the_cache_is_bounded_in_entries_and_bytes(
+async def test_the_cache_is_bounded_in_entries_and_bytes(
     docs: DocumentServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(cimd, "MAX_ENTRIES", 3)
     ids = [docs.client_document(f"/c{i}.json") for i in range(5)]
     documents = _documents(docs, FakeClock())
     for client_id in ids:
-        asyncio.run(documents.resolve(client_id))
-    asyncio.run(documents.resolve(ids[-1]))  # still cached
-    asyncio.run(documents.resolve(ids[0]))  # evicted: fetched again
+        await documents.resolve(client_id)
+    await documents.resolve(ids[-1])  # still cached
+    await documents.resolve(ids[0])  # evicted: fetched again
     assert len(docs.requests) == 6
 
     monkeypatch.setattr(cimd, "MAX_ENTRIES", 1000)
@@ -88,13 +90,13 @@ def test_the_cache_is_bounded_in_entries_and_bytes(
     docs.replies["/big.json"] = Reply(body=b"")
     big = docs.client_document("/big.json", client_name="x" * 400)
     documents = _documents(docs, FakeClock())
-    asyncio.run(documents.resolve(ids[1]))
-    asyncio.run(documents.resolve(big))
-    asyncio.run(documents.resolve(ids[1]))  # pushed out by the big one
+    await documents.resolve(ids[1])
+    await documents.resolve(big)
+    await documents.resolve(ids[1])  # pushed out by the big one
     assert [p for p, _ in docs.requests[-3:]] == ["/c1.json", "/big.json", "/c1.json"]
 
 
-def test_a_caller_that_goes_away_does_not_cancel_the_fetch_for_others(
+async def test_a_caller_that_goes_away_does_not_cancel_the_fetch_for_others(
     docs: DocumentServer,
 ) -> None:
     client_id = docs.client_document()
@@ -109,6 +111,6 @@ def test_a_caller_that_goes_away_does_not_cancel_the_fetch_for_others(
         first.cancel()
         return (await second).client_name
 
-    assert asyncio.run(scenario()) == "Test MCP"
-    asyncio.run(documents.resolve(client_id))  # cached by the fetch the first caller began
+    assert await scenario() == "Test MCP"
+    await documents.resolve(client_id)  # cached by the fetch the first caller began
     assert len(docs.requests) == 1

@@ -13,6 +13,8 @@ from app.authz.cimd_fetch import MAX_RESPONSE_BYTES, fetch_document, is_public, 
 from app.core.errors import InputError
 from tests.authz.doc_server import DocumentServer, Reply, document_server
 
+pytestmark = pytest.mark.anyio
+
 
 class Resolver:
     """Answers each lookup with the next list of addresses; counts lookups."""
@@ -82,13 +84,13 @@ def test_no_rebinding_the_checked_address_is_the_one_connected_to(
     assert docs.requests == []
 
 
-def test_a_name_that_does_not_resolve_fails(docs: DocumentServer) -> None:
+async def test_a_name_that_does_not_resolve_fails(docs: DocumentServer) -> None:
     class Failing:
         async def __call__(self, host: str, port: int) -> list[str]:
             raise OSError("no such name")
 
     with pytest.raises(InputError, match="^Failed to fetch client metadata$"):
-        asyncio.run(fetch_document(urlsplit("https://nowhere.example/c.json"), resolver=Failing()))
+        await fetch_document(urlsplit("https://nowhere.example/c.json"), resolver=Failing())
 
 
 def test_redirects_are_not_followed(docs: DocumentServer) -> None:

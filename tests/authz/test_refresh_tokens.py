@@ -3,7 +3,6 @@ still verify), and hashes Backstage wrote with scrypt still verify."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import shutil
 import subprocess
@@ -24,6 +23,8 @@ from app.db.engine import create_database_engine
 from app.db.migrate import migrate
 from app.db.schema import offline_sessions
 from tests.fakes.clock import FakeClock
+
+pytestmark = pytest.mark.anyio
 
 # Written by Backstage 0.31's own lib/refreshToken (generateRefreshToken) on the peer.
 BACKSTAGE_TOKEN = "3b1c5a55-0f3c-4a8e-9d55-0c6c8a1e2f10.USw0k5ms8rkPMHKZyNBcJNfquVMnytZnHF-y38G7IZE"
@@ -109,8 +110,8 @@ def test_without_a_secret_a_backstage_hash_still_verifies() -> None:
     assert TokenHasher([]).matches(TOKEN, node_scrypt_hash(TOKEN))
 
 
-def test_rotation_replaces_a_backstage_hash_with_ours(tmp_path: Path) -> None:
-    asyncio.run(_rotate_a_backstage_grant(tmp_path))
+async def test_rotation_replaces_a_backstage_hash_with_ours(tmp_path: Path) -> None:
+    await _rotate_a_backstage_grant(tmp_path)
 
 
 async def _rotate_a_backstage_grant(tmp_path: Path) -> None:

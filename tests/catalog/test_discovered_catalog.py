@@ -5,7 +5,6 @@ are served from the cache while the catalog is briefly down."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +48,7 @@ def _discovery(raw: dict[str, Any]) -> Any:
     )
 
 
-def test_a_shared_config_uses_the_real_catalog_with_plugin_tokens(tmp_path: Path) -> None:
+async def test_a_shared_config_uses_the_real_catalog_with_plugin_tokens(tmp_path: Path) -> None:
     clock = FakeClock()
     ours = PluginTokenIssuer(DatabasePluginKeys(MemoryPublicKeyRows(), clock), clock)
     seen: list[httpx.Request] = []
@@ -80,7 +79,7 @@ def test_a_shared_config_uses_the_real_catalog_with_plugin_tokens(tmp_path: Path
         assert (decoded.claims["sub"], decoded.claims["aud"]) == ("auth", "catalog")
         await catalog.aclose()
 
-    asyncio.run(run())
+    await run()
     assert "discovery" in describe_catalog(SHARED, _discovery(SHARED))
     assert "http://cat:7007/api/catalog" in describe_catalog(SHARED, _discovery(SHARED))
 

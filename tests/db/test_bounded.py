@@ -40,8 +40,8 @@ async def test_driver_errors_are_503s_naming_what_failed() -> None:
         await bounded("Key store", refused)
 
 
-def test_a_result_comes_back() -> None:
+async def test_a_result_comes_back() -> None:
     async def answer() -> int:
         return 42
 
-    assert asyncio.run(bounded("Key store", answer)) == 42
+    assert await bounded("Key store", answer) == 42

@@ -3,7 +3,6 @@ user info (issue 15, item 15: they were 0644, readable by every local user)."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import stat
 from collections.abc import Iterator
@@ -41,7 +40,7 @@ async def test_the_database_and_its_wal_files_are_private(
     assert modes == {"auth.sqlite": 0o600, "auth.sqlite-shm": 0o600, "auth.sqlite-wal": 0o600}
 
 
-def test_an_existing_file_keeps_its_mode(tmp_path: Path, usual_umask: None) -> None:
+async def test_an_existing_file_keeps_its_mode(tmp_path: Path, usual_umask: None) -> None:
     path = tmp_path / "shared.sqlite"
     path.touch(mode=0o640)
     database = Database(f"sqlite+aiosqlite:///{path}")
@@ -50,5 +49,5 @@ def test_an_existing_file_keeps_its_mode(tmp_path: Path, usual_umask: None) -> N
         await database.start()
         await database.close()
 
-    asyncio.run(scenario())
+    await scenario()
     assert stat.S_IMODE(path.stat().st_mode) == 0o640

@@ -3,7 +3,6 @@ adopt a database that Backstage's auth plugin already migrated."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
@@ -185,7 +184,7 @@ async def test_start_fails_clearly_when_postgres_is_unreachable(closed_port: int
         await db.close()
 
 
-def test_start_creates_the_sqlite_directory(tmp_path: Path) -> None:
+async def test_start_creates_the_sqlite_directory(tmp_path: Path) -> None:
     async def run() -> None:
         db = Database(f"sqlite+aiosqlite:///{tmp_path / 'a' / 'b' / 'auth.sqlite'}")
         try:
@@ -193,7 +192,7 @@ def test_start_creates_the_sqlite_directory(tmp_path: Path) -> None:
         finally:
             await db.close()
 
-    asyncio.run(run())
+    await run()
     assert (tmp_path / "a" / "b" / "auth.sqlite").is_file()
 
 

@@ -37,9 +37,9 @@ async def _contract(keys: ExpiringKeys, clock: FakeClock) -> None:
     assert await keys.add("sid-1", until=clock.now() + 10)
 
 
-def test_memory_keys() -> None:
+async def test_memory_keys() -> None:
     clock = FakeClock()
-    asyncio.run(_contract(MemoryExpiringKeys(clock), clock))
+    await _contract(MemoryExpiringKeys(clock), clock)
 
 
 async def test_memory_keys_sweep_expired_ones() -> None:
@@ -88,7 +88,7 @@ async def test_database_keys(db_url: str, table: Table) -> None:
         await db.close()
 
 
-def test_a_session_ended_on_one_instance_is_ended_on_the_other(shared_db_url: str) -> None:
+async def test_a_session_ended_on_one_instance_is_ended_on_the_other(shared_db_url: str) -> None:
     async def scenario(one: Database, two: Database) -> None:
         clock = FakeClock()
         ended_here, _ = session_records(one.engine, clock)
@@ -96,20 +96,20 @@ def test_a_session_ended_on_one_instance_is_ended_on_the_other(shared_db_url: st
         await ended_here.add("sid", until=clock.now() + 60)
         assert await ended_there.contains("sid")
 
-    asyncio.run(_with_two_instances(shared_db_url, scenario))
+    await _with_two_instances(shared_db_url, scenario)
 
 
-def test_racing_instances_spend_a_nonce_once(shared_db_url: str) -> None:
+async def test_racing_instances_spend_a_nonce_once(shared_db_url: str) -> None:
     async def scenario(one: Database, two: Database) -> None:
         clock = FakeClock()
         stores = [session_records(db.engine, clock)[1] for db in (one, two) for _ in range(4)]
         wins = await asyncio.gather(*(s.add("nonce", until=clock.now() + 60) for s in stores))
         assert sorted(wins) == [False] * 7 + [True]
 
-    asyncio.run(_with_two_instances(shared_db_url, scenario))
+    await _with_two_instances(shared_db_url, scenario)
 
 
-def test_expired_rows_are_deleted(shared_db_url: str) -> None:
+async def test_expired_rows_are_deleted(shared_db_url: str) -> None:
     async def scenario(one: Database, _: Database) -> None:
         clock = FakeClock()
         nonces = DatabaseExpiringKeys(one.engine, used_nonces, clock, what="x")
@@ -120,10 +120,10 @@ def test_expired_rows_are_deleted(shared_db_url: str) -> None:
         await nonces.add("fresh", until=clock.now() + 1)
         assert await _rows(one, used_nonces) == 1
 
-    asyncio.run(_with_two_instances(shared_db_url, scenario))
+    await _with_two_instances(shared_db_url, scenario)
 
 
-def test_keys_are_stored_hashed(shared_db_url: str) -> None:
+async def test_keys_are_stored_hashed(shared_db_url: str) -> None:
     async def scenario(one: Database, _: Database) -> None:
         clock = FakeClock()
         await DatabaseExpiringKeys(one.engine, ended_sessions, clock, what="x").add(
@@ -133,4 +133,4 @@ def test_keys_are_stored_hashed(shared_db_url: str) -> None:
             [key] = (await conn.execute(select(ended_sessions.c.key))).scalars().all()
         assert len(key) == 64 and "the-session-id" not in key
 
-    asyncio.run(_with_two_instances(shared_db_url, scenario))
+    await _with_two_instances(shared_db_url, scenario)

@@ -161,7 +161,7 @@ asyncio.run(main())
 """
 
 
-def test_processes_sharing_a_file_all_write(tmp_path: Path) -> None:
+async def test_processes_sharing_a_file_all_write(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'auth.sqlite'}"
     processes = [run_python(_WRITER, url, name) for name in ("a", "b", "c")]
     for process in processes:
@@ -175,4 +175,4 @@ def test_processes_sharing_a_file_all_write(tmp_path: Path) -> None:
         finally:
             await db.close()
 
-    assert asyncio.run(count()) == 300
+    assert await count() == 300

@@ -256,7 +256,7 @@ async def test_a_closed_port_is_unavailable_quickly(closed_port: int) -> None:
         await db.close()
 
 
-def test_a_database_that_never_answers_times_out() -> None:
+async def test_a_database_that_never_answers_times_out() -> None:
     # Accepts TCP connections (the kernel's backlog) but never speaks.
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
@@ -274,7 +274,7 @@ def test_a_database_that_never_answers_times_out() -> None:
             finally:
                 await db.close()
 
-        asyncio.run(run())
+        await run()
 
 
 async def test_an_unopenable_sqlite_file_is_unavailable(tmp_path: Any) -> None:

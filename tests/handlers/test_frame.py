@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import httpx
+import pytest
 
 from tests.fakes.app_factory import BACKEND_BASE_URL, JarlessClient, build_app
 from tests.fakes.clock import FakeClock
@@ -31,6 +32,8 @@ from .helpers import (
     set_cookies,
     start,
 )
+
+pytestmark = pytest.mark.anyio
 
 FRAME = "/api/auth/stub/handler/frame"
 PROFILE_JSON = {
@@ -532,7 +535,7 @@ async def _form_post_flow(timeout: float) -> httpx.Response:
         )
 
 
-def test_form_post_callback() -> None:
-    response = asyncio.run(_form_post_flow(timeout=3.0))
+async def test_form_post_callback() -> None:
+    response = await _form_post_flow(timeout=3.0)
     message, _ = page(response)
     assert message["response"]["backstageIdentity"]["identity"] == IDENTITY

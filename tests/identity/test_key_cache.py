@@ -188,7 +188,7 @@ async def test_writes_during_a_reload_survive_its_older_snapshot(clock: FakeCloc
     assert _kids(await cache.list_keys()) == ["new"]
 
 
-def test_during_an_outage_the_last_list_is_served_and_the_store_is_not_hammered(
+async def test_during_an_outage_the_last_list_is_served_and_the_store_is_not_hammered(
     clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     # The reliability review: the JWKS answered 503 for the whole of a database outage.
@@ -221,7 +221,7 @@ def test_during_an_outage_the_last_list_is_served_and_the_store_is_not_hammered(
         await _settle()
         assert _kids(await cache.list_keys()) == ["a", "b"]
 
-    asyncio.run(run())
+    await run()
     assert "serving the last key list loaded" in caplog.text
     assert "the key store answers again" in caplog.text
     assert "never retrieved" not in caplog.text
@@ -296,7 +296,7 @@ def _settings(provider: str) -> Settings:
     )
 
 
-def test_only_the_database_key_store_is_cached(clock: FakeClock, tmp_path: Path) -> None:
+async def test_only_the_database_key_store_is_cached(clock: FakeClock, tmp_path: Path) -> None:
     database = Database("sqlite+aiosqlite:///:memory:")
     deps = Dependencies(clock=clock, config_dir=tmp_path)
     key_store, _, _ = _stores(_settings("database"), database, deps)
@@ -304,7 +304,7 @@ def test_only_the_database_key_store_is_cached(clock: FakeClock, tmp_path: Path)
     assert isinstance(key_store._store, DatabaseKeyStore)
     key_store, _, _ = _stores(_settings("memory"), database, deps)
     assert isinstance(key_store, MemoryKeyStore)
-    asyncio.run(database.close())
+    await database.close()
 
 
 def test_an_exclusive_store_needs_no_publish_delay(clock: FakeClock) -> None:

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from collections.abc import Sequence
 from typing import Any
@@ -42,7 +41,7 @@ class _FailingRemoveStore(MemoryKeyStore):
         raise RuntimeError("database down")
 
 
-def test_jwks_survives_a_failing_prune(clock, caplog: pytest.LogCaptureFixture) -> None:
+async def test_jwks_survives_a_failing_prune(clock, caplog: pytest.LogCaptureFixture) -> None:
     async def run() -> None:
         store = _FailingRemoveStore()
         await store.add_key(_key("old", clock.now() - 20_000))
@@ -52,7 +51,7 @@ def test_jwks_survives_a_failing_prune(clock, caplog: pytest.LogCaptureFixture) 
         )
         assert [k["kid"] for k in await issuer.list_public_keys()] == ["new"]
 
-    asyncio.run(run())
+    await run()
     assert "Failed to remove expired signing keys" in caplog.text
 
 

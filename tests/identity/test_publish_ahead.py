@@ -246,7 +246,7 @@ class SharedDatabase(MemoryKeyStore):
     [(0.3, 0.2), (1.7, 0.6)],
     ids=["fast-database", "reads-slower-than-the-refresh-interval"],
 )
-def test_two_instances_always_verify_each_others_tokens(
+async def test_two_instances_always_verify_each_others_tokens(
     read_latency: float, write_latency: float
 ) -> None:
     expiration = 600
@@ -314,7 +314,7 @@ def test_two_instances_always_verify_each_others_tokens(
         for cache in caches:
             await cache.aclose()
 
-    asyncio.run(run())
+    await run()
     kids = {kid for kid, _ in issued}
     assert len(kids) >= 5  # two first keys, at least three rotations
     assert checks > 1_000

@@ -81,22 +81,22 @@ def _common(name: str, **options: Any) -> SignInResolver:
 # --- AuthResolverContext ---------------------------------------------------------------
 
 
-def test_issue_token_defaults_ent_to_sub_and_canonicalises(clock) -> None:
+async def test_issue_token_defaults_ent_to_sub_and_canonicalises(clock) -> None:
     ctx, user_info = _context(clock)
-    identity = asyncio.run(ctx.issue_token(sub="User:Default/Jane", extra_claims={"k": "v"}))
+    identity = await ctx.issue_token(sub="User:Default/Jane", extra_claims={"k": "v"})
     assert identity.user_entity_ref == "user:default/Jane"
     assert identity.ownership_entity_refs == ("user:default/Jane",)
     assert identity.expires_in_seconds == 900
     assert _sub(identity) == "user:default/Jane"
-    assert asyncio.run(user_info.get("user:default/Jane")) == {
+    assert await user_info.get("user:default/Jane") == {
         "claims": {"sub": "user:default/Jane", "ent": ["user:default/Jane"], "k": "v"}
     }
 
 
-def test_issue_token_invalid_sub(clock) -> None:
+async def test_issue_token_invalid_sub(clock) -> None:
     ctx, _ = _context(clock)
     with pytest.raises(InputError, match="not a valid EntityRef"):
-        asyncio.run(ctx.issue_token(sub="jane"))
+        await ctx.issue_token(sub="jane")
 
 
 async def test_find_catalog_user(clock) -> None:
@@ -116,9 +116,9 @@ async def test_find_catalog_user(clock) -> None:
         await ctx.find_catalog_user()
 
 
-def test_sign_in_with_catalog_user_ownership(clock) -> None:
+async def test_sign_in_with_catalog_user_ownership(clock) -> None:
     ctx, user_info = _context(clock)
-    identity = asyncio.run(ctx.sign_in_with_catalog_user(email="jane@acme.com"))
+    identity = await ctx.sign_in_with_catalog_user(email="jane@acme.com")
     assert identity.user_entity_ref == "user:default/jane"
     # The user plus its group memberships only.
     assert identity.ownership_entity_refs == (
@@ -126,7 +126,7 @@ def test_sign_in_with_catalog_user_ownership(clock) -> None:
         "group:default/team-a",
         "group:default/team-b",
     )
-    stored = asyncio.run(user_info.get("user:default/jane"))
+    stored = await user_info.get("user:default/jane")
     assert stored is not None
     assert stored["claims"]["ent"] == list(identity.ownership_entity_refs)
 
@@ -167,11 +167,11 @@ def test_email_matching_profile_email_strips_plus_addressing(clock) -> None:
     assert _resolve(clock, resolver, "jane+work@acme.com").user_entity_ref == "user:default/jane"
 
 
-def test_email_matching_profile_email_prefers_exact_match(clock) -> None:
+async def test_email_matching_profile_email_prefers_exact_match(clock) -> None:
     plus = CatalogUser(ref="user:default/jane-work", email="jane+work@acme.com")
     ctx, _ = _context(clock, [JANE, plus])
     resolver = _common("emailMatchingUserEntityProfileEmail")
-    identity = asyncio.run(_awaited(resolver(_info("jane+work@acme.com"), ctx)))
+    identity = await _awaited(resolver(_info("jane+work@acme.com"), ctx))
     assert identity.user_entity_ref == "user:default/jane-work"
 
 
@@ -387,15 +387,15 @@ def test_malformed_resolver_lists(entries: list[dict[str, Any]]) -> None:
         ("emailLocalPartMatchingUserEntityName", {"allowedDomains": ["acme.com"]}),
     ],
 )
-def test_email_resolvers_refuse_an_address_the_provider_has_not_verified(
+async def test_email_resolvers_refuse_an_address_the_provider_has_not_verified(
     clock: Any, name: str, options: dict[str, Any]
 ) -> None:
     resolver = _common(name, **options)
     ctx, _ = _context(clock)
     unverified = SignInInfo("oidc", ProfileInfo(email="jane@acme.com"), {"email_verified": False})
     with pytest.raises(BackstageError, match="^Login failed, the identity provider says the "):
-        asyncio.run(_awaited(resolver(unverified, ctx)))
+        await _awaited(resolver(unverified, ctx))
     # Verified, or not said either way (most providers say nothing): signs in.
     for result in ({"email_verified": True}, {}):
         info = SignInInfo("oidc", ProfileInfo(email="jane@acme.com"), result)
-        assert _sub(asyncio.run(_awaited(resolver(info, ctx)))) == "user:default/jane"
+        assert _sub(await _awaited(resolver(info, ctx))) == "user:default/jane"

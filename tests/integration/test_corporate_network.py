@@ -40,7 +40,7 @@ def _config(op: OpenIDProvider, port: int) -> dict[str, Any]:
         "app": {"baseUrl": APP_ORIGIN},
         "backend": {"baseUrl": f"http://localhost:{port}"},
         "auth": {
-            "session": {"secret": "corporate-network-secret"},
+            "session": {"secret": "corporate-network-secret-of-32-characters"},
             "providers": {
                 "oidc": {
                     "development": {

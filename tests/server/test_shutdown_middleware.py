@@ -13,6 +13,8 @@ from starlette.types import Message, Receive, Scope, Send
 
 from app.server.middleware.shutdown import ShutdownCut
 
+pytestmark = pytest.mark.anyio
+
 SCOPE: dict[str, Any] = {
     "type": "http",
     "method": "POST",
@@ -41,13 +43,13 @@ async def _run(app: Any) -> tuple[list[Message], asyncio.Task[None]]:
     return sent, task
 
 
-def test_a_cancelled_request_without_a_response_is_answered_503(
+async def test_a_cancelled_request_without_a_response_is_answered_503(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     async def waiting(scope: Scope, receive: Receive, send: Send) -> None:
         await asyncio.sleep(10)
 
-    sent, task = asyncio.run(_run(waiting))
+    sent, task = await _run(waiting)
     assert not task.cancelled()
     start, body = sent
     assert start["status"] == 503
@@ -65,11 +67,11 @@ def test_a_cancelled_request_without_a_response_is_answered_503(
     ]
 
 
-def test_a_cancelled_request_whose_response_started_stays_cancelled() -> None:
+async def test_a_cancelled_request_whose_response_started_stays_cancelled() -> None:
     async def streaming(scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await asyncio.sleep(10)
 
-    sent, task = asyncio.run(_run(streaming))
+    sent, task = await _run(streaming)
     assert task.cancelled()
     assert [m["type"] for m in sent] == ["http.response.start"]
