@@ -163,6 +163,7 @@ def test_docs_index_links_every_swagger_ui(client: httpx.Client) -> None:
     links = re.findall(r'href="([^"]*/ui/)"', page.text)
     assert sorted(links[:2]) == ["/api/auth/guest/ui/", "/api/auth/oidc/ui/"]
     assert links[2:] == [
+        "/api/auth/.backstage/actions/ui/",
         "/api/auth/identity/ui/",
         "/api/auth/authorization/ui/",
         "/.backstage/health/v1/ui/",
@@ -176,6 +177,7 @@ def test_docs_index_links_every_swagger_ui(client: httpx.Client) -> None:
     specs = re.findall(r'href="([^"]*/openapi\.json)"', page.text)
     titles = [client.get(spec).json()["info"]["title"] for spec in specs]
     assert titles[2:] == [
+        "Auth API: actions",
         "Auth API: identity",
         "Auth API: authorization server",
         "Health",

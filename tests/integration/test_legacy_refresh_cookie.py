@@ -24,7 +24,7 @@ pytestmark = pytest.mark.integration
 APP_ORIGIN = "http://localhost:3000"
 SCOPE = "openid email profile offline_access"
 XRW = {"X-Requested-With": "XMLHttpRequest"}
-SECRET = "legacy-cookie-test-secret"
+SECRET = "legacy-cookie-test-secret-of-32-characters"
 COOKIE = "oidc-refresh-token"
 
 
