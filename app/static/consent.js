@@ -132,6 +132,12 @@
     request = body;
     $('client-name').textContent = body.clientName;
     $('client-id').textContent = body.clientId;
+    // A client that describes itself (a Client ID Metadata Document): who publishes it.
+    if (body.clientHost) {
+      $('metadata-host').textContent = body.clientHost;
+      $('metadata-host').hidden = false;
+      $('metadata-label').hidden = false;
+    }
     var host;
     try {
       host = new URL(body.redirectUri).host;

@@ -163,3 +163,77 @@ def test_deny_sends_access_denied_and_a_signed_in_user_is_not_asked_again(
     assert "code" not in query
     assert len(session.log.pages) == 2  # the tab and the one sign-in popup
     assert not session.log.errors, session.log
+
+
+class _MetadataDocument(BaseHTTPRequestHandler):
+    """Serves a Client ID Metadata Document at /client.json (an MCP client's)."""
+
+    document: dict[str, Any]
+
+    def do_GET(self) -> None:  # noqa: N802 - stdlib signature
+        if self.path != "/client.json":
+            self.send_error(404)
+            return
+        body = json.dumps(self.document).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        pass
+
+
+@pytest.fixture
+def cimd_server(
+    tmp_path_factory: pytest.TempPathFactory, loopback: tuple[int, list[str]]
+) -> Iterator[tuple[CliServer, str]]:
+    callback_port, _ = loopback
+    documents = ThreadingHTTPServer(("127.0.0.1", 0), _MetadataDocument)
+    client_id = f"http://localhost:{documents.server_address[1]}/client.json"
+    _MetadataDocument.document = {
+        "client_id": client_id,
+        "client_name": "An MCP client",
+        "redirect_uris": [f"http://127.0.0.1:{callback_port}/callback"],
+        "token_endpoint_auth_method": "none",
+    }
+    threading.Thread(target=documents.serve_forever, daemon=True).start()
+    port = free_port()
+    config = default_config(port)
+    config["auth"]["clientIdMetadataDocuments"] = {
+        "enabled": True,
+        "allowedClientIdPatterns": [client_id],
+    }
+    server = CliServer(config, tmp_path_factory.mktemp("consent-cimd"), port=port, development=True)
+    try:
+        server.start()
+        yield server, client_id
+    finally:
+        server.stop()
+        documents.shutdown()
+        documents.server_close()
+
+
+def test_a_client_with_a_metadata_document_shows_who_describes_it(
+    session: Session, cimd_server: tuple[CliServer, str], loopback: tuple[int, list[str]]
+) -> None:
+    server, client_id = cimd_server
+    port, _ = loopback
+    with OAuth2Client(
+        client_id=client_id,
+        redirect_uri=f"http://127.0.0.1:{port}/callback",
+        scope="openid",
+        code_challenge_method="S256",
+        token_endpoint_auth_method="none",
+    ) as cli:
+        url, _ = cli.create_authorization_url(
+            f"{server.base_url}/api/auth/v1/authorize", code_verifier=VERIFIER
+        )
+    page = session.context.new_page()
+    page.goto(url)
+    page.wait_for_url(f"{server.base_url}/oauth2/authorize/*")
+    session.wait_for_text(page, "#client-name", "An MCP client")
+    # The user sees which host publishes the document that names the client.
+    host = urlsplit(client_id).hostname or ""
+    session.wait_for_text(page, "#metadata-host", host)
+    assert page.is_visible("#metadata-host")
