@@ -37,7 +37,7 @@ APP_ORIGIN = "http://localhost:3000"
 BASE_URL = f"http://localhost:{PORT}"
 SCOPE = "openid email profile offline_access"
 XRW = {"X-Requested-With": "XMLHttpRequest"}
-SECRET = "image-test-session-secret"
+SECRET = "image-test-session-secret-of-32-characters"
 
 
 @pytest.fixture(scope="module")
