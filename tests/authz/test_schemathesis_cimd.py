@@ -10,13 +10,12 @@ from typing import Any
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
-from schemathesis import checks
 
 from app.server.documents import SPEC_DIR
 from app.server.spec_loader import load_spec
-from tests.authz.conftest import SERVICE_TOKEN, config
+from tests.authz.conftest import SERVICE_TOKEN, call, config
 from tests.authz.test_cimd_routes import FakeResolver, build
-from tests.fakes.app_factory import BACKEND_BASE_URL, JarlessClient, make_client
+from tests.fakes.app_factory import JarlessClient, make_client
 from tests.fakes.clock import FakeClock
 
 AUTHORIZATION = schemathesis.openapi.from_dict(load_spec(SPEC_DIR / "authorization.yaml"))
@@ -37,38 +36,16 @@ def client() -> Iterator[JarlessClient]:
         yield test_client
 
 
-def _call(case: Any, client: JarlessClient, base: str) -> None:
-    kwargs = case.as_transport_kwargs(base_url=f"{BACKEND_BASE_URL}{base}")
-    request: dict[str, Any] = {
-        "method": kwargs["method"],
-        "url": kwargs["url"],
-        "params": kwargs.get("params"),
-        "headers": dict(kwargs.get("headers") or {}),
-    }
-    if "json" in kwargs:
-        request["json"] = kwargs["json"]
-    data = kwargs.get("data")
-    if isinstance(data, bytes | str):
-        request["content"] = data
-    elif data is not None:
-        request["data"] = data
-    response = client.request(**request)
-    assert response.status_code < 500, response.text
-    case.validate_response(
-        response, headers=request["headers"], excluded_checks=[checks.positive_data_acceptance]
-    )
-
-
 @AUTHORIZATION.parametrize()
 @SETTINGS
 def test_authorization_operations_with_documents(case: Any, client: JarlessClient) -> None:
-    _call(case, client, "/api/auth")
+    call(case, client, "/api/auth")
 
 
 @ACTIONS.parametrize()
 @SETTINGS
 def test_actions_operations(case: Any, client: JarlessClient) -> None:
-    _call(case, client, "/api/auth/.backstage/actions")
+    call(case, client, "/api/auth/.backstage/actions")
 
 
 @pytest.mark.parametrize(
