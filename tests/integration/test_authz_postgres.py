@@ -22,7 +22,7 @@ import pytest
 
 from app.authz.refresh_tokens import TokenHasher, derive_key
 from tests.support.postgres import PostgresServer
-from tests.support.server import AuthServer
+from tests.support.server import AuthServer, two_instances
 
 pytestmark = pytest.mark.integration
 
@@ -59,20 +59,8 @@ def pair(
     postgres_server: PostgresServer, tmp_path: Path
 ) -> Iterator[tuple[AuthServer, AuthServer, str]]:
     database = f"authz_{uuid.uuid4().hex[:10]}"
-    config = _config(postgres_server, database)
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    a = AuthServer(config, tmp_path / "a", development=True)
-    b = AuthServer(config, tmp_path / "b", development=True)
-    try:
-        a.launch()
-        b.launch()
-        a.wait_ready()
-        b.wait_ready()
+    with two_instances(_config(postgres_server, database), tmp_path) as (a, b):
         yield a, b, database
-    finally:
-        a.stop()
-        b.stop()
 
 
 def _refresh_token(server: AuthServer) -> str:

@@ -18,7 +18,7 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 
 from tests.support.postgres import PostgresServer
-from tests.support.server import AuthServer
+from tests.support.server import AuthServer, two_instances
 
 pytestmark = pytest.mark.integration
 
@@ -58,21 +58,8 @@ def instances(
     postgres_server: PostgresServer, tmp_path: Path
 ) -> Iterator[tuple[AuthServer, AuthServer, str]]:
     database = f"auth_{uuid.uuid4().hex[:10]}"
-    config = _config(postgres_server, database)
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    a = AuthServer(config, tmp_path / "a", development=True)
-    b = AuthServer(config, tmp_path / "b", development=True)
-    try:
-        # Started together: both create the database and migrate it at the same moment.
-        a.launch()
-        b.launch()
-        a.wait_ready()
-        b.wait_ready()
+    with two_instances(_config(postgres_server, database), tmp_path) as (a, b):
         yield a, b, database
-    finally:
-        a.stop()
-        b.stop()
 
 
 def test_tokens_verify_across_instances_and_restarts(

@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
@@ -111,3 +113,22 @@ class AuthServer:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+@contextmanager
+def two_instances(config: dict[str, Any], workdir: Path) -> Iterator[tuple[AuthServer, AuthServer]]:
+    """Two servers on one configuration (one shared database), started together: both
+    create and migrate it at the same moment, as a rolling deployment's instances do."""
+    (workdir / "a").mkdir()
+    (workdir / "b").mkdir()
+    a = AuthServer(config, workdir / "a", development=True)
+    b = AuthServer(config, workdir / "b", development=True)
+    try:
+        a.launch()
+        b.launch()
+        a.wait_ready()
+        b.wait_ready()
+        yield a, b
+    finally:
+        a.stop()
+        b.stop()
