@@ -186,11 +186,7 @@ def create(raw: dict[str, Any], path: str, deps: ProviderDeps) -> OAuthProviderB
 
     def make(options: OAuth2ClientOptions) -> Auth0Authenticator:
         return Auth0Authenticator(
-            credentials=options.credentials,
-            endpoints=options.endpoints,
-            additional_scopes=options.additional_scopes,
-            transport=options.transport,
-            extra_authorize_params=options.extra_authorize_params,
+            **options.constructor_args(),
             domain=settings.domain,
             clock=deps.clock,
             organization=settings.organization,

@@ -76,13 +76,7 @@ class MicrosoftAuthenticator(OAuth2Authenticator):
     required_scopes: tuple[str, ...] = REQUIRED_SCOPES
 
     def __init__(self, options: OAuth2ClientOptions, *, skip_user_profile: bool = False) -> None:
-        super().__init__(
-            credentials=options.credentials,
-            endpoints=options.endpoints,
-            additional_scopes=options.additional_scopes,
-            transport=options.transport,
-            extra_authorize_params=options.extra_authorize_params,
-        )
+        super().__init__(**options.constructor_args())
         self.skip_user_profile = skip_user_profile
 
     def transform_scopes(

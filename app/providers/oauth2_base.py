@@ -17,7 +17,7 @@ import json
 import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any, Self, TypedDict
 
 import httpx
 from authlib.integrations.base_client.errors import OAuthError
@@ -82,6 +82,25 @@ class OAuth2ClientOptions:
     additional_scopes: tuple[str, ...] = ()
     transport: httpx.AsyncBaseTransport | None = None
     extra_authorize_params: Mapping[str, str] | None = None
+
+    def constructor_args(self) -> OAuth2ClientArgs:
+        """These options as ``OAuth2Authenticator``'s keyword arguments (a subclass with
+        options of its own passes them on with ``super().__init__(**...)``)."""
+        return {
+            "credentials": self.credentials,
+            "endpoints": self.endpoints,
+            "additional_scopes": self.additional_scopes,
+            "transport": self.transport,
+            "extra_authorize_params": self.extra_authorize_params,
+        }
+
+
+class OAuth2ClientArgs(TypedDict):
+    credentials: ClientCredentials
+    endpoints: OAuth2Endpoints
+    additional_scopes: tuple[str, ...]
+    transport: httpx.AsyncBaseTransport | None
+    extra_authorize_params: Mapping[str, str] | None
 
 
 class _NoCookies(httpx.Cookies):
@@ -188,13 +207,7 @@ class OAuth2Authenticator:
     @classmethod
     def from_options(cls, options: OAuth2ClientOptions) -> Self:
         """The authenticator with the common options only (no provider extras)."""
-        return cls(
-            credentials=options.credentials,
-            endpoints=options.endpoints,
-            additional_scopes=options.additional_scopes,
-            transport=options.transport,
-            extra_authorize_params=options.extra_authorize_params,
-        )
+        return cls(**options.constructor_args())
 
     def set_timeouts(self, timeout_seconds: float, connect_timeout_seconds: float | None) -> None:
         """The environment's ``timeout``/``connectTimeout`` (applied to every provider when
