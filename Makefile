@@ -94,7 +94,8 @@ forward-proxy:
 	bash scripts/install-proxy.sh
 
 # The coverage figure (branch coverage of app/) is printed before pytest's summary.
-test: $(TEST_STAMP) $(NODE_STAMP) browser forward-proxy lint spec-lint typecheck
+# The real MCP client's tests (test-mcp, a venv of their own) run first.
+test: $(TEST_STAMP) $(NODE_STAMP) browser forward-proxy lint spec-lint typecheck test-mcp
 	$(BIN)/python -m pytest --cov --cov-report=term:skip-covered
 
 # Says what is missing (and fails) before installing anything when there is no peer.
@@ -125,7 +126,7 @@ $(MCP_VENV)/.installed: requirements/build.lock requirements/mcp.lock
 	$(MCP_VENV)/bin/pip check
 	touch $@
 
-test-mcp: $(MCP_VENV)/.installed
+test-mcp: $(MCP_VENV)/.installed $(NODE_STAMP)
 	$(MCP_VENV)/bin/python -m pytest tests/mcp_e2e
 
 clean:
