@@ -2,7 +2,8 @@
 and with which clients and users.
 
 Ours (not Backstage's). It runs only in development mode and only when the server listens
-on loopback and ``backend.baseUrl`` names a loopback host: it signs in anyone, without a
+on loopback and this server's external URL (``backend.baseUrl``, or ``discovery.endpoints``
+for ``auth``) names a loopback host: it signs in anyone, without a
 password. Its clients are the provider environments whose ``metadataUrl`` is its discovery
 document (or whose ``authorizationUrl`` is under its issuer): their ``clientId``,
 ``clientSecret`` and callback URL register themselves, so the config says each once.
@@ -27,6 +28,8 @@ CONFIG_PATH = "auth.devIdentityProvider"
 # Where the identity provider is mounted on this server.
 MOUNT_PATH = "/dev-idp"
 DISCOVERY_PATH = "/.well-known/openid-configuration"
+# Where the auth plugin's routes are on this server.
+API_MOUNT = "/api/auth"
 
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 
@@ -106,8 +109,9 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
-def _clients(providers: Mapping[str, Any], issuer: str) -> tuple[DevClientConfig, ...]:
-    auth_base = issuer.removesuffix(MOUNT_PATH) + "/api/auth"
+def _clients(
+    providers: Mapping[str, Any], issuer: str, auth_base: str
+) -> tuple[DevClientConfig, ...]:
     found: dict[str, DevClientConfig] = {}
     for provider_id, environments in providers.items():
         if not isinstance(environments, Mapping):
@@ -139,6 +143,17 @@ def _clients(providers: Mapping[str, Any], issuer: str) -> tuple[DevClientConfig
     return tuple(found.values())
 
 
+def server_root(auth_base_url: str) -> str:
+    """Where this server's root is reached: the auth plugin's external URL (Backstage's
+    discovery) without its ``/api/auth`` mount, or that URL's origin when a gateway maps
+    another path to it. Under a shared ``app-config.yaml``, ``backend.baseUrl`` is the main
+    Backstage backend, not this server."""
+    if auth_base_url.endswith(API_MOUNT):
+        return auth_base_url.removesuffix(API_MOUNT)
+    parts = urlsplit(auth_base_url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
 def dev_idp_settings(settings: Settings, *, development: bool) -> DevIdpSettings | None:
     """The development identity provider's settings; None when it is not enabled.
 
@@ -166,17 +181,18 @@ def dev_idp_settings(settings: Settings, *, development: bool) -> DevIdpSettings
             f"while the server listens on '{listen_host}'; it runs only on loopback "
             "(--host 127.0.0.1, ::1 or localhost)"
         )
-    backend_host = urlsplit(settings.backend_base_url).hostname or ""
-    if not is_loopback_host(backend_host):
+    auth_base = settings.auth_base_url
+    if not is_loopback_host(urlsplit(auth_base).hostname or ""):
         raise ConfigError(
             f"{CONFIG_PATH}.enabled: refusing to start the development identity provider: "
-            f"backend.baseUrl '{settings.backend_base_url}' is not a loopback address "
+            f"this server's external URL '{auth_base}' (backend.baseUrl, or "
+            "discovery.endpoints for auth) is not a loopback address "
             "(use http://localhost:<port>)"
         )
-    issuer = f"{settings.backend_base_url}{MOUNT_PATH}"
+    issuer = f"{server_root(auth_base)}{MOUNT_PATH}"
     users = tuple(DevUser(u.username, u.name or u.username) for u in config.users)
     return DevIdpSettings(
         issuer=issuer,
-        clients=_clients(settings.providers, issuer),
+        clients=_clients(settings.providers, issuer, auth_base),
         users=users or DEMO_USERS,
     )

@@ -19,7 +19,7 @@ from flask.testing import FlaskClient
 from app.config.settings import read_settings
 from app.config.validation import ConfigError
 from app.devidp import DevIdentityProvider, dev_idp_settings
-from app.devidp.settings import DevClientConfig, DevIdpSettings, username_from
+from app.devidp.settings import DevClientConfig, DevIdpSettings, server_root, username_from
 
 ISSUER = "http://localhost:7007/dev-idp"
 CALLBACK = "http://localhost:7007/api/auth/oidc/handler/frame"
@@ -253,6 +253,35 @@ def test_clients_register_themselves_from_the_providers_pointing_at_it() -> None
     assert dev.clients == (DevClientConfig("c1", "s1", (CALLBACK,), "client_secret_basic"),)
 
 
+def test_under_a_shared_config_it_lives_where_discovery_sends_auth() -> None:
+    """backend.baseUrl is the main Backstage backend; discovery sends ``auth`` to us."""
+    ours = "http://localhost:7008/api/{{pluginId}}"
+    settings = _settings(
+        backend__baseUrl="http://localhost:7007",
+        discovery={"endpoints": [{"target": ours, "plugins": ["auth"]}]},
+        auth__providers__oidc__development__metadataUrl=(
+            "http://localhost:7008/dev-idp/.well-known/openid-configuration"
+        ),
+    )
+    dev = dev_idp_settings(settings, development=True)
+    assert dev is not None
+    assert dev.issuer == "http://localhost:7008/dev-idp"
+    callback = "http://localhost:7008/api/auth/oidc/handler/frame"
+    assert dev.clients == (DevClientConfig("c1", "s1", (callback,), "client_secret_basic"),)
+
+
+@pytest.mark.parametrize(
+    ("auth_base", "root"),
+    [
+        ("http://localhost:7008/api/auth", "http://localhost:7008"),
+        ("http://localhost:7008/gateway/api/auth", "http://localhost:7008/gateway"),
+        ("http://localhost:7008/auth-service", "http://localhost:7008"),
+    ],
+)
+def test_the_server_root_under_the_auth_url(auth_base: str, root: str) -> None:
+    assert server_root(auth_base) == root
+
+
 def test_disabled_is_none() -> None:
     settings = _settings(auth__devIdentityProvider={"enabled": False})
     assert dev_idp_settings(settings, development=True) is None
@@ -268,7 +297,19 @@ def test_disabled_is_none() -> None:
         (
             {"backend__baseUrl": "http://auth.example.com"},
             True,
-            "backend.baseUrl 'http://auth.example.com' is not a loopback address",
+            "external URL 'http://auth.example.com/api/auth' (backend.baseUrl, or "
+            "discovery.endpoints for auth) is not a loopback address",
+        ),
+        (
+            {
+                "discovery": {
+                    "endpoints": [
+                        {"target": "https://auth.example.com/api/{{pluginId}}", "plugins": ["auth"]}
+                    ]
+                }
+            },
+            True,
+            "external URL 'https://auth.example.com/api/auth' (backend.baseUrl",
         ),
     ],
 )
