@@ -11,12 +11,18 @@ then runs only its newer migrations. A database Backstage migrated keeps its own
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Table, func, insert, select
 from sqlalchemy.engine import Connection
 
-from app.db.schema import knex_migrations, knex_migrations_lock
+from app.db.schema import (
+    knex_migrations,
+    knex_migrations_lock,
+    plugin_keys_knex_migrations,
+    plugin_keys_knex_migrations_lock,
+)
 
 BACKSTAGE_MIGRATIONS = (
     "20200619125845_init.js",
@@ -35,14 +41,36 @@ BACKSTAGE_MIGRATIONS = (
 )
 
 
-def record_backstage_migrations(connection: Connection) -> None:
+@dataclass(frozen=True)
+class KnexMigrationSet:
+    """One folder of knex migrations and the table knex records them in."""
+
+    records: Table
+    lock: Table
+    names: tuple[str, ...]
+
+
+AUTH_PLUGIN = KnexMigrationSet(knex_migrations, knex_migrations_lock, BACKSTAGE_MIGRATIONS)
+# @backstage/backend-defaults migrations/auth, run by its DatabaseKeyStore.
+PLUGIN_KEY_STORE = KnexMigrationSet(
+    plugin_keys_knex_migrations,
+    plugin_keys_knex_migrations_lock,
+    ("20240327104803_public_keys.js",),
+)
+# Every set whose tables our head schema holds (a new database gets all their records).
+KNEX_SETS = (AUTH_PLUGIN, PLUGIN_KEY_STORE)
+
+
+def record_backstage_migrations(
+    connection: Connection, migrations: KnexMigrationSet = AUTH_PLUGIN
+) -> None:
     """Record Backstage's migrations as done, unless knex already recorded any."""
-    if connection.execute(select(func.count()).select_from(knex_migrations)).scalar_one():
+    if connection.execute(select(func.count()).select_from(migrations.records)).scalar_one():
         return
     now = datetime.now(UTC)
     connection.execute(
-        insert(knex_migrations),
-        [{"name": name, "batch": 1, "migration_time": now} for name in BACKSTAGE_MIGRATIONS],
+        insert(migrations.records),
+        [{"name": name, "batch": 1, "migration_time": now} for name in migrations.names],
     )
-    if not connection.execute(select(func.count()).select_from(knex_migrations_lock)).scalar_one():
-        connection.execute(insert(knex_migrations_lock).values(is_locked=0))
+    if not connection.execute(select(func.count()).select_from(migrations.lock)).scalar_one():
+        connection.execute(insert(migrations.lock).values(is_locked=0))

@@ -32,7 +32,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.db.engine import create_database_engine, is_memory_sqlite
-from app.db.knex import record_backstage_migrations
+from app.db.knex import KNEX_SETS, record_backstage_migrations
 from app.db.schema import VERSION_TABLE, metadata
 
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 MIGRATION_LOCK_KEY = 0x62732D6175746801
 MAINTENANCE_DATABASE = "postgres"
 # The newest revision in migrations/versions; a test checks it against alembic's head.
-HEAD_REVISION = "0006"
+HEAD_REVISION = "0007"
 
 # Alembic's version table, as alembic defines it (DefaultImpl.version_table_impl).
 _version_table = Table(
@@ -77,7 +77,8 @@ def _upgrade(connection: Connection) -> None:
         metadata.create_all(connection, checkfirst=False)
         _version_table.create(connection, checkfirst=False)
         connection.execute(_version_table.insert().values(version_num=HEAD_REVISION))
-        record_backstage_migrations(connection)
+        for migrations in KNEX_SETS:
+            record_backstage_migrations(connection, migrations)
         return
     if tables == _OUR_TABLES and connection.execute(
         select(_version_table.c.version_num)

@@ -194,6 +194,25 @@ knex_migrations_lock = Table(
     Column("is_locked", Integer, nullable=True),
 )
 
+# The same bookkeeping for Backstage's plugin key store (backend-defaults runs its
+# migrations/auth folder with this table name), so that Backstage's DatabaseKeyStore starts
+# on a database where we created backstage_backend_public_keys__keys.
+plugin_keys_knex_migrations = Table(
+    "backstage_backend_public_keys__knex_migrations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(255), nullable=True),
+    Column("batch", Integer, nullable=True),
+    Column("migration_time", DateTime(timezone=True), nullable=True),
+)
+
+plugin_keys_knex_migrations_lock = Table(
+    "backstage_backend_public_keys__knex_migrations_lock",
+    metadata,
+    Column("index", Integer, primary_key=True, autoincrement=True),
+    Column("is_locked", Integer, nullable=True),
+)
+
 sessions = Table(
     "sessions",
     metadata,

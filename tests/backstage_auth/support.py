@@ -36,10 +36,13 @@ def node() -> str:
     return path
 
 
-def knex_migrate(socket_dir: Path, database: str, action: str = "latest") -> dict[str, Any]:
-    """Backstage's migrations, run as the plugin runs them at start-up."""
+def knex_migrate(
+    socket_dir: Path, database: str, action: str = "latest", migrations: str = "auth"
+) -> dict[str, Any]:
+    """Backstage's migrations, run as the plugin runs them at start-up (``plugin-keys``:
+    backend-defaults' plugin key store, as its DatabaseKeyStore runs them)."""
     done = subprocess.run(
-        [node(), str(HERE / "knex_migrate.js"), str(socket_dir), database, action],
+        [node(), str(HERE / "knex_migrate.js"), str(socket_dir), database, action, migrations],
         capture_output=True,
         text=True,
         timeout=120,

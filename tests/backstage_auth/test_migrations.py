@@ -67,3 +67,28 @@ def test_ours_then_backstage_then_ours(postgres_server: PostgresServer) -> None:
     assert knex_migrate(postgres_server.socket_dir, database)["ran"] == []
     _ours(postgres_server, database)
     assert schema(postgres_server.socket_dir, database, SHARED_TABLES + BACKSTAGE_ONLY) == ours
+
+
+# backend-defaults' plugin key store: its table and knex's records of it.
+KEY_STORE = (
+    "backstage_backend_public_keys__keys",
+    "backstage_backend_public_keys__knex_migrations",
+    "backstage_backend_public_keys__knex_migrations_lock",
+)
+
+
+def test_the_plugin_key_store_in_both_orders(postgres_server: PostgresServer) -> None:
+    socket = postgres_server.socket_dir
+    theirs = f"keys_{uuid.uuid4().hex[:10]}"
+    create_database(socket, theirs)
+    ran = knex_migrate(socket, theirs, migrations="plugin-keys")["ran"]
+    assert ran == ["20240327104803_public_keys.js"]
+    backstage = schema(socket, theirs, KEY_STORE)
+    # Ours adopts Backstage's table and records.
+    _ours(postgres_server, theirs)
+    assert schema(socket, theirs, KEY_STORE) == backstage
+    # Ours first: Backstage's DatabaseKeyStore finds nothing to migrate and the same schema.
+    ours = f"ours_{uuid.uuid4().hex[:10]}"
+    _ours(postgres_server, ours)
+    assert knex_migrate(socket, ours, migrations="plugin-keys")["ran"] == []
+    assert schema(socket, ours, KEY_STORE) == backstage

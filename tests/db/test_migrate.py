@@ -40,7 +40,7 @@ async def _versions(engine: AsyncEngine) -> list[str]:
 
 
 # The newest migration revision.
-HEAD = "0006"
+HEAD = "0007"
 
 EXPECTED = {
     "signing_keys": {"kid", "key", "created_at"},
@@ -68,6 +68,8 @@ EXPECTED = {
     "backstage_backend_public_keys__keys": {"id", "key", "expires_at"},
     "knex_migrations": {"id", "name", "batch", "migration_time"},
     "knex_migrations_lock": {"index", "is_locked"},
+    "backstage_backend_public_keys__knex_migrations": {"id", "name", "batch", "migration_time"},
+    "backstage_backend_public_keys__knex_migrations_lock": {"index", "is_locked"},
     "sessions": {"sid", "sess", "expired"},
     "offline_sessions": {
         "id",
