@@ -118,3 +118,30 @@ def test_a_bad_timeout_is_a_config_error_at_start(provider: str, value: Any) -> 
                 providers={**REGISTRY, **PROXY_DEFINITIONS},
             ),
         )
+
+
+def test_a_proxy_refresh_holds_the_request_deadline(slow_port: int) -> None:
+    """The key endpoint within the provider's own (default 10 s) timeout, but past
+    auth.requestDeadline: the request ends at the deadline with the same 503."""
+    keys = ProxyKeyServer()
+    raw = config({"gcpIap": PROVIDERS_CONFIG["gcpIap"]})
+    raw["auth"]["requestDeadline"] = "1s"
+    app = create_app(
+        read_settings(raw),
+        deps=Dependencies(
+            clock=keys.clock,
+            transport=_ToSlowServer(slow_port),
+            catalog=InMemoryCatalog([JANE]),
+            providers={**REGISTRY, **PROXY_DEFINITIONS},
+        ),
+    )
+    with client(app) as http:
+        started = time.perf_counter()
+        response = http.get("/api/auth/gcpIap/refresh", headers=_iap(keys))
+        elapsed = time.perf_counter() - started
+    assert response.status_code == 503, response.text
+    assert response.json()["error"] == {
+        "name": "ServiceUnavailableError",
+        "message": "Authentication failed, the request did not complete within 1 seconds",
+    }
+    assert 0.95 < elapsed < 1.6, elapsed
