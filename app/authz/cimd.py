@@ -11,13 +11,16 @@ so a flood of made-up ids cannot make this server hammer the hosts they name.
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections import OrderedDict
 from dataclasses import dataclass
 from urllib.parse import SplitResult
 
 from app.authz.cimd_fetch import (
     FETCH_TIMEOUT_SECONDS,
+    ProxyFor,
     Resolver,
+    direct,
     fetch_document,
     parse_document,
     system_resolver,
@@ -61,7 +64,11 @@ class ClientMetadataDocuments:
         development: bool,
         resolver: Resolver = system_resolver,
         timeout: float = FETCH_TIMEOUT_SECONDS,
+        proxy_for: ProxyFor = direct,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
+        """``proxy_for``: the server's proxy decision (``HTTPS_PROXY``/``NO_PROXY``);
+        ``tls``: the server's trusted authorities (None: the system's)."""
         self._patterns = [
             (pattern, url_matcher(pattern))
             for pattern in settings.client_id_patterns_for(auth_base_url)
@@ -71,6 +78,8 @@ class ClientMetadataDocuments:
         self._development = development
         self._resolver = resolver
         self._timeout = timeout
+        self._proxy_for = proxy_for
+        self._tls = tls
         self._cache: OrderedDict[str, _Entry] = OrderedDict()
         self._bytes = 0
         self._inflight: dict[str, asyncio.Task[_Entry]] = {}
@@ -142,7 +151,12 @@ class ClientMetadataDocuments:
             now = self._clock.now()
             try:
                 fetched = await fetch_document(
-                    url, resolver=self._resolver, check_addresses=check, timeout=self._timeout
+                    url,
+                    resolver=self._resolver,
+                    check_addresses=check,
+                    timeout=self._timeout,
+                    proxy=self._proxy_for(url.geturl()),
+                    tls=self._tls,
                 )
                 client = validate_metadata(parse_document(fetched.body), client_id)
             except InputError as exc:

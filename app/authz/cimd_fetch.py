@@ -7,6 +7,13 @@ client id needs the check), and the connection goes to those addresses and no ot
 ``Host`` header, SNI and the certificate check. Backstage resolves to check and lets the
 fetch resolve again, so a name that answers a public address first and an internal one
 second passes its check.
+
+Behind a forward proxy (``HTTPS_PROXY``/``HTTP_PROXY``, unless ``NO_PROXY`` names the host:
+the server's one decision, ``proxy``), the proxy connects, by name: the address check
+still runs on the URL's host before anything is sent, and a refused host never reaches
+the proxy, but the proxy resolves the name again, so rebinding between the check and its
+connect, and which addresses it may reach at all, are the proxy's to enforce (README,
+"Behind a corporate network").
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import ipaddress
 import json
 import re
 import socket
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +31,7 @@ from urllib.parse import SplitResult
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
+from yarl import URL
 
 from app.core.errors import InputError
 
@@ -31,6 +40,8 @@ MAX_RESPONSE_BYTES = 64 * 1024
 
 # host, port -> the addresses it resolves to.
 Resolver = Callable[[str, int], Awaitable[list[str]]]
+# A URL -> the forward proxy to fetch it through, or None for a direct connection.
+ProxyFor = Callable[[str], str | None]
 
 _MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)\"?\s*(?:,|$)", re.IGNORECASE)
 _NO_CACHE = re.compile(r"(?:^|,)\s*(no-store|no-cache)\s*(?:,|$)", re.IGNORECASE)
@@ -109,27 +120,55 @@ async def _addresses(url: SplitResult, resolver: Resolver, check: bool) -> list[
     return addresses
 
 
+def direct(url: str) -> str | None:
+    return None
+
+
 async def fetch_document(
     url: SplitResult,
     *,
     resolver: Resolver = system_resolver,
     check_addresses: bool = True,
     timeout: float = FETCH_TIMEOUT_SECONDS,
+    proxy: str | None = None,
+    tls: ssl.SSLContext | None = None,
 ) -> FetchedDocument:
-    """Raises InputError with Backstage's messages."""
-    addresses = await _addresses(url, resolver, check_addresses)
-    connector = aiohttp.TCPConnector(
-        resolver=_PinnedResolver(url.hostname or "", addresses), use_dns_cache=False
-    )
+    """Raises InputError with Backstage's messages. ``proxy``: the forward proxy to go
+    through (None: direct, to the checked addresses); ``tls``: the trusted authorities
+    (None: the system's)."""
+    proxy_url: URL | None = None
+    proxy_auth: aiohttp.BasicAuth | None = None
+    if proxy is None:
+        addresses = await _addresses(url, resolver, check_addresses)
+        connector = aiohttp.TCPConnector(
+            resolver=_PinnedResolver(url.hostname or "", addresses),
+            use_dns_cache=False,
+            ssl=tls or True,
+        )
+    else:
+        # The check before anything is sent; the proxy resolves and connects.
+        if check_addresses:
+            await _addresses(url, resolver, check_addresses)
+        connector = aiohttp.TCPConnector(ssl=tls or True)
+        proxy_url = URL(proxy)
+        if proxy_url.user is not None:
+            proxy_auth = aiohttp.BasicAuth.from_url(proxy_url)
+            proxy_url = proxy_url.with_user(None)
     try:
         async with (
             aiohttp.ClientSession(
                 connector=connector,
-                trust_env=False,  # a proxy from the environment would resolve the name again
+                # The proxy is decided by the caller (the server's one reading of the
+                # environment), never again here.
+                trust_env=False,
                 timeout=aiohttp.ClientTimeout(total=timeout),
             ) as session,
             session.get(
-                url.geturl(), headers={"Accept": "application/json"}, allow_redirects=False
+                url.geturl(),
+                headers={"Accept": "application/json"},
+                allow_redirects=False,
+                proxy=proxy_url,
+                proxy_auth=proxy_auth,
             ) as response,
         ):
             if response.status < 200 or response.status >= 300:

@@ -230,6 +230,16 @@ class _AuthConfig(Lenient):
     identityTokenAlgorithm: str = "ES256"
     keyStore: _KeyStoreConfig = Field(default_factory=lambda: _KeyStoreConfig())
     omitIdentityTokenOwnershipClaim: bool = True
+    # Ours (Backstage has none): the deadline of one sign-in callback or one /refresh,
+    # all its calls and retries together (default REQUEST_DEADLINE_SECONDS).
+    requestDeadline: Any = None
+
+    @field_validator("requestDeadline")
+    @classmethod
+    def _deadline(cls, value: Any) -> Any:
+        if value is not None and parse_duration_seconds(value) <= 0:
+            raise ValueError("must be positive")
+        return value
 
     @field_validator("providers")
     @classmethod

@@ -21,6 +21,7 @@ from app.config.plugin_keys import PluginKeyStoreSettings, read_plugin_key_store
 from app.config.schema import RootConfig
 from app.config.validation import ConfigError, validate_model
 from app.core.durations import parse_duration_seconds
+from app.core.timeouts import REQUEST_DEADLINE_SECONDS
 
 DEFAULT_TOKEN_EXPIRATION_SECONDS = 3600
 DEFAULT_REFRESH_GRACE_SECONDS = 5.0
@@ -44,6 +45,8 @@ class Settings:
     omit_ownership_claim: bool
     cors: CorsSettings | None = None
     refresh_grace_seconds: float = DEFAULT_REFRESH_GRACE_SECONDS
+    # auth.requestDeadline: one sign-in callback or one /refresh, everything it does.
+    request_deadline_seconds: float = REQUEST_DEADLINE_SECONDS
     rate_limit: RateLimitSettings | None = None
     trusted_proxies: tuple[str, ...] = ()
     request_limits: RequestLimitSettings = field(default_factory=RequestLimitSettings)
@@ -149,6 +152,11 @@ def read_settings(raw: Mapping[str, Any]) -> Settings:
             parse_duration_seconds(auth.session.refreshGracePeriod)
             if auth.session.refreshGracePeriod is not None
             else DEFAULT_REFRESH_GRACE_SECONDS
+        ),
+        request_deadline_seconds=(
+            parse_duration_seconds(auth.requestDeadline)
+            if auth.requestDeadline is not None
+            else REQUEST_DEADLINE_SECONDS
         ),
         raw=dict(raw),
         plugin_key_store=read_plugin_key_store(raw),

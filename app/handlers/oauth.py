@@ -26,7 +26,7 @@ import httpx
 from connexion import request
 from starlette.responses import Response
 
-from app.core.deadline import within_deadline
+from app.core.deadline import request_deadline, within_deadline
 from app.core.errors import (
     AuthenticationError,
     BackstageError,
@@ -208,67 +208,71 @@ async def frame_handler(
     # The redirect flow answers errors with a redirect, even for a state that fails later.
     flow = fields.get("flow")
     try:
-        decoded = state_from_fields(fields)
-        if decoded.flow == "redirect":
-            services.origin_filter.check_redirect_url(decoded.redirect_url)
-        if decoded.origin is not None:
-            reply_origin = services.origin_filter.check_app_origin(
-                decoded.origin, invalid=NotAllowedError
-            )
-        cookie_nonce = environment.cookies.get_nonce(request.cookies)
-        if not cookie_nonce:
-            raise NotAllowedError("Auth response is missing cookie nonce")
-        if not hmac.compare_digest(cookie_nonce.encode(), decoded.nonce.encode()):
-            raise NotAllowedError("Invalid nonce")
-        params = _callback_params(body)
-        # Each state signs in once, whatever nonce cookie comes with it (a replayed or a
-        # planted one); claimed before the code is redeemed. An identity provider's
-        # ?error= answer signs no one in and leaves the state as it was.
-        if not params.get("error") and not await services.used_nonces.add(
-            decoded.nonce, until=services.clock.now() + USED_NONCE_SECONDS
+        # One deadline for all of it: the identity provider, the catalog, the writes.
+        async with request_deadline(
+            services.settings.request_deadline_seconds, "Authentication failed"
         ):
-            raise NotAllowedError("Invalid nonce, the state was used already")
-        result = await within_deadline(
-            environment.deadline_seconds,
-            environment.authenticator.authenticate(
-                AuthenticateInput(
-                    params=params,
-                    callback_url=environment.callback_url,
-                    secrets=derive_flow_secrets(services.flow_key, decoded.nonce),
+            decoded = state_from_fields(fields)
+            if decoded.flow == "redirect":
+                services.origin_filter.check_redirect_url(decoded.redirect_url)
+            if decoded.origin is not None:
+                reply_origin = services.origin_filter.check_app_origin(
+                    decoded.origin, invalid=NotAllowedError
                 )
-            ),
-            "Authentication failed",
-        )
-        cookies: list[str] = []
-        if environment.authenticator.persist_scopes:
-            if decoded.scope is None:
-                raise AuthenticationError("No scope found in OAuth state")
-            granted = decoded.scope
-            cookies += environment.cookies.set_granted_scopes(
-                granted, app_origin=reply_origin, request_cookies=request.cookies
-            )
-        else:
-            granted = result.session.scope
-        response = await _client_auth_response(runtime, environment, result, granted)
-        if result.session.refresh_token:
-            sealed = _seal(
-                runtime,
-                environment,
-                RefreshSession(
-                    refresh_token=result.session.refresh_token,
-                    provider_id=runtime.provider_id,
-                    env=environment.name,
-                    scope=granted,
-                    issued_at=int(services.clock.now()),
-                    id_token=result.session.id_token,
-                    session_id=secrets.token_urlsafe(SESSION_ID_BYTES),
+            cookie_nonce = environment.cookies.get_nonce(request.cookies)
+            if not cookie_nonce:
+                raise NotAllowedError("Auth response is missing cookie nonce")
+            if not hmac.compare_digest(cookie_nonce.encode(), decoded.nonce.encode()):
+                raise NotAllowedError("Invalid nonce")
+            params = _callback_params(body)
+            # Each state signs in once, whatever nonce cookie comes with it (a replayed or a
+            # planted one); claimed before the code is redeemed. An identity provider's
+            # ?error= answer signs no one in and leaves the state as it was.
+            if not params.get("error") and not await services.used_nonces.add(
+                decoded.nonce, until=services.clock.now() + USED_NONCE_SECONDS
+            ):
+                raise NotAllowedError("Invalid nonce, the state was used already")
+            result = await within_deadline(
+                environment.deadline_seconds,
+                environment.authenticator.authenticate(
+                    AuthenticateInput(
+                        params=params,
+                        callback_url=environment.callback_url,
+                        secrets=derive_flow_secrets(services.flow_key, decoded.nonce),
+                    )
                 ),
+                "Authentication failed",
             )
-            cookies += environment.cookies.set_refresh_token(
-                sealed, app_origin=reply_origin, request_cookies=request.cookies
-            )
-        # The nonce is single use: a replayed callback finds no cookie.
-        cookies += environment.cookies.clear_nonce(app_origin=reply_origin)
+            cookies: list[str] = []
+            if environment.authenticator.persist_scopes:
+                if decoded.scope is None:
+                    raise AuthenticationError("No scope found in OAuth state")
+                granted = decoded.scope
+                cookies += environment.cookies.set_granted_scopes(
+                    granted, app_origin=reply_origin, request_cookies=request.cookies
+                )
+            else:
+                granted = result.session.scope
+            response = await _client_auth_response(runtime, environment, result, granted)
+            if result.session.refresh_token:
+                sealed = _seal(
+                    runtime,
+                    environment,
+                    RefreshSession(
+                        refresh_token=result.session.refresh_token,
+                        provider_id=runtime.provider_id,
+                        env=environment.name,
+                        scope=granted,
+                        issued_at=int(services.clock.now()),
+                        id_token=result.session.id_token,
+                        session_id=secrets.token_urlsafe(SESSION_ID_BYTES),
+                    ),
+                )
+                cookies += environment.cookies.set_refresh_token(
+                    sealed, app_origin=reply_origin, request_cookies=request.cookies
+                )
+            # The nonce is single use: a replayed callback finds no cookie.
+            cookies += environment.cookies.clear_nonce(app_origin=reply_origin)
     except Exception as exc:  # noqa: BLE001 - every failure goes back to the app window
         if not isinstance(exc, BackstageError):
             log.exception("sign-in callback failed")
@@ -393,67 +397,72 @@ async def refresh(
     manager = environment.cookies
     auth = environment.authenticator
     try:
-        sealed = manager.get_refresh_token(cookies_in)
-        if not sealed:
-            raise InputError("Missing session cookie")
-        # Opened before any call to the identity provider: a forged cookie costs nothing.
-        legacy: RefreshSession | None = None
-        try:
-            session = _open(runtime, environment, sealed)
-        except AuthenticationError:
-            # Backstage's raw cookie, within the switch's window (docs/migrating-...).
-            legacy = await adopt_legacy_cookie(runtime, environment, sealed, scope or "")
-            if legacy is None:
-                raise
-            session = legacy
-        if session.session_id and await runtime.services.ended_sessions.contains(
-            session.session_id
+        async with request_deadline(
+            runtime.services.settings.request_deadline_seconds, "Failed to refresh access token"
         ):
-            # Signed out: a copy of the cookie taken before is worth nothing.
-            raise AuthenticationError("Session ended")
-        granted_cookie = manager.get_granted_scopes(cookies_in)
-        scope_value = _scopes(environment, scope, granted_cookie)
-        already_granted = None
-        if auth.persist_scopes:
-            granted = set(split_scope(granted_cookie))
-            already_granted = all(s in granted for s in split_scope(scope_value))
-        refresh_input = RefreshInput(
-            refresh_token=session.refresh_token,
-            scope=scope_value,
-            scope_already_granted=already_granted,
-        )
-        # Racing refreshes of one session share one upstream call (rotation-safe).
-        result, reused = await runtime.services.refresh_coordinator.run(
-            session_key(runtime.provider_id, environment.name, session.refresh_token, scope_value),
-            lambda: within_deadline(
-                environment.deadline_seconds,
-                auth.refresh(refresh_input),
-                "Failed to refresh access token",
-            ),
-        )
-        cookies: list[str] = []
-        if auth.persist_scopes:
-            granted_scope = scope_value
-            cookies += manager.set_granted_scopes(
-                scope_value, app_origin=app_origin, request_cookies=cookies_in
+            sealed = manager.get_refresh_token(cookies_in)
+            if not sealed:
+                raise InputError("Missing session cookie")
+            # Opened before any call to the identity provider: a forged cookie costs nothing.
+            legacy: RefreshSession | None = None
+            try:
+                session = _open(runtime, environment, sealed)
+            except AuthenticationError:
+                # Backstage's raw cookie, within the switch's window (docs/migrating-...).
+                legacy = await adopt_legacy_cookie(runtime, environment, sealed, scope or "")
+                if legacy is None:
+                    raise
+                session = legacy
+            if session.session_id and await runtime.services.ended_sessions.contains(
+                session.session_id
+            ):
+                # Signed out: a copy of the cookie taken before is worth nothing.
+                raise AuthenticationError("Session ended")
+            granted_cookie = manager.get_granted_scopes(cookies_in)
+            scope_value = _scopes(environment, scope, granted_cookie)
+            already_granted = None
+            if auth.persist_scopes:
+                granted = set(split_scope(granted_cookie))
+                already_granted = all(s in granted for s in split_scope(scope_value))
+            refresh_input = RefreshInput(
+                refresh_token=session.refresh_token,
+                scope=scope_value,
+                scope_already_granted=already_granted,
             )
-        else:
-            granted_scope = result.session.scope
-        new_token = result.session.refresh_token
-        # An adopted Backstage cookie is answered with a sealed one, rotated or not.
-        if legacy is not None or (new_token and new_token != session.refresh_token):
-            rotated = dataclasses.replace(
-                session,
-                refresh_token=new_token or session.refresh_token,
-                scope=granted_scope,
-                id_token=result.session.id_token or session.id_token,
+            # Racing refreshes of one session share one upstream call (rotation-safe).
+            result, reused = await runtime.services.refresh_coordinator.run(
+                session_key(
+                    runtime.provider_id, environment.name, session.refresh_token, scope_value
+                ),
+                lambda: within_deadline(
+                    environment.deadline_seconds,
+                    auth.refresh(refresh_input),
+                    "Failed to refresh access token",
+                ),
             )
-            cookies += manager.set_refresh_token(
-                _seal(runtime, environment, rotated),
-                app_origin=app_origin,
-                request_cookies=cookies_in,
-            )
-        response = await _client_auth_response(runtime, environment, result, granted_scope)
+            cookies: list[str] = []
+            if auth.persist_scopes:
+                granted_scope = scope_value
+                cookies += manager.set_granted_scopes(
+                    scope_value, app_origin=app_origin, request_cookies=cookies_in
+                )
+            else:
+                granted_scope = result.session.scope
+            new_token = result.session.refresh_token
+            # An adopted Backstage cookie is answered with a sealed one, rotated or not.
+            if legacy is not None or (new_token and new_token != session.refresh_token):
+                rotated = dataclasses.replace(
+                    session,
+                    refresh_token=new_token or session.refresh_token,
+                    scope=granted_scope,
+                    id_token=result.session.id_token or session.id_token,
+                )
+                cookies += manager.set_refresh_token(
+                    _seal(runtime, environment, rotated),
+                    app_origin=app_origin,
+                    request_cookies=cookies_in,
+                )
+            response = await _client_auth_response(runtime, environment, result, granted_scope)
     except Exception as exc:
         if not isinstance(exc, BackstageError):
             log.exception("refresh failed")

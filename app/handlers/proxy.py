@@ -14,13 +14,14 @@ from typing import Any
 from connexion import request
 from starlette.responses import Response
 
+from app.core.deadline import request_deadline
 from app.core.errors import NotImplementedError_
 from app.handlers.context import ProxyProviderRuntime
 from app.handlers.peer import peer_host
 from app.handlers.responses import TOKEN_HEADERS, json_response
 from app.handlers.sign_in import sign_in_steps, traced_sign_in
-from app.identity.types import SignInInfo
-from app.providers.base import ProxyRequest
+from app.identity.types import BackstageIdentity, SignInInfo
+from app.providers.base import ProxyRequest, ProxyResult
 
 
 async def start(runtime: ProxyProviderRuntime, **_: Any) -> Response:
@@ -47,6 +48,21 @@ def first_values(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
 
 
 async def refresh(runtime: ProxyProviderRuntime, **_: Any) -> Response:
+    async with request_deadline(
+        runtime.services.settings.request_deadline_seconds, "Authentication failed"
+    ):
+        result, identity = await _sign_in(runtime)
+    body: dict[str, Any] = {"profile": result.profile.to_json()}
+    if result.provider_info is not None:
+        body["providerInfo"] = dict(result.provider_info)
+    body["backstageIdentity"] = identity.to_json()
+    return json_response(body, headers=TOKEN_HEADERS)
+
+
+refresh_post = refresh
+
+
+async def _sign_in(runtime: ProxyProviderRuntime) -> tuple[ProxyResult, BackstageIdentity]:
     result = await runtime.authenticator.authenticate(
         ProxyRequest(
             headers=first_values(request.headers.raw),
@@ -69,11 +85,4 @@ async def refresh(runtime: ProxyProviderRuntime, **_: Any) -> Response:
             **sign_in_steps(exc),
         )
         raise
-    body: dict[str, Any] = {"profile": result.profile.to_json()}
-    if result.provider_info is not None:
-        body["providerInfo"] = dict(result.provider_info)
-    body["backstageIdentity"] = identity.to_json()
-    return json_response(body, headers=TOKEN_HEADERS)
-
-
-refresh_post = refresh
+    return result, identity

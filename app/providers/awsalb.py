@@ -30,9 +30,10 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey
 from pydantic import Field
 
-from app.config.validation import Lenient, validate_model
+from app.config.validation import validate_model
 from app.core.clock import Clock
 from app.core.errors import AuthenticationError, BackstageError, ServiceUnavailableError
+from app.core.timeouts import OUTBOUND_TIMEOUT_SECONDS
 from app.core.values import non_empty_str
 from app.identity.resolvers import (
     AuthResolverContext,
@@ -52,7 +53,7 @@ from app.providers.remote_keys import (
     KeyFetchError,
     OutboundHttp,
 )
-from app.providers.settings import SignInSettings
+from app.providers.settings import KeyFetchSettings, SignInSettings
 
 log = logging.getLogger(__name__)
 
@@ -190,11 +191,12 @@ class AwsAlbAuthenticator:
         key_endpoint: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         refetch_interval_seconds: float = KEY_REFETCH_INTERVAL_SECONDS,
+        timeout_seconds: float = OUTBOUND_TIMEOUT_SECONDS,
     ) -> None:
         self.issuer = issuer
         self.signer = signer
         self._clock = clock
-        self._http = OutboundHttp(transport)
+        self._http = OutboundHttp(transport, timeout_seconds=timeout_seconds)
         self.keys = AlbPublicKeys(
             endpoint=key_endpoint or public_key_endpoint(region),
             http=self._http,
@@ -273,7 +275,7 @@ RESOLVERS: dict[str, ResolverFactory] = {
 # -- config -----------------------------------------------------------------------------
 
 
-class AwsAlbSettings(Lenient):
+class AwsAlbSettings(KeyFetchSettings):
     issuer: str = Field(min_length=1)
     region: str = Field(min_length=1, pattern=_REGION.pattern)
     signer: str | None = Field(default=None, min_length=1)
@@ -294,5 +296,6 @@ def create(raw: dict[str, Any], path: str, deps: ProviderDeps) -> ProxyProviderB
         signer=settings.signer,
         clock=deps.clock,
         transport=deps.transport,
+        timeout_seconds=settings.timeout_seconds,
     )
     return ProxyProviderBuild(authenticator=authenticator, sign_in=settings.signIn)

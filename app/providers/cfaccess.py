@@ -31,9 +31,10 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.config.validation import Lenient, validate_model
+from app.config.validation import validate_model
 from app.core.clock import Clock
 from app.core.errors import AuthenticationError, ServiceUnavailableError
+from app.core.timeouts import OUTBOUND_TIMEOUT_SECONDS
 from app.core.values import non_empty_str
 from app.identity.resolvers import ResolverFactory
 from app.identity.types import ProfileInfo
@@ -47,7 +48,7 @@ from app.providers.remote_keys import (
     OutboundHttp,
     RemoteJwks,
 )
-from app.providers.settings import SignInSettings
+from app.providers.settings import KeyFetchSettings, SignInSettings
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,7 @@ class CloudflareAccessAuthenticator:
         domain: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         refetch_interval_seconds: float = KEY_REFETCH_INTERVAL_SECONDS,
+        timeout_seconds: float = OUTBOUND_TIMEOUT_SECONDS,
     ) -> None:
         self.issuer = team_domain(team_name)
         # ``domain`` moves the endpoints (tests); the issuer stays the team's.
@@ -94,7 +96,7 @@ class CloudflareAccessAuthenticator:
         self.jwt_header_name = jwt_header_name
         self.authorization_cookie_name = authorization_cookie_name
         self._clock = clock
-        self._http = OutboundHttp(transport)
+        self._http = OutboundHttp(transport, timeout_seconds=timeout_seconds)
         self.keys = RemoteJwks(
             url=base + CERTS_PATH,
             http=self._http,
@@ -195,7 +197,7 @@ RESOLVERS: dict[str, ResolverFactory] = {}
 # -- config -----------------------------------------------------------------------------
 
 
-class CloudflareAccessSettings(Lenient):
+class CloudflareAccessSettings(KeyFetchSettings):
     teamName: str = Field(pattern=_TEAM_NAME)
     audience: str | list[str] | None = None
     jwtHeaderName: str | None = Field(default=None, min_length=1)
@@ -228,5 +230,6 @@ def create(raw: dict[str, Any], path: str, deps: ProviderDeps) -> ProxyProviderB
         authorization_cookie_name=settings.authorizationCookieName or COOKIE_AUTH_NAME,
         clock=deps.clock,
         transport=deps.transport,
+        timeout_seconds=settings.timeout_seconds,
     )
     return ProxyProviderBuild(authenticator=authenticator, sign_in=settings.signIn)

@@ -17,9 +17,10 @@ from typing import Any
 import httpx
 from pydantic import Field
 
-from app.config.validation import Lenient, validate_model
+from app.config.validation import validate_model
 from app.core.clock import Clock
 from app.core.errors import AuthenticationError, BackstageError
+from app.core.timeouts import OUTBOUND_TIMEOUT_SECONDS
 from app.identity.resolvers import (
     AuthResolverContext,
     ResolverFactory,
@@ -32,7 +33,7 @@ from app.providers.jwt_verify import validate_claims, verify_jwt
 from app.providers.proxy_trust import header
 from app.providers.registry_types import ProviderDeps, ProxyProviderBuild
 from app.providers.remote_keys import KEY_REFETCH_INTERVAL_SECONDS, OutboundHttp, RemoteJwks
-from app.providers.settings import SignInSettings
+from app.providers.settings import KeyFetchSettings, SignInSettings
 
 DEFAULT_IAP_JWT_HEADER = "x-goog-iap-jwt-assertion"
 IAP_ISSUER = "https://cloud.google.com/iap"
@@ -50,11 +51,12 @@ class GcpIapAuthenticator:
         keys_url: str = IAP_KEYS_URL,
         transport: httpx.AsyncBaseTransport | None = None,
         refetch_interval_seconds: float = KEY_REFETCH_INTERVAL_SECONDS,
+        timeout_seconds: float = OUTBOUND_TIMEOUT_SECONDS,
     ) -> None:
         self.audience = audience
         self.jwt_header = jwt_header
         self._clock = clock
-        self._http = OutboundHttp(transport)
+        self._http = OutboundHttp(transport, timeout_seconds=timeout_seconds)
         self.keys = RemoteJwks(
             url=keys_url,
             http=self._http,
@@ -136,7 +138,7 @@ RESOLVERS: dict[str, ResolverFactory] = {
 # -- config -----------------------------------------------------------------------------
 
 
-class GcpIapSettings(Lenient):
+class GcpIapSettings(KeyFetchSettings):
     audience: str = Field(min_length=1)
     jwtHeader: str | None = Field(default=None, min_length=1)
     signIn: SignInSettings | None = None
@@ -149,5 +151,6 @@ def create(raw: dict[str, Any], path: str, deps: ProviderDeps) -> ProxyProviderB
         jwt_header=(settings.jwtHeader or DEFAULT_IAP_JWT_HEADER).lower(),
         clock=deps.clock,
         transport=deps.transport,
+        timeout_seconds=settings.timeout_seconds,
     )
     return ProxyProviderBuild(authenticator=authenticator, sign_in=settings.signIn)

@@ -70,15 +70,21 @@ class OutboundHttp:
     closes it on shutdown; a test client may run the lifespan more than once).
     """
 
-    def __init__(self, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        transport: httpx.AsyncBaseTransport | None = None,
+        *,
+        timeout_seconds: float = OUTBOUND_TIMEOUT_SECONDS,
+    ) -> None:
         self._transport = transport
+        self.timeout_seconds = timeout_seconds
         self._client: httpx.AsyncClient | None = None
 
     def _current(self) -> httpx.AsyncClient:
         if self._client is None or self._client.is_closed:
             self._client = httpx.AsyncClient(
                 transport=self._transport,
-                timeout=httpx.Timeout(OUTBOUND_TIMEOUT_SECONDS),
+                timeout=httpx.Timeout(self.timeout_seconds),
                 follow_redirects=False,
             )
         return self._client
@@ -87,10 +93,14 @@ class OutboundHttp:
         self, url: str, *, what: str, headers: Mapping[str, str] | None = None
     ) -> httpx.Response:
         """GET ``url``; a network failure or a non-200 answer is a ``KeyFetchError``."""
+        # httpx's figure is per phase (connect, each read): the whole call is bounded too.
         try:
-            response = await self._current().get(url, headers=dict(headers or {}))
-        except httpx.TimeoutException as exc:
-            raise KeyFetchError(f"{what} at {url} timed out") from exc
+            async with asyncio.timeout(self.timeout_seconds):
+                response = await self._current().get(url, headers=dict(headers or {}))
+        except (httpx.TimeoutException, TimeoutError) as exc:
+            raise KeyFetchError(
+                f"{what} at {url} timed out after {self.timeout_seconds:g} seconds"
+            ) from exc
         except httpx.HTTPError as exc:
             raise KeyFetchError(f"{what} at {url} failed ({exc.__class__.__name__})") from exc
         if response.status_code != 200:

@@ -8,6 +8,7 @@ from pydantic import Field, field_validator
 
 from app.config.validation import Lenient
 from app.core.durations import parse_duration_seconds
+from app.core.timeouts import OUTBOUND_TIMEOUT_SECONDS
 from app.oauth.scopes import split_scope
 
 
@@ -21,6 +22,27 @@ class SignInSettings(Lenient):
             if not isinstance(item.get("resolver"), str):
                 raise ValueError(f"resolvers[{i}] needs a 'resolver' name")
         return value
+
+
+class KeyFetchSettings(Lenient):
+    """``timeout`` of a proxy provider (``auth.providers.<id>.timeout``; ours, Backstage's
+    proxy providers have none): the limit for each fetch of its signing keys (and
+    cfaccess's identity), the whole call, connecting included. Default 10 seconds."""
+
+    timeout: Any = None
+
+    @field_validator("timeout")
+    @classmethod
+    def _positive(cls, value: Any) -> Any:
+        if value is not None and parse_duration_seconds(value) <= 0:
+            raise ValueError("must be positive")
+        return value
+
+    @property
+    def timeout_seconds(self) -> float:
+        if self.timeout is None:
+            return OUTBOUND_TIMEOUT_SECONDS
+        return parse_duration_seconds(self.timeout)
 
 
 class OAuthEnvSettings(Lenient):

@@ -67,7 +67,8 @@ def create_app(
     deps = deps or Dependencies(clock=SystemClock())
     metrics = Metrics(set(settings.providers))
     # Every call to an identity provider or catalog goes through one metered transport.
-    outbound = MeteredTransport(deps.transport or OutboundTransport(), metrics)
+    base_transport = deps.transport or OutboundTransport()
+    outbound = MeteredTransport(base_transport, metrics)
     database = build_database(settings, deps)
     plugin_tokens = PluginTokenIssuer(plugin_keys(settings, database, deps), deps.clock)
     catalog = deps.catalog
@@ -89,6 +90,7 @@ def create_app(
         deps=deps,
         plugin_tokens=plugin_tokens,
         transport=outbound,
+        outbound=base_transport if isinstance(base_transport, OutboundTransport) else None,
     )
     runtimes = build_runtimes(
         settings,

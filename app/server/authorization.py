@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Sequence
 
 from app.authz.cimd import ClientMetadataDocuments
-from app.authz.cimd_fetch import Resolver, system_resolver
+from app.authz.cimd_fetch import ProxyFor, Resolver, direct, system_resolver
 from app.authz.clients import ClientRegistry
 from app.authz.offline import OfflineSessions
 from app.authz.refresh_tokens import TokenHasher, derive_key
@@ -41,8 +42,11 @@ def build_authorization_server(
     *,
     development: bool = False,
     resolver: Resolver | None = None,
+    proxy_for: ProxyFor = direct,
+    tls: ssl.SSLContext | None = None,
 ) -> AuthorizationServer | None:
-    """``resolver`` resolves the hosts of metadata documents (tests give a fake one)."""
+    """``resolver`` resolves the hosts of metadata documents (tests give a fake one);
+    ``proxy_for`` and ``tls`` are the outbound transport's proxy decision and trust."""
     config = settings.authorization
     if not config.enabled:
         return None
@@ -54,6 +58,8 @@ def build_authorization_server(
             clock=clock,
             development=development,
             resolver=resolver or system_resolver,
+            proxy_for=proxy_for,
+            tls=tls,
         )
     assert database is not None  # application._database provides one
     offline = None

@@ -23,6 +23,7 @@ import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
+from app.core.deadline import capped, time_left
 from app.server.proxy_env import ProxyRules
 from app.server.trust import Trust, trust_from_environ
 
@@ -86,6 +87,23 @@ class _TranslatedStream(httpx.AsyncByteStream):
         await self._stream.aclose()
 
 
+def _cap_to_request_deadline(request: httpx.Request) -> None:
+    """Inside an incoming request's deadline, each phase of this call (and of each retry,
+    a call of its own) gets the smaller of its own timeout and the time left."""
+    left = time_left()
+    if left is None:
+        return
+    timeouts = request.extensions.get("timeout")
+    phases = timeouts if isinstance(timeouts, dict) else dict.fromkeys(_PHASES)
+    request.extensions["timeout"] = {
+        phase: capped(value if isinstance(value, int | float) else left)
+        for phase, value in phases.items()
+    }
+
+
+_PHASES = ("connect", "read", "write", "pool")
+
+
 class OutboundTransport(httpx.AsyncBaseTransport):
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
         environ = os.environ if environ is None else environ
@@ -111,6 +129,7 @@ class OutboundTransport(httpx.AsyncBaseTransport):
         return self._via[proxy]
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        _cap_to_request_deadline(request)
         try:
             response = await self._route(request).handle_async_request(request)
         except (TimeoutError, httpx.TransportError, aiohttp.ClientError) as exc:

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 
 from app.authz.callers import ServiceCallers
-from app.authz.cimd_fetch import Resolver
+from app.authz.cimd_fetch import Resolver, direct
 from app.authz.plugin_callers import PluginCallers
 from app.config.session_secret import server_secrets
 from app.config.settings import Settings
@@ -46,6 +46,7 @@ from app.providers.remote_keys import OutboundHttp
 from app.refresh.coalescing import InProcessRefreshCoordinator, RefreshCoordinator
 from app.refresh.shared import DatabaseRefreshCoordinator
 from app.server.authorization import build_authorization_server
+from app.server.http_transport import OutboundTransport
 from app.sessions.records import session_records
 
 log = logging.getLogger(__name__)
@@ -148,7 +149,10 @@ def build_services(
     deps: Dependencies,
     plugin_tokens: PluginTokenIssuer,
     transport: httpx.AsyncBaseTransport | None = None,
+    outbound: OutboundTransport | None = None,
 ) -> Services:
+    """``outbound``: the server's own transport (None with a test's fake one), whose proxy
+    decision and trust the metadata-document fetch (its own connections) follows."""
     app_origin = parse_origin(settings.app_base_url)
     if app_origin is None:  # read_settings validated it: only a hand-made Settings gets here
         raise ConfigError(f"app.baseUrl: '{settings.app_base_url}' is not an http(s) URL")
@@ -196,6 +200,8 @@ def build_services(
         audit,
         development=development,
         resolver=deps.dns_resolver,
+        proxy_for=outbound.proxies.proxy_for if outbound is not None else direct,
+        tls=outbound.trust.context if outbound is not None else None,
     )
     return Services(
         settings=settings,

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import httpx
 import pytest
 
+from app.core.deadline import request_deadline
 from app.server.http_transport import OutboundTransport
 
 pytestmark = pytest.mark.anyio
@@ -112,3 +113,26 @@ async def test_a_body_cut_short_is_a_read_error(client: httpx.AsyncClient) -> No
     async with server:
         with pytest.raises(httpx.ReadError):
             await client.get(url)
+
+
+async def test_inside_a_request_deadline_each_call_gets_at_most_the_time_left(
+    anyio_backend: str,
+) -> None:
+    transport = OutboundTransport({})
+    seen: list[dict[str, float]] = []
+
+    async def capture(request: httpx.Request) -> httpx.Response:
+        seen.append(dict(request.extensions["timeout"]))
+        return httpx.Response(204)
+
+    transport._direct.handle_async_request = capture  # type: ignore[method-assign]
+    own = httpx.Timeout(10.0, connect=0.2)
+    async with httpx.AsyncClient(transport=transport, timeout=own) as client:
+        await client.get("http://127.0.0.1:9/")
+        async with request_deadline(3.0, "Authentication failed"):
+            await asyncio.sleep(0.5)
+            await client.get("http://127.0.0.1:9/")
+    assert seen[0] == {"connect": 0.2, "read": 10.0, "write": 10.0, "pool": 10.0}
+    assert seen[1]["connect"] == 0.2  # its own figure is the smaller
+    for phase in ("read", "write", "pool"):
+        assert 2.0 < seen[1][phase] <= 2.5, seen[1]

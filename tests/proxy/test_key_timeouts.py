@@ -1,0 +1,147 @@
+"""The proxy providers' ``timeout`` (ours): a key endpoint slower than it fails within it,
+measured over real sockets through the server's own outbound transport, as the provider's
+503, never a 500; a bad value is a config error at start."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import pytest
+
+from app.config.settings import read_settings
+from app.config.validation import ConfigError
+from app.identity.catalog import InMemoryCatalog
+from app.providers.registry import REGISTRY
+from app.server.application import create_app
+from app.server.http_transport import OutboundTransport
+from app.server.wiring import Dependencies
+from tests.fakes.proxy_keys import ProxyKeyServer
+from tests.proxy.helpers import JANE, PROVIDERS_CONFIG, PROXY_DEFINITIONS, client, config
+from tests.proxy.test_refresh import _alb, _cf, _iap
+
+SLOW_SECONDS = 3.0
+
+
+class _ToSlowServer(httpx.AsyncBaseTransport):
+    """Sends every request to the local slow server (same path), through the real
+    outbound transport: the providers' fixed key URLs land on a real, slow socket."""
+
+    def __init__(self, port: int) -> None:
+        self._port = port
+        self._inner = OutboundTransport({})
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        request.url = request.url.copy_with(scheme="http", host="127.0.0.1", port=self._port)
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+@pytest.fixture(scope="module")
+def slow_port() -> Iterator[int]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            time.sleep(SLOW_SECONDS)
+            try:
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+            except OSError:
+                pass
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+CASES = [
+    ("awsalb", _alb, "ALB public key"),
+    ("gcpIap", _iap, "Google IAP public keys"),
+    ("cfaccess", _cf, "Cloudflare Access signing keys"),
+]
+
+
+@pytest.mark.parametrize(("provider", "headers_of", "what"), CASES, ids=[c[0] for c in CASES])
+def test_a_key_endpoint_slower_than_the_timeout_fails_within_it(
+    slow_port: int, provider: str, headers_of: Any, what: str
+) -> None:
+    keys = ProxyKeyServer()  # signs the assertions; its keys are never served
+    providers = {provider: {**PROVIDERS_CONFIG[provider], "timeout": "500ms"}}
+    app = create_app(
+        read_settings(config(providers)),
+        deps=Dependencies(
+            clock=keys.clock,
+            transport=_ToSlowServer(slow_port),
+            catalog=InMemoryCatalog([JANE]),
+            providers={**REGISTRY, **PROXY_DEFINITIONS},
+        ),
+    )
+    with client(app) as http:
+        started = time.perf_counter()
+        response = http.get(f"/api/auth/{provider}/refresh", headers=headers_of(keys))
+        elapsed = time.perf_counter() - started
+    assert response.status_code == 503, response.text
+    error = response.json()["error"]
+    assert error["name"] == "ServiceUnavailableError"
+    assert what in error["message"]
+    assert "timed out after 0.5 seconds" in error["message"]
+    # 0.5 s configured; the endpoint takes 3 s (10 s is the default).
+    assert 0.4 < elapsed < 1.5, elapsed
+
+
+@pytest.mark.parametrize("provider", ["awsalb", "gcpIap", "cfaccess"])
+@pytest.mark.parametrize("value", ["soon", 0, "-2s", {"hours": -1}])
+def test_a_bad_timeout_is_a_config_error_at_start(provider: str, value: Any) -> None:
+    providers = {provider: {**PROVIDERS_CONFIG[provider], "timeout": value}}
+    with pytest.raises(ConfigError, match=rf"auth\.providers\.{provider}\.timeout"):
+        create_app(
+            read_settings(config(providers)),
+            deps=Dependencies(
+                clock=ProxyKeyServer().clock,
+                catalog=InMemoryCatalog([JANE]),
+                providers={**REGISTRY, **PROXY_DEFINITIONS},
+            ),
+        )
+
+
+def test_a_proxy_refresh_holds_the_request_deadline(slow_port: int) -> None:
+    """The key endpoint within the provider's own (default 10 s) timeout, but past
+    auth.requestDeadline: the request ends at the deadline with the same 503."""
+    keys = ProxyKeyServer()
+    raw = config({"gcpIap": PROVIDERS_CONFIG["gcpIap"]})
+    raw["auth"]["requestDeadline"] = "1s"
+    app = create_app(
+        read_settings(raw),
+        deps=Dependencies(
+            clock=keys.clock,
+            transport=_ToSlowServer(slow_port),
+            catalog=InMemoryCatalog([JANE]),
+            providers={**REGISTRY, **PROXY_DEFINITIONS},
+        ),
+    )
+    with client(app) as http:
+        started = time.perf_counter()
+        response = http.get("/api/auth/gcpIap/refresh", headers=_iap(keys))
+        elapsed = time.perf_counter() - started
+    assert response.status_code == 503, response.text
+    assert response.json()["error"] == {
+        "name": "ServiceUnavailableError",
+        "message": "Authentication failed, the request did not complete within 1 seconds",
+    }
+    assert 0.95 < elapsed < 1.6, elapsed
