@@ -16,9 +16,8 @@ This server's own keys, under ``auth.catalog``:
 * ``fileRefreshInterval``: duration, how often file locations are checked for changes
   (on a lookup); default 5 seconds.
 * ``remote``: ``{baseUrl, token, cacheTtl?, timeout?}``, a running Backstage catalog
-  instead of files. Backstage's auth backend finds its catalog through the discovery
-  service and calls it with service tokens its own backend issues; a separate server has
-  neither, so the catalog's base URL and a static token are configured here. On the
+  instead of files, with a static token: the explicit override of rule 2 below, for a
+  catalog that discovery does not reach or that does not trust our plugin keys. On the
   Backstage side the token is a ``backend.auth.externalAccess`` entry of ``type: static``
   (``options: {token, subject}``, optionally ``accessRestrictions: [{plugin: catalog}]``).
   ``baseUrl`` is the Backstage backend's base URL (``/api/catalog`` is appended);
@@ -36,9 +35,6 @@ Which catalog, in order (one rule; ``describe_catalog`` says which applied and w
    is never read.
 3. Otherwise (the zero-config demo, a config written for this server alone): the
    ``type: file`` locations of ``catalog.locations``.
-
-One piece (over 300 lines): the one rule that picks the catalog (remote override,
-discovery, files) and each catalog's config reading, which the rule must see together.
 
 One piece (over 300 lines): the one rule that picks the catalog (remote override,
 discovery, files) and each catalog's config reading, which the rule must see together.

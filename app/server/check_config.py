@@ -183,6 +183,7 @@ def check(
         settings.raw,
         proxies or ProxyRules.from_environ(os.environ),
         trust_from_environ(os.environ).description,
+        settings.plugins,
     )
     if dev_idp is not None:
         report.lines += [

@@ -13,6 +13,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from app.config.discovery import OWN_PLUGIN_ID, Discovery
 from app.server.proxy_env import ProxyRules
 
 # Keys whose URLs the browser, not the server, visits.
@@ -30,21 +31,32 @@ def _urls(config: Any, path: str) -> Iterator[tuple[str, str]]:
             yield path, config
 
 
-def outbound_urls(raw: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """(config key, URL) for each URL the server calls, first key per origin."""
+def outbound_urls(
+    raw: Mapping[str, Any], discovery: Discovery | None = None
+) -> list[tuple[str, str]]:
+    """(config key, URL) for each URL the server calls, first key per origin. With
+    ``discovery`` naming ``auth`` and no ``auth.catalog.remote``, the catalog found
+    through discovery too (app.identity.catalog_config's rule)."""
     auth = raw.get("auth")
-    if not isinstance(auth, Mapping):
-        return []
+    auth = auth if isinstance(auth, Mapping) else {}
     found: dict[str, tuple[str, str]] = {}
     for section in ("providers", "catalog"):
         for key, url in _urls(auth.get(section), f"auth.{section}"):
             parts = urlsplit(url)
             found.setdefault(f"{parts.scheme}://{parts.netloc}", (key, url))
+    catalog = auth.get("catalog")
+    remote = catalog.get("remote") if isinstance(catalog, Mapping) else None
+    if remote is None and discovery is not None and discovery.configured(OWN_PLUGIN_ID):
+        url = discovery.internal("catalog")
+        parts = urlsplit(url)
+        found.setdefault(f"{parts.scheme}://{parts.netloc}", ("discovery (catalog)", url))
     return list(found.values())
 
 
-def outbound_lines(raw: Mapping[str, Any], proxies: ProxyRules, trust: str) -> list[str]:
-    urls = outbound_urls(raw)
+def outbound_lines(
+    raw: Mapping[str, Any], proxies: ProxyRules, trust: str, discovery: Discovery | None = None
+) -> list[str]:
+    urls = outbound_urls(raw, discovery)
     if not urls:
         return []
     lines = [

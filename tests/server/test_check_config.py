@@ -7,9 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from app.config.discovery import read_discovery
 from app.config.settings import read_settings
 from app.server.check_authorization import check_authorization
 from app.server.check_config import Report
+from app.server.outbound_hosts import outbound_urls
 from tests.support.cli_server import DEFAULT_CONFIG, run_cli, write_config
 
 
@@ -432,3 +434,34 @@ def test_outbound_hosts_show_their_proxy(tmp_path: Path) -> None:
     # The browser's URLs are not the server's outbound calls; credentials are not printed.
     assert "backstage.example.com: " not in result.stdout
     assert "hunter2" not in result.stdout
+
+
+def test_the_catalog_found_through_discovery_is_an_outbound_host() -> None:
+    raw: dict[str, Any] = {
+        "discovery": {
+            "endpoints": [
+                {"target": "http://auth.internal:7008/api/{{pluginId}}", "plugins": ["auth"]},
+                {"target": "http://backstage.internal:7007/api/{{pluginId}}", "plugins": ["*"]},
+            ]
+        },
+        "auth": {},
+    }
+    discovery = read_discovery(
+        raw, backend_base_url="https://backstage.example.com", listen_host="", listen_port=7007
+    )
+    assert outbound_urls(raw, discovery) == [
+        ("discovery (catalog)", "http://backstage.internal:7007/api/catalog")
+    ]
+    # The explicit override wins, as it does for the catalog itself.
+    raw["auth"] = {"catalog": {"remote": {"baseUrl": "https://catalog.corp.example"}}}
+    assert outbound_urls(raw, discovery) == [
+        ("auth.catalog.remote.baseUrl", "https://catalog.corp.example")
+    ]
+    # Without discovery naming auth, the catalog is the files: nothing to call.
+    assert (
+        outbound_urls(
+            {"auth": {}},
+            read_discovery({}, backend_base_url="http://x", listen_host="", listen_port=1),
+        )
+        == []
+    )
