@@ -92,7 +92,7 @@ def shared_config(
     main_port: int,
     our_port: int,
     users_file: Path,
-    op: OpenIDProvider,
+    op: OpenIDProvider | None,
     extra_plugins: dict[str, str] | None = None,
     **auth: Any,
 ) -> dict[str, Any]:
@@ -134,29 +134,30 @@ def shared_config(
             "session": {"secret": SECRET},
             "providers": {
                 "guest": {"userEntityRef": ALICE, "dangerouslyAllowOutsideDevelopment": True},
-                "oidc": {
-                    "development": {
-                        "metadataUrl": op.metadata_url,
-                        "clientId": "backstage",
-                        "clientSecret": "backstage-secret",
-                        "prompt": "auto",
-                        "signIn": {
-                            "resolvers": [
-                                {
-                                    "resolver": "emailLocalPartMatchingUserEntityName",
-                                    # A user the catalog lacks still signs in: the refresh
-                                    # tokens' catalog presence check must stop them.
-                                    "dangerouslyAllowSignInWithoutUserInCatalog": True,
-                                }
-                            ]
-                        },
-                    }
-                },
             },
             "staticClients": [{"clientId": CLI, "redirectUris": [CLI_CALLBACK]}],
             "experimentalRefreshToken": {"enabled": True},
         },
     }
+    if op is not None:
+        config["auth"]["providers"]["oidc"] = {
+            "development": {
+                "metadataUrl": op.metadata_url,
+                "clientId": "backstage",
+                "clientSecret": "backstage-secret",
+                "prompt": "auto",
+                "signIn": {
+                    "resolvers": [
+                        {
+                            "resolver": "emailLocalPartMatchingUserEntityName",
+                            # A user the catalog lacks still signs in: the refresh
+                            # tokens' catalog presence check must stop them.
+                            "dangerouslyAllowSignInWithoutUserInCatalog": True,
+                        }
+                    ]
+                },
+            }
+        }
     for plugin_id, target in (extra_plugins or {}).items():
         config["discovery"]["endpoints"].append({"target": target, "plugins": [plugin_id]})
     config["auth"].update(copy.deepcopy(auth))
@@ -167,7 +168,7 @@ def shared_config(
 class Split:
     main: MainBackend
     ours: OurServer
-    op: OpenIDProvider
+    op: OpenIDProvider | None
     config: dict[str, Any]
     config_path: Path
 
@@ -193,27 +194,37 @@ def wait_for_catalog(main: MainBackend, timeout: float = 60.0) -> None:
 
 @contextmanager
 def split_set_up(
-    workdir: Path, extra_plugins: dict[str, str] | None = None, **auth: Any
+    workdir: Path,
+    extra_plugins: dict[str, str] | None = None,
+    our_env: dict[str, str] | None = None,
+    with_oidc: bool = True,
+    **auth: Any,
 ) -> Iterator[Split]:
     """Both servers on one config file, started together; yields once the catalog holds
-    the test users."""
+    the test users. ``auth``: keys added to the shared ``auth`` section. ``with_oidc``:
+    the real OpenID provider as a second sign-in (the MCP client's venv cannot run our
+    OAuth providers: Authlib switches to httpx2 there)."""
     main_port, our_port = free_port(), free_port()
     users_file = workdir / "users.yaml"
     users_file.write_text(yaml.safe_dump_all(USERS))
-    op = start_openid_provider(
-        clients=[
-            {
-                "client_id": "backstage",
-                "client_secret": "backstage-secret",
-                "redirect_uris": [f"http://localhost:{our_port}/api/auth/oidc/handler/frame"],
-            }
-        ]
+    op = (
+        start_openid_provider(
+            clients=[
+                {
+                    "client_id": "backstage",
+                    "client_secret": "backstage-secret",
+                    "redirect_uris": [f"http://localhost:{our_port}/api/auth/oidc/handler/frame"],
+                }
+            ]
+        )
+        if with_oidc
+        else None
     )
     config = shared_config(main_port, our_port, users_file, op, extra_plugins, **auth)
     (workdir / "main").mkdir()
     (workdir / "ours").mkdir()
     main = MainBackend(config, workdir / "main", port=main_port)
-    ours = OurServer(config, workdir / "ours", port=our_port)
+    ours = OurServer(config, workdir / "ours", port=our_port, env=our_env)
     # One file for both, as the operator has it.
     config_path = workdir / "app-config.yaml"
     config_path.write_text(yaml.safe_dump(config))
@@ -228,7 +239,8 @@ def split_set_up(
     finally:
         ours.stop()
         main.stop()
-        op.stop()
+        if op is not None:
+            op.stop()
 
 
 def oidc_sign_in(split: Split, login: str) -> dict[str, Any]:
