@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -97,3 +98,12 @@ def test_a_real_mcp_client_calls_who_am_i_through_the_mcp_actions_backend(
     tokens = storage.tokens
     # scopes_supported named offline_access (refresh tokens are on): a refresh token.
     assert tokens is not None and tokens.refresh_token
+
+    # The access token expires: the client refreshes (the presence check asks the real
+    # catalog) and the new token works at the actions backend, without asking the user.
+    provider.context.token_expiry_time = time.time() - 1
+    _, again = asyncio.run(_who_am_i(mcp_url, provider))
+    assert again["userInfo"]["userEntityRef"] == ALICE
+    assert browser.approvals == 1
+    refreshed = storage.tokens
+    assert refreshed is not None and refreshed.access_token != tokens.access_token
