@@ -49,6 +49,13 @@ USERS: list[dict[str, Any]] = [
         "spec": {"profile": {"email": "alice@example.com"}, "memberOf": ["team-a"]},
     },
     {
+        # Removed from the catalog by a test.
+        "apiVersion": "backstage.io/v1alpha1",
+        "kind": "User",
+        "metadata": {"name": "bob"},
+        "spec": {"profile": {"email": "bob@example.com"}, "memberOf": []},
+    },
+    {
         "apiVersion": "backstage.io/v1alpha1",
         "kind": "Group",
         "metadata": {"name": "team-a"},
@@ -171,10 +178,19 @@ class Split:
     op: OpenIDProvider | None
     config: dict[str, Any]
     config_path: Path
+    users_file: Path
 
     @property
     def auth_api(self) -> str:
         return f"{self.ours.base_url}/api/auth"
+
+
+def catalog_entity(main: MainBackend, kind: str, name: str) -> httpx.Response:
+    return httpx.get(
+        f"{main.base_url}/api/catalog/entities/by-name/{kind}/default/{name}",
+        headers={"Authorization": f"Bearer {WATCH_TOKEN}"},
+        timeout=5,
+    )
 
 
 def wait_for_catalog(main: MainBackend, timeout: float = 60.0) -> None:
@@ -235,7 +251,7 @@ def split_set_up(
         ours.wait_ready(60)
         main.wait_ready(120)
         wait_for_catalog(main)
-        yield Split(main, ours, op, config, config_path)
+        yield Split(main, ours, op, config, config_path, users_file)
     finally:
         ours.stop()
         main.stop()

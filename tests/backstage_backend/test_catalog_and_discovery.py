@@ -11,11 +11,15 @@ import sys
 
 import httpx
 import pytest
+import yaml
 
 from tests.backstage_backend.support import (
     ALICE,
     TEAM,
+    USERS,
+    WATCH_TOKEN,
     Split,
+    catalog_entity,
     cli_refresh_token,
     guest_token,
     oidc_sign_in,
@@ -64,6 +68,36 @@ def test_the_refresh_presence_check_asks_the_real_catalog(split: Split) -> None:
     assert refused.json()["error"] == "invalid_grant"
     # Never again: the grant is gone.
     assert refresh(split, grant).status_code in (400, 401)
+
+
+def test_a_user_removed_from_the_catalog_cannot_refresh(split: Split) -> None:
+    bob = oidc_sign_in(split, "bob")["response"]["backstageIdentity"]
+    assert bob["identity"]["ownershipEntityRefs"] == ["user:default/bob"]
+    grant = cli_refresh_token(split, bob["token"])
+    refreshed = refresh(split, grant)
+    assert refreshed.status_code == 200, refreshed.text
+    grant = refreshed.json()["refresh_token"]
+
+    # The operator removes bob: from the file, and the entity at once (otherwise the
+    # catalog's orphan clean-up deletes it within half a minute).
+    split.users_file.write_text(
+        yaml.safe_dump_all([u for u in USERS if u["metadata"]["name"] != "bob"])
+    )
+    uid = catalog_entity(split.main, "user", "bob").json()["metadata"]["uid"]
+    deleted = httpx.delete(
+        f"{split.main.base_url}/api/catalog/entities/by-uid/{uid}",
+        headers={"Authorization": f"Bearer {WATCH_TOKEN}"},
+        timeout=10,
+    )
+    assert deleted.status_code == 204, deleted.text
+    assert catalog_entity(split.main, "user", "bob").status_code == 404
+    # At once: the check asks the catalog live, not the sign-in lookups' cache.
+    response = refresh(split, grant)
+    assert response.status_code in (400, 401), response.text
+    assert response.json() == {
+        "error": "invalid_grant",
+        "error_description": "User entity no longer exists in the catalog",
+    }
 
 
 def test_issuer_and_callback_urls_follow_discovery(split: Split) -> None:
