@@ -125,6 +125,20 @@ def _limited(user_token: str) -> str:
     return f"{segment(limited_header)}.{segment(claims)}.{payload['uip']}"
 
 
+def test_user_info_for_the_main_backends_user_info_service(split: Split) -> None:
+    """Backstage's DefaultUserInfoService on the main backend asks discovery's ``auth``
+    for ``/v1/userinfo`` with the credentials' token: for a plugin calling on a user's
+    behalf, the limited user token (which carries no ``ent``)."""
+    limited = _limited(guest_token(split))
+    info = httpx.get(
+        f"{split.auth_api}/v1/userinfo",
+        headers={"Authorization": f"Bearer {limited}"},
+        timeout=30,
+    )
+    assert info.status_code == 200, info.text
+    assert info.json()["claims"] == {"sub": ALICE, "ent": [ALICE, TEAM]}
+
+
 def test_on_behalf_of_a_user_and_the_refusals(split: Split, plugin: PeerPlugin) -> None:
     user = guest_token(split)
     exp = int(json.loads(base64.urlsafe_b64decode(user.split(".")[1] + "=="))["exp"])
