@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.backstage_backend.plugin import PEER, PeerPlugin, peer_plugin
+from tests.backstage_backend.plugin import BROKEN, PEER, PeerPlugin, peer_plugin
 from tests.backstage_backend.support import Split, split_set_up
 
 
@@ -19,5 +19,6 @@ def plugin() -> Iterator[PeerPlugin]:
 
 @pytest.fixture(scope="package")
 def split(tmp_path_factory: pytest.TempPathFactory, plugin: PeerPlugin) -> Iterator[Split]:
-    with split_set_up(tmp_path_factory.mktemp("split"), extra_plugins={PEER: plugin.base}) as s:
+    plugins = {PEER: plugin.base, BROKEN: plugin.base}
+    with split_set_up(tmp_path_factory.mktemp("split"), extra_plugins=plugins) as s:
         yield s

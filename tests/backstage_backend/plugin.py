@@ -19,6 +19,8 @@ from joserfc.jwk import ECKey
 from tests.support.oidc_provider import free_port
 
 PEER = "tester"
+# Another plugin on the same host whose key endpoint answers garbage.
+BROKEN = "broken"
 PLUGIN_TYPE = "vnd.backstage.plugin"
 
 
@@ -48,6 +50,10 @@ def peer_plugin() -> Iterator[PeerPlugin]:
             plugin.requests.append(self.path)
             if self.path == f"/api/{PEER}/.backstage/auth/v1/jwks.json":
                 body = json.dumps(plugin.jwks()).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+            elif self.path == f"/api/{BROKEN}/.backstage/auth/v1/jwks.json":
+                body = b'{"keys": [{"kty": "EC", "crv": "P-256", "x": 5}], '
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
             else:

@@ -20,7 +20,7 @@ from joserfc import jwt
 from joserfc.jwk import ECKey
 
 from app.authz.plugin_callers import NEW_CLIENT_BURST
-from tests.backstage_backend.plugin import PEER, PLUGIN_TYPE, PeerPlugin
+from tests.backstage_backend.plugin import BROKEN, PEER, PLUGIN_TYPE, PeerPlugin
 from tests.backstage_backend.support import ALICE, TEAM, Split, guest_token
 
 pytestmark = pytest.mark.integration
@@ -184,6 +184,16 @@ def test_on_behalf_of_a_user_and_the_refusals(split: Split, plugin: PeerPlugin) 
         )
 
 
+def test_a_plugin_whose_keys_are_garbage_is_refused(split: Split, plugin: PeerPlugin) -> None:
+    # Before the flood (file order), which uses up the new key clients of the minute.
+    for _ in range(3):
+        response = _at(split, "GET", LIST, plugin.token(sub=BROKEN))
+        assert response.status_code == 401, response.text
+    assert response.json()["error"]["name"] == "AuthenticationError"
+    # Fetched once; the failure is remembered.
+    assert plugin.requests.count(f"/api/{BROKEN}/.backstage/auth/v1/jwks.json") == 1
+
+
 def test_a_flood_of_made_up_subjects_is_not_a_fetch_per_subject(
     split: Split, plugin: PeerPlugin
 ) -> None:
@@ -218,7 +228,12 @@ _HOSTILE = [
 
 
 def test_no_5xx_under_hostile_tokens(split: Split, plugin: PeerPlugin) -> None:
-    tokens = [*_HOSTILE, plugin.token(sub="x" * 5000), plugin.token(obo=12), plugin.token(obo="")]
+    tokens = [
+        *_HOSTILE,
+        plugin.token(sub="x" * 5000),
+        plugin.token(obo=12),
+        plugin.token(obo=""),
+    ]
     for token in tokens:
         for method, path, body in (
             ("GET", LIST, None),
