@@ -120,10 +120,17 @@ def shared_config(
             # The MCP actions backend lists and invokes the auth plugin's actions.
             "actions": {"pluginSources": ["auth"]},
         },
-        # The auth plugin is our server.
+        # The auth plugin is our server: plugins call it at the internal URL, browsers
+        # and tokens (iss) name the external one.
         "discovery": {
             "endpoints": [
-                {"target": f"http://localhost:{our_port}/api/{{{{pluginId}}}}", "plugins": ["auth"]}
+                {
+                    "target": {
+                        "internal": f"http://127.0.0.1:{our_port}/api/{{{{pluginId}}}}",
+                        "external": f"http://localhost:{our_port}/api/{{{{pluginId}}}}",
+                    },
+                    "plugins": ["auth"],
+                }
             ]
         },
         "catalog": {

@@ -6,6 +6,8 @@ backend)."""
 
 from __future__ import annotations
 
+import base64
+import json
 import subprocess
 import sys
 
@@ -123,8 +125,13 @@ def test_issuer_and_callback_urls_follow_discovery(split: Split) -> None:
     ).json()
     assert resource["authorization_servers"] == [ours]
     assert resource["resource"] == f"{main}/api/mcp-actions/v1"
+    # ... which it fetches from our internal URL.
     proxied = httpx.get(f"{main}/.well-known/oauth-authorization-server", timeout=30).json()
     assert proxied["issuer"] == ours
+    internal = split.ours.base_url.replace("localhost", "127.0.0.1")
+    tokens = oidc_sign_in(split, "alice")["response"]["backstageIdentity"]["token"]
+    claims = json.loads(base64.urlsafe_b64decode(tokens.split(".")[1] + "=="))
+    assert claims["iss"] == ours and not ours.startswith(internal)
 
 
 def test_check_config_says_the_catalog_is_the_real_one_found_through_discovery(
