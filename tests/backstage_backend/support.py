@@ -91,10 +91,6 @@ class MainBackend(AuthServer):
         ]
 
 
-class OurServer(AuthServer):
-    """Our server on the shared config; ``--port`` is where discovery sends ``auth``."""
-
-
 def shared_config(
     main_port: int,
     our_port: int,
@@ -181,7 +177,7 @@ def shared_config(
 @dataclass
 class Split:
     main: MainBackend
-    ours: OurServer
+    ours: AuthServer
     op: OpenIDProvider | None
     config: dict[str, Any]
     config_path: Path
@@ -247,7 +243,8 @@ def split_set_up(
     (workdir / "main").mkdir()
     (workdir / "ours").mkdir()
     main = MainBackend(config, workdir / "main", port=main_port)
-    ours = OurServer(config, workdir / "ours", port=our_port, env=our_env)
+    # Listening on --port, where discovery sends auth.
+    ours = AuthServer(config, workdir / "ours", port=our_port, env=our_env)
     # One file for both, as the operator has it.
     config_path = workdir / "app-config.yaml"
     config_path.write_text(yaml.safe_dump(config))
