@@ -55,8 +55,10 @@ lock: $(VENV)/.installed-uv
 	cd $* && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-# The real Backstage auth backend (tests/backstage_auth): better-sqlite3's addon is built
-# from source against the local Node headers (no prebuilt binary can be downloaded).
+# The real Backstage backend from npm, one project for tests/backstage_auth (the auth
+# backend), tests/backstage_backend and tests/mcp_e2e (the catalog and MCP actions
+# backends beside our server): better-sqlite3's addon is built from source against the
+# local Node headers (no prebuilt binary can be downloaded).
 tests/backstage_auth/node_modules/.installed: tests/backstage_auth/package.json tests/backstage_auth/package-lock.json
 	cd tests/backstage_auth && npm ci --no-audit --no-fund --loglevel=error --nodedir=/usr
 	cd tests/backstage_auth && (node -e "new (require('better-sqlite3'))(':memory:')" 2>/dev/null \

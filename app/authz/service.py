@@ -25,7 +25,7 @@ from app.authz.refresh_tokens import token_id
 from app.authz.store import AuthorizationCode, AuthorizationSession, AuthorizationStore
 from app.core.clock import Clock
 from app.core.errors import AuthenticationError, InputError, NotFoundError
-from app.identity.catalog import Catalog
+from app.identity.catalog import Catalog, user_entity
 from app.identity.tokens import TokenIssuer
 from app.observability.audit import Audit
 
@@ -297,7 +297,9 @@ class AuthorizationServer:
             return
         assert self.offline is not None
         try:
-            entity = await self._catalog.get_user(user)
+            # Backstage's getEntityByRef on every refresh: a live answer from a remote
+            # catalog (its sign-in cache would let a removed user refresh for a while).
+            entity = await user_entity(self._catalog, user)
         except Exception as exc:  # noqa: BLE001 - any catalog failure refuses the refresh
             log.warning("Failed to validate catalog user existence for %s: %s", user, exc)
             raise AuthenticationError("Unable to validate user existence") from exc

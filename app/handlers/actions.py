@@ -4,11 +4,9 @@ answers; the action itself is ``app.authz.actions``'."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
-from connexion import request
 from starlette.responses import Response
 
 from app.authz.actions import WHO_AM_I, WHO_AM_I_ENTRY, check_input, who_am_i
@@ -17,8 +15,6 @@ from app.handlers.authorization_wire import Principal, principal
 from app.handlers.context import Services
 from app.handlers.identity import verify_user_token
 from app.handlers.responses import json_response
-
-_BEARER = re.compile(r"^Bearer[ ]+(\S+)$", re.I)
 
 
 async def list_actions(services: Services) -> Response:
@@ -66,11 +62,11 @@ async def _invoke(services: Services, action_id: str, raw_input: Any, *, secrets
 
 
 async def _ownership(services: Services, caller: Principal) -> list[str]:
-    """Backstage's user info: the token's ``ent`` claim, else the stored user info."""
+    """Backstage's user info: the user token's ``ent`` claim, else the stored user info
+    (a limited ``obo`` token carries no ``ent``)."""
     if caller.kind != "user":
         return []
-    match = _BEARER.match(request.headers.get("authorization", ""))
-    claims = await verify_user_token(services, match.group(1)) if match else {}
+    claims = await verify_user_token(services, caller.user_token) if caller.user_token else {}
     ent = claims.get("ent")
     if ent is None:
         stored = await services.user_info.get(caller.subject)

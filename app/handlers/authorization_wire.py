@@ -85,8 +85,13 @@ def client_credentials(
 
 @dataclass(frozen=True)
 class Principal:
+    """``user_token``: the user token a user's credentials carry, the caller's own or, for
+    a plugin calling on the user's behalf, the ``obo`` limited user token (never the
+    plugin token itself, which is signed with the calling plugin's keys)."""
+
     kind: Literal["none", "user", "service"]
     subject: str = ""
+    user_token: str | None = None
 
 
 async def principal(services: Services) -> Principal:
@@ -104,7 +109,7 @@ async def principal(services: Services) -> Principal:
         plugin := await services.plugin_callers.verify(token)
     ):
         if plugin.user is not None:
-            return Principal("user", plugin.user)
+            return Principal("user", plugin.user, plugin.limited_user_token)
         return Principal("service", plugin.subject)
     if services.callers is not None and (subject := services.callers.subject(token)):
         return Principal("service", subject)
@@ -115,7 +120,7 @@ async def principal(services: Services) -> Principal:
     claims = await verify_user_token(services, token)
     if typ != USER_TOKEN_TYPE:
         raise AuthenticationError("Illegal limited user token")
-    return Principal("user", str(claims["sub"]))
+    return Principal("user", str(claims["sub"]), token)
 
 
 def redirect_target(app_base_url: str, session_id: str) -> str:

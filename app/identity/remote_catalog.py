@@ -1,11 +1,13 @@
 """Users from a running Backstage catalog, over its REST API.
 
-``GET <baseUrl>/api/catalog/entities/by-query?filter=kind=user,...`` with a static
-``Authorization: Bearer <token>`` (on the Backstage side, a ``backend.auth.externalAccess``
-entry of ``type: static``). The response is ``{items, totalItems, pageInfo: {nextCursor?}}``;
-later pages are fetched with ``cursor=<nextCursor>`` alone, as ``@backstage/catalog-client``
-does. Ownership comes from the ``memberOf`` relations of each user (``spec.memberOf`` when
-the entity carries no relations).
+``GET <baseUrl>/api/catalog/entities/by-query?filter=kind=user,...`` (and
+``/entities/by-name/...`` for a whole entity) with ``Authorization: Bearer <token>``: a
+static token (on the Backstage side, a ``backend.auth.externalAccess`` entry of ``type:
+static``) or, found through discovery, a fresh plugin token of ours on every request.
+The response is ``{items, totalItems, pageInfo: {nextCursor?}}``; later pages are
+fetched with ``cursor=<nextCursor>`` alone, as ``@backstage/catalog-client`` does.
+Ownership comes from the ``memberOf`` relations of each user (``spec.memberOf`` when the
+entity carries no relations).
 
 Filter values cannot be escaped in Backstage's filter syntax (a ``,`` splits conditions),
 so results are checked again here; the catalog only ever narrows the candidates.
@@ -181,11 +183,14 @@ class RemoteCatalog:
         where = f"the catalog at {self.base_url}"
         try:
             path = "/".join(quote(part, safe="") for part in (kind, namespace, name))
-            response = await self._client.get(f"/entities/by-name/{path}")
+            response = await self._client.get(
+                f"/entities/by-name/{path}", headers=await self._token_header()
+            )
         except httpx.HTTPError as exc:
             raise ServiceUnavailableError(f"Entity lookup failed, could not reach {where}") from exc
         if response.status_code == 404:
             return None
+        self._check_token_accepted(response, "Entity lookup")
         try:
             body = response.json() if response.status_code == 200 else None
         except ValueError:
@@ -255,13 +260,33 @@ class RemoteCatalog:
         while len(self._cache) > MAX_CACHE_ENTRIES:
             self._cache.popitem(last=False)
 
+    async def _token_header(self) -> dict[str, str]:
+        """A fresh plugin token per request (a static token is a client default header)."""
+        if isinstance(self._token, str):
+            return {}
+        return {"Authorization": f"Bearer {await self._token()}"}
+
+    def _check_token_accepted(self, response: httpx.Response, what: str) -> None:
+        if response.status_code not in (401, 403):
+            return
+        raise ServiceUnavailableError(
+            f"{what} failed, the catalog at {self.base_url} refused the token "
+            f"(HTTP {response.status_code}); "
+            + (
+                "check auth.catalog.remote.token against the catalog's "
+                "backend.auth.externalAccess static tokens"
+                if isinstance(self._token, str)
+                else "the catalog must reach our plugin keys at <discovery URL of auth>"
+                "/.backstage/auth/v1/jwks.json"
+            )
+        )
+
     async def _get_page(self, params: Mapping[str, str | int]) -> Mapping[str, Any]:
         where = f"the catalog at {self.base_url}"
         try:
-            headers = {}
-            if not isinstance(self._token, str):
-                headers["Authorization"] = f"Bearer {await self._token()}"
-            response = await self._client.get("/entities/by-query", params=params, headers=headers)
+            response = await self._client.get(
+                "/entities/by-query", params=params, headers=await self._token_header()
+            )
         except httpx.TimeoutException as exc:
             raise ServiceUnavailableError(
                 f"User lookup failed, {where} did not answer within {self._timeout:g} seconds",
@@ -271,17 +296,7 @@ class RemoteCatalog:
             raise ServiceUnavailableError(
                 f"User lookup failed, could not reach {where}", exc
             ) from exc
-        if response.status_code in (401, 403):
-            raise ServiceUnavailableError(
-                f"User lookup failed, {where} refused the token (HTTP {response.status_code}); "
-                + (
-                    "check auth.catalog.remote.token against the catalog's "
-                    "backend.auth.externalAccess static tokens"
-                    if isinstance(self._token, str)
-                    else "the catalog must reach our plugin keys at <discovery URL of auth>"
-                    "/.backstage/auth/v1/jwks.json"
-                )
-            )
+        self._check_token_accepted(response, "User lookup")
         if response.status_code != 200:
             raise ServiceUnavailableError(
                 f"User lookup failed, {where} answered HTTP {response.status_code}"

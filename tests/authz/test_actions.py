@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import httpx
 import pytest
 
 from app.authz.actions import WHO_AM_I_ENTRY
+from app.config.settings import read_settings
 from app.identity.catalog import CatalogUser, InMemoryCatalog
+from app.identity.plugin_keys import DatabasePluginKeys, MemoryPublicKeyRows
+from app.identity.plugin_tokens import PluginTokenIssuer, limited_user_token
+from app.providers.registry import REGISTRY
+from app.server.application import create_app
+from app.server.wiring import Dependencies
 from tests.authz.conftest import GUEST, SERVICE_TOKEN, World, build, config, user_token
 from tests.fakes.app_factory import make_client
 from tests.fakes.clock import FakeClock
@@ -66,6 +74,44 @@ def test_who_am_i_returns_the_users_entity_and_info(world: World) -> None:
         f"{ACTIONS}/v2/actions/auth:who-am-i/invoke", headers=_bearer(token), json={"input": {}}
     )
     assert v2.json() == response.json()
+
+
+def test_who_am_i_on_behalf_of_a_user_through_a_plugin_token() -> None:
+    """As Backstage's MCP actions backend calls it: a plugin token of its own (its keys at
+    its discovery URL) whose ``obo`` is the user's limited token. The user info comes
+    from that limited token and the stored user info, not from the plugin token."""
+    clock = FakeClock()
+    peer = PluginTokenIssuer(
+        DatabasePluginKeys(MemoryPublicKeyRows(), clock), clock, own_plugin_id="mcp-actions"
+    )
+    peer_keys: list[dict[str, Any]] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/api/mcp-actions/.backstage/auth/v1/jwks.json":
+            return httpx.Response(200, json={"keys": peer_keys})
+        return httpx.Response(404)
+
+    app = create_app(
+        read_settings(config()),
+        development=True,
+        deps=Dependencies(
+            clock=clock,
+            providers=REGISTRY,
+            catalog=InMemoryCatalog([CatalogUser(ref=GUEST)]),
+            transport=httpx.MockTransport(answer),
+        ),
+        validate_responses=True,
+    )
+    with make_client(app) as client:
+        obo = limited_user_token(user_token(client))
+        token = asyncio.run(peer.issue("auth", on_behalf_of=obo))
+        peer_keys.extend(asyncio.run(peer.public_keys()))
+        response = client.post(INVOKE, headers=_bearer(token), json={})
+    assert response.status_code == 200, response.text
+    assert response.json()["output"]["userInfo"] == {
+        "userEntityRef": GUEST,
+        "ownershipEntityRefs": [GUEST],
+    }
 
 
 def test_who_am_i_refuses_services_and_anonymous_callers(world: World) -> None:

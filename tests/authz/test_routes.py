@@ -326,6 +326,45 @@ def test_a_user_gone_from_the_catalog_ends_the_grant() -> None:
         assert response.json()["error_description"] == "User entity no longer exists in the catalog"
 
 
+def test_the_presence_check_asks_a_remote_catalog_live() -> None:
+    """A user removed from a remote catalog cannot refresh even once more: the check is
+    not answered from the sign-in lookups' cache (as Backstage's getEntityByRef)."""
+    import httpx
+
+    from app.identity.remote_catalog import RemoteCatalog
+
+    present = [True]
+    entity = {"kind": "User", "metadata": {"name": "guest", "namespace": "development"}}
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if not present[0]:
+            return httpx.Response(404, json={"error": {"name": "NotFoundError"}})
+        if request.url.path.endswith("/entities/by-name/user/development/guest"):
+            return httpx.Response(200, json=entity)
+        return httpx.Response(200, json={"items": [entity], "pageInfo": {}})
+
+    clock = FakeClock()
+    catalog = RemoteCatalog(
+        "http://catalog:7007", "token", clock=clock, transport=httpx.MockTransport(answer)
+    )
+    with make_client(build(config(), clock, catalog=catalog)) as client:
+        token = code_grant(client)["refresh_token"]
+        refreshed = client.post(
+            TOKEN, data={"grant_type": "refresh_token", "refresh_token": token, "client_id": PUBLIC}
+        )
+        assert refreshed.status_code == 200, refreshed.text
+        present[0] = False  # removed; the sign-in cache (10 s) still holds the user
+        response = client.post(
+            TOKEN,
+            data={
+                "grant_type": "refresh_token",
+                "refresh_token": refreshed.json()["refresh_token"],
+                "client_id": PUBLIC,
+            },
+        )
+        assert response.json()["error_description"] == "User entity no longer exists in the catalog"
+
+
 def test_revoke_needs_a_client(world: World) -> None:
     response = world.client.post("/api/auth/v1/revoke", data={"token": "x.y"})
     assert response.status_code == 401

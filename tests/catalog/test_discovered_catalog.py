@@ -55,6 +55,8 @@ async def test_a_shared_config_uses_the_real_catalog_with_plugin_tokens(tmp_path
 
     def answer(request: httpx.Request) -> httpx.Response:
         seen.append(request)
+        if request.url.path.startswith("/api/catalog/entities/by-name/"):
+            return httpx.Response(200, json=USER)
         return httpx.Response(200, json={"items": [USER], "pageInfo": {}})
 
     catalog = catalog_from_config(
@@ -71,12 +73,17 @@ async def test_a_shared_config_uses_the_real_catalog_with_plugin_tokens(tmp_path
         user = await catalog.get_user("user:default/ada")
         assert user is not None and user.ref == "user:default/ada"
         keys = KeySet.import_key_set({"keys": await ours.public_keys()})
-        (request,) = seen
-        assert str(request.url).startswith("http://cat:7007/api/catalog/entities/by-query?")
-        token = request.headers["authorization"].removeprefix("Bearer ")
-        decoded = jwt.decode(token, keys)
-        assert decoded.header["typ"] == "vnd.backstage.plugin"
-        assert (decoded.claims["sub"], decoded.claims["aud"]) == ("auth", "catalog")
+        # who-am-i's whole entity: the same plugin token (the real catalog answers 401
+        # without one).
+        assert await catalog.get_entity("user:default/ada") == USER
+        query, by_name = seen
+        assert str(query.url).startswith("http://cat:7007/api/catalog/entities/by-query?")
+        assert by_name.url.path == "/api/catalog/entities/by-name/user/default/ada"
+        for request in seen:
+            token = request.headers["authorization"].removeprefix("Bearer ")
+            decoded = jwt.decode(token, keys)
+            assert decoded.header["typ"] == "vnd.backstage.plugin"
+            assert (decoded.claims["sub"], decoded.claims["aud"]) == ("auth", "catalog")
         await catalog.aclose()
 
     await run()
