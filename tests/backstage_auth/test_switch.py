@@ -6,6 +6,7 @@ CLI client is refreshed at our server, and Backstage starts again on the databas
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import secrets
@@ -20,6 +21,9 @@ import httpx
 import psycopg
 import pytest
 
+from app.core.clock import SystemClock
+from app.db.database import Database
+from app.identity.plugin_keys import DatabasePluginKeys, DatabasePublicKeyRows
 from tests.support.oidc_provider import free_port
 from tests.support.postgres import PostgresServer
 from tests.support.server import AuthServer
@@ -225,3 +229,53 @@ def test_switching_a_running_backstage_to_our_server_and_back(
     # The cost a rollback has (docs/migrating-from-backstage.md): a refresh token we issued
     # is stored with our hash, which Backstage cannot check; that client signs in again.
     assert _refresh(backstage, refreshed.json()["refresh_token"]).status_code in (400, 401)
+
+
+def _plugin_kids(server: AuthServer) -> set[str]:
+    url = f"{_api(server)}/.backstage/auth/v1/jwks.json"
+    return {str(key["kid"]) for key in httpx.get(url, timeout=30).json()["keys"]}
+
+
+def _publish_our_plugin_key(url: str) -> str:
+    """What our server does before it signs its first plugin token (a catalog call)."""
+
+    async def run() -> str:
+        db = Database(url)
+        try:
+            await db.start()
+            keys = DatabasePluginKeys(DatabasePublicKeyRows(db.engine), SystemClock())
+            return (await keys.signing_key()).kid
+        finally:
+            await db.close()
+
+    return asyncio.run(run())
+
+
+def test_backstage_starts_on_a_database_we_created_and_serves_our_plugin_keys(
+    postgres_server: PostgresServer, tmp_path: Path
+) -> None:
+    """The other order of a switch: our server made the database (no Backstage before it),
+    then a Backstage instance joins. Its plugin key store (backend-defaults' knex migration
+    in backstage_backend_public_keys__knex_migrations) finds its table made and recorded,
+    and its JWKS of plugin keys publishes ours, so that a plugin token we signed verifies
+    whichever instance the caller asks."""
+    node()
+    database = f"ours_first_{uuid.uuid4().hex[:10]}"
+    port = free_port()
+    config = _config(postgres_server, database, f"http://localhost:{port}", port)
+    (tmp_path / "backstage").mkdir()
+    (tmp_path / "ours").mkdir()
+    ours = AuthServer(config, tmp_path / "ours")
+    backstage = BackstageServer(config, tmp_path / "backstage", port=port)
+    try:
+        ours.start(timeout=60)
+        kid = _publish_our_plugin_key(postgres_server.url(database))
+        assert kid in _plugin_kids(ours)
+        ours.stop()
+        backstage.start(timeout=120)
+        assert kid in _plugin_kids(backstage)
+        # And Backstage's users keep working on it.
+        assert _userinfo(backstage, _guest_token(backstage)).status_code == 200
+    finally:
+        ours.stop()
+        backstage.stop()
