@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -32,7 +33,11 @@ Use = Literal["current", "retry", "reuse", "invalid"]
 
 
 class RefreshTokenReused(AuthenticationError):
-    """A rotated-out refresh token came back: the grant is ended."""
+    """A rotated-out refresh token came back: the grant (``session``) is ended."""
+
+    def __init__(self, message: str, session: OfflineSession) -> None:
+        super().__init__(message)
+        self.session = session
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,14 @@ class OfflineSession:
     last_used_at: float
     previous_token_hash: str | None
     rotated_at: float | None
+
+
+class _Slow(AuthenticationError):
+    """Not an error: the grant's hashes are scrypt, to be checked outside the transaction."""
+
+    def __init__(self, session: OfflineSession) -> None:
+        super().__init__("scrypt")
+        self.session = session
 
 
 @dataclass(frozen=True)
@@ -133,8 +146,7 @@ class OfflineSessions:
     ) -> Use:
         """``classify``, in a worker thread when a stored hash is Backstage's scrypt (tens
         of milliseconds of CPU that would stall every other request on the event loop)."""
-        hashes = (session.token_hash, session.previous_token_hash)
-        if all(self._hasher.is_cheap(stored) for stored in hashes):
+        if self._cheap(session):
             return self.classify(session, token, client_id)
         return await asyncio.to_thread(self.classify, session, token, client_id)
 
@@ -158,15 +170,30 @@ class OfflineSessions:
         row = await bounded(_WHAT, _op)
         return _row(row) if row is not None else None
 
-    async def rotate(self, token: str, client_id: str | None) -> Rotation:
-        """Raises AuthenticationError (RefreshTokenReused when the grant was ended)."""
+    async def rotate(
+        self,
+        token: str,
+        client_id: str | None,
+        check: Callable[[OfflineSession], None] | None = None,
+    ) -> Rotation:
+        """Read, classify and rotate in one transaction. ``check`` sees the row of a live
+        grant before the token is classified; what it raises rolls the transaction back
+        (nothing was written yet).
+
+        Raises:
+            AuthenticationError: RefreshTokenReused when the grant was ended.
+        """
         session_id = token_id(token)
         if session_id is None:
             raise AuthenticationError("Invalid refresh token format")
-        # Set inside the transaction, raised after it commits (a rollback would keep the
-        # grant that an expired or reused token must end).
+        # Backstage's scrypt hashes cost tens of milliseconds: a first pass that meets one
+        # checks the token outside the transaction (not holding the connection), and the
+        # second pass finds the match remembered.
+        warmed = False
 
         async def rotate_row() -> tuple[Rotation | None, AuthenticationError | None]:
+            # Failures are returned, raised after the commit (a rollback would keep the
+            # grant that an expired or reused token must end).
             async with self._engine.begin() as conn:
                 query = select(table).where(table.c.id == session_id).with_for_update()
                 row = (await conn.execute(query)).first()
@@ -174,6 +201,10 @@ class OfflineSessions:
                     return None, AuthenticationError("Invalid refresh token")
                 session = _row(row)
                 expired = self.is_expired(session)
+                if check is not None and not expired:
+                    check(session)
+                if not expired and not warmed and not self._cheap(session):
+                    return None, _Slow(session)
                 use = (
                     "invalid"
                     if expired
@@ -189,15 +220,24 @@ class OfflineSessions:
                     await conn.execute(delete(table).where(table.c.id == session_id))
                     if use == "reuse":
                         return None, RefreshTokenReused(
-                            "Refresh token was already used; the grant is revoked"
+                            "Refresh token was already used; the grant is revoked", session
                         )
                 return None, AuthenticationError("Invalid refresh token")
 
         rotation, failure = await bounded(_WHAT, rotate_row)
+        if isinstance(failure, _Slow):
+            if await self.classify_off_loop(failure.session, token, client_id) == "invalid":
+                raise AuthenticationError("Invalid refresh token")
+            warmed = True
+            rotation, failure = await bounded(_WHAT, rotate_row)
         if failure is not None:
             raise failure
         assert rotation is not None
         return rotation
+
+    def _cheap(self, session: OfflineSession) -> bool:
+        hashes = (session.token_hash, session.previous_token_hash)
+        return all(self._hasher.is_cheap(stored) for stored in hashes)
 
     async def _store_rotation(
         self, conn: AsyncConnection, session: OfflineSession, use: Use

@@ -20,7 +20,7 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
 from app.authz.clients import ClientRegistry
 from app.authz.errors import OAuthError
-from app.authz.offline import OfflineSessions, RefreshTokenReused
+from app.authz.offline import OfflineSession, OfflineSessions, RefreshTokenReused
 from app.authz.refresh_tokens import token_id
 from app.authz.store import AuthorizationCode, AuthorizationSession, AuthorizationStore
 from app.core.clock import Clock
@@ -249,32 +249,40 @@ class AuthorizationServer:
         session_id = token_id(refresh_token)
         if session_id is None:
             raise AuthenticationError("Invalid refresh token format")
-        session = await self.offline.get(session_id)
-        if session is None:
-            raise AuthenticationError("Invalid refresh token")
-        if self.offline.is_expired(session):
-            await self.offline.delete(session_id)
-            raise AuthenticationError("Invalid refresh token")
-        bound = session.oidc_client_id
-        if client_id and bound and client_id != bound:
-            raise AuthenticationError("Refresh token was not issued to this client")
-        if (
-            bound
-            and self.clients.requires_authentication(bound)
-            and authenticated_client_id != bound
-        ):
-            raise OAuthError("invalid_client", "Client authentication required", 401)
-        if await self.offline.classify_off_loop(session, refresh_token, client_id) == "invalid":
-            raise AuthenticationError("Invalid refresh token")
-        await self._check_user(session.user_entity_ref, session_id)
+
+        def check(session: OfflineSession) -> None:
+            bound = session.oidc_client_id
+            if client_id and bound and client_id != bound:
+                raise AuthenticationError("Refresh token was not issued to this client")
+            if (
+                bound
+                and self.clients.requires_authentication(bound)
+                and authenticated_client_id != bound
+            ):
+                raise OAuthError("invalid_client", "Client authentication required", 401)
+
+        if self._check_catalog:
+            # The catalog is asked before the token rotates (a failed lookup must leave
+            # the token usable) and outside the transaction (it may be a remote call).
+            session = await self.offline.get(session_id)
+            if session is None:
+                raise AuthenticationError("Invalid refresh token")
+            if self.offline.is_expired(session):
+                await self.offline.delete(session_id)
+                raise AuthenticationError("Invalid refresh token")
+            check(session)
+            if await self.offline.classify_off_loop(session, refresh_token, client_id) == "invalid":
+                raise AuthenticationError("Invalid refresh token")
+            await self._check_user(session.user_entity_ref, session_id)
         try:
-            rotation = await self.offline.rotate(refresh_token, client_id)
-        except RefreshTokenReused:
+            # Without the catalog check, one transaction reads, checks and rotates.
+            rotation = await self.offline.rotate(refresh_token, client_id, check)
+        except RefreshTokenReused as exc:
             self._audit.event(
                 "refresh-token-reuse",
                 provider=AUDIT_PROVIDER,
-                client_id=bound,
-                user=session.user_entity_ref,
+                client_id=exc.session.oidc_client_id,
+                user=exc.session.user_entity_ref,
                 reason="a rotated-out refresh token was presented again; grant revoked",
             )
             raise
@@ -282,8 +290,8 @@ class AuthorizationServer:
             self._audit.event(
                 "refresh-token-retry",
                 provider=AUDIT_PROVIDER,
-                client_id=bound,
-                user=session.user_entity_ref,
+                client_id=rotation.session.oidc_client_id,
+                user=rotation.session.user_entity_ref,
             )
         token = await self._issue(rotation.session.user_entity_ref)
         return TokenGrant(
