@@ -175,10 +175,16 @@ class OfflineSessions:
         token: str,
         client_id: str | None,
         check: Callable[[OfflineSession], None] | None = None,
+        *,
+        entitled_client: str | None = None,
     ) -> Rotation:
         """Read, classify and rotate in one transaction. ``check`` sees the row of a live
         grant before the token is classified; what it raises rolls the transaction back
         (nothing was written yet).
+
+        ``entitled_client``: a client that passes ``check`` for a grant bound to it. Then
+        the common case, its own current token, is first tried in one statement (below);
+        anything else takes the path above.
 
         Raises:
             AuthenticationError: RefreshTokenReused when the grant was ended.
@@ -186,6 +192,12 @@ class OfflineSessions:
         session_id = token_id(token)
         if session_id is None:
             raise AuthenticationError("Invalid refresh token format")
+        if entitled_client is not None:
+            rotated = await bounded(
+                _WHAT, lambda: self._rotate_current(session_id, token, entitled_client)
+            )
+            if rotated is not None:
+                return rotated
         # Backstage's scrypt hashes cost tens of milliseconds: a first pass that meets one
         # checks the token outside the transaction (not holding the connection), and the
         # second pass finds the match remembered.
@@ -234,6 +246,46 @@ class OfflineSessions:
             raise failure
         assert rotation is not None
         return rotation
+
+    async def _rotate_current(self, session_id: str, token: str, client_id: str) -> Rotation | None:
+        """The rotation of a live grant of ``client_id`` whose current token this is, as
+        one compare-and-set ``UPDATE``: the row changes only if its hash is still the
+        presented token's (a concurrent rotation makes it match nothing, on PostgreSQL
+        too, where the second writer re-reads the row). None when it matched nothing.
+
+        The hash compared is the current key's: a grant hashed under a previous secret,
+        unkeyed or by Backstage takes the full path. A row with that hash had its
+        ``last_used_at`` written here with it, so comparing it in SQL is safe; its
+        ``created_at`` may be Backstage's (epoch millis in SQLite) and is checked here.
+        """
+        presented = self._hasher.hash(token)
+        new_token, new_hash = self._hasher.new_token(session_id)
+        now = self._clock.now()
+        stamp = to_datetime(now)
+        statement = (
+            update(table)
+            .where(
+                table.c.id == session_id,
+                table.c.token_hash == presented,
+                table.c.oidc_client_id == client_id,
+                table.c.last_used_at >= to_datetime(now - self._settings.token_lifetime_seconds),
+            )
+            .values(
+                token_hash=new_hash,
+                previous_token_hash=presented,
+                last_used_at=stamp,
+                rotated_at=stamp,
+            )
+            .returning(*table.c)
+        )
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(statement)).first()
+            session = _row(row) if row is not None else None
+            if session is None or self.is_expired(session):
+                await conn.rollback()
+                return None
+            await conn.commit()
+        return Rotation(session=session, refresh_token=new_token, retried=False)
 
     def _cheap(self, session: OfflineSession) -> bool:
         hashes = (session.token_hash, session.previous_token_hash)

@@ -276,7 +276,12 @@ class AuthorizationServer:
             await self._check_user(session.user_entity_ref, session_id)
         try:
             # Without the catalog check, one transaction reads, checks and rotates.
-            rotation = await self.offline.rotate(refresh_token, client_id, check)
+            rotation = await self.offline.rotate(
+                refresh_token,
+                client_id,
+                check,
+                entitled_client=self._entitled(client_id, authenticated_client_id),
+            )
         except RefreshTokenReused as exc:
             self._audit.event(
                 "refresh-token-reuse",
@@ -299,6 +304,17 @@ class AuthorizationServer:
             expires_in=self._issuer.expiration_seconds,
             refresh_token=rotation.refresh_token,
         )
+
+    def _entitled(self, client_id: str | None, authenticated: str | None) -> str | None:
+        """``client_id`` when a grant bound to it passes the refresh checks for this
+        request (it is configured, and authenticated if it must be), else None."""
+        if not client_id:
+            return None
+        try:
+            public = not self.clients.requires_authentication(client_id)
+        except AuthenticationError:
+            return None
+        return client_id if public or authenticated == client_id else None
 
     async def _check_user(self, user: str, session_id: str) -> None:
         if not self._check_catalog:
