@@ -29,7 +29,8 @@ from app.db.errors import bounded
 from app.db.schema import offline_sessions as table
 
 _WHAT = "Offline session store"
-# Built once: constructing it per request cost more than SQLite running it.
+# Built once: constructing a statement per request cost more than SQLite running it.
+_BY_ID = select(table).where(table.c.id == bindparam("session_id"))
 _ROTATE_CURRENT = (
     update(table)
     .where(
@@ -181,7 +182,7 @@ class OfflineSessions:
     async def get(self, session_id: str) -> OfflineSession | None:
         async def _op() -> Row[Any] | None:
             async with self._engine.connect() as conn:
-                row = (await conn.execute(select(table).where(table.c.id == session_id))).first()
+                row = (await conn.execute(_BY_ID, {"session_id": session_id})).first()
                 return row
 
         row = await bounded(_WHAT, _op)
