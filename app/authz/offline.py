@@ -5,7 +5,8 @@ Better than Backstage (RFC 9700 section 4.14.2): a rotated-out token presented a
 two holders, so it ends the grant, unless it is a retry by the same client within a short
 grace period (a lost response), which rotates once more. Every rotation and revocation
 runs in one transaction holding the row's lock (``SELECT ... FOR UPDATE`` on PostgreSQL;
-SQLite has one writer at a time), so concurrent refreshes never leave two live tokens.
+SQLite has one writer at a time), or, for a client's own current token, is one
+compare-and-set ``UPDATE``, so concurrent refreshes never leave two live tokens.
 """
 
 from __future__ import annotations
@@ -13,15 +14,21 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import bindparam, delete, insert, or_, select, update
+from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.engine import CursorResult, Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from app.authz.offline_records import (
+    BY_ID,
+    ROTATE_CURRENT,
+    OfflineSession,
+    Rotation,
+    session_from_row,
+)
 from app.authz.refresh_tokens import TokenHasher, token_id
-from app.authz.store import to_datetime, to_seconds
+from app.authz.store import to_datetime
 from app.config.authorization import RefreshTokenSettings
 from app.core.clock import Clock
 from app.core.errors import AuthenticationError
@@ -29,24 +36,6 @@ from app.db.errors import bounded
 from app.db.schema import offline_sessions as table
 
 _WHAT = "Offline session store"
-# Built once: constructing a statement per request cost more than SQLite running it.
-_BY_ID = select(table).where(table.c.id == bindparam("session_id"))
-_ROTATE_CURRENT = (
-    update(table)
-    .where(
-        table.c.id == bindparam("session_id"),
-        table.c.token_hash == bindparam("presented"),
-        table.c.oidc_client_id == bindparam("client_id"),
-        table.c.last_used_at >= bindparam("live_since", type_=table.c.last_used_at.type),
-    )
-    .values(
-        token_hash=bindparam("new_hash"),
-        previous_token_hash=bindparam("presented"),
-        last_used_at=bindparam("stamp", type_=table.c.last_used_at.type),
-        rotated_at=bindparam("stamp"),
-    )
-    .returning(*table.c)
-)
 Use = Literal["current", "retry", "reuse", "invalid"]
 
 
@@ -58,39 +47,12 @@ class RefreshTokenReused(AuthenticationError):
         self.session = session
 
 
-@dataclass(frozen=True)
-class OfflineSession:
-    id: str
-    user_entity_ref: str
-    oidc_client_id: str | None
-    token_hash: str
-    created_at: float
-    last_used_at: float
-    previous_token_hash: str | None
-    rotated_at: float | None
-
-
 class _Slow(AuthenticationError):
     """Not an error: the grant's hashes are scrypt, to be checked outside the transaction."""
 
     def __init__(self, session: OfflineSession) -> None:
         super().__init__("scrypt")
         self.session = session
-
-
-@dataclass(frozen=True)
-class Rotation:
-    session: OfflineSession
-    refresh_token: str
-    retried: bool
-
-
-def _row(row: Any) -> OfflineSession:
-    data = row._asdict()
-    for key in ("created_at", "last_used_at"):
-        data[key] = to_seconds(data[key])
-    data["rotated_at"] = to_seconds(data["rotated_at"]) if data["rotated_at"] else None
-    return OfflineSession(**data)
 
 
 class OfflineSessions:
@@ -182,11 +144,11 @@ class OfflineSessions:
     async def get(self, session_id: str) -> OfflineSession | None:
         async def _op() -> Row[Any] | None:
             async with self._engine.connect() as conn:
-                row = (await conn.execute(_BY_ID, {"session_id": session_id})).first()
+                row = (await conn.execute(BY_ID, {"session_id": session_id})).first()
                 return row
 
         row = await bounded(_WHAT, _op)
-        return _row(row) if row is not None else None
+        return session_from_row(row) if row is not None else None
 
     async def rotate(
         self,
@@ -229,7 +191,7 @@ class OfflineSessions:
                 row = (await conn.execute(query)).first()
                 if row is None:
                     return None, AuthenticationError("Invalid refresh token")
-                session = _row(row)
+                session = session_from_row(row)
                 expired = self.is_expired(session)
                 if check is not None and not expired:
                     check(session)
@@ -289,8 +251,8 @@ class OfflineSessions:
             "stamp": stamp,
         }
         async with self._engine.connect() as conn:
-            row = (await conn.execute(_ROTATE_CURRENT, values)).first()
-            session = _row(row) if row is not None else None
+            row = (await conn.execute(ROTATE_CURRENT, values)).first()
+            session = session_from_row(row) if row is not None else None
             if session is None or self.is_expired(session):
                 await conn.rollback()
                 return None

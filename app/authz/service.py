@@ -20,7 +20,8 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
 from app.authz.clients import ClientRegistry
 from app.authz.errors import OAuthError
-from app.authz.offline import OfflineSession, OfflineSessions, RefreshTokenReused
+from app.authz.offline import OfflineSessions, RefreshTokenReused
+from app.authz.offline_records import OfflineSession
 from app.authz.refresh_tokens import token_id
 from app.authz.store import AuthorizationCode, AuthorizationSession, AuthorizationStore
 from app.core.clock import Clock

@@ -20,7 +20,8 @@ from collections.abc import Sequence
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.authz.offline import OfflineSession, OfflineSessions, RefreshTokenReused, Rotation
+from app.authz.offline import OfflineSessions, RefreshTokenReused
+from app.authz.offline_records import OfflineSession, Rotation
 from app.authz.refresh_tokens import TokenHasher, derive_key
 from app.config.authorization import RefreshTokenSettings
 from app.db.engine import create_database_engine
