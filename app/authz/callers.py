@@ -90,18 +90,25 @@ class _JwksEntry:
         now = int(self._clock.now())
         try:
             decoded = jwt.decode(token, key, algorithms=self._algorithms)
+            claims = dict(decoded.claims)
+            # jose checks that iat is a number, not that it is past (only with a maximum
+            # token age, which Backstage does not set): an issuer's clock a little ahead
+            # is no reason to refuse.
+            iat = claims.pop("iat", 0)
+            if isinstance(iat, bool) or not isinstance(iat, int | float):
+                return None
             jwt.JWTClaimsRegistry(
                 now=now,
                 iss=_values(issuers),
                 aud=_values(self._options.audiences),
-            ).validate(decoded.claims)
+            ).validate(claims)
         except (JoseError, ValueError):
             return None
-        exp = decoded.claims.get("exp")
+        exp = claims.get("exp")
         # jose: expired when exp <= now (joserfc only when exp < now).
         if isinstance(exp, int | float) and exp <= now:
             return None
-        sub = decoded.claims.get("sub")
+        sub = claims.get("sub")
         if not isinstance(sub, str) or not sub:
             return None
         return f"{self._prefix}{sub}"
