@@ -35,7 +35,7 @@ from app.config.discovery import OWN_PLUGIN_ID
 from app.config.external_access import ExternalAccess, JwksOptions
 from app.core.clock import Clock
 from app.core.errors import NotAllowedError, ServiceUnavailableError
-from app.providers.remote_keys import OutboundHttp, RemoteJwks
+from app.providers.remote_keys import OutboundHttp, PublicKey, RemoteJwks
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,17 @@ ASYMMETRIC_ALGORITHMS = (
 
 def _values(option: tuple[str, ...] | None) -> ClaimsOption:
     return {"essential": True, "values": list(option)} if option else {}
+
+
+def _verified(token: str, keys: tuple[PublicKey, ...], algorithms: list[str]) -> jwt.Token | None:
+    """The token verified by the first of ``keys`` that fits its algorithm and signature
+    (without a ``kid``, jose tries each key of the set likewise)."""
+    for key in keys:
+        try:
+            return jwt.decode(token, key, algorithms=algorithms)
+        except (JoseError, ValueError):
+            continue
+    return None
 
 
 class _JwksEntry:
@@ -81,15 +92,19 @@ class _JwksEntry:
             return None
         kid = header.get("kid")
         try:
-            key = await self.keys.key_for(kid if isinstance(kid, str) else None)
+            if isinstance(kid, str):
+                key = await self.keys.key_for(kid)
+                keys: tuple[PublicKey, ...] = (key,) if key is not None else ()
+            else:
+                keys = await self.keys.all_keys()
         except ServiceUnavailableError as exc:
             log.warning("externalAccess jwks token refused: %s", exc.message)
             return None
-        if key is None:
+        decoded = _verified(token, keys, self._algorithms)
+        if decoded is None:
             return None
         now = int(self._clock.now())
         try:
-            decoded = jwt.decode(token, key, algorithms=self._algorithms)
             claims = dict(decoded.claims)
             # jose checks that iat is a number, not that it is past (only with a maximum
             # token age, which Backstage does not set): an issuer's clock a little ahead

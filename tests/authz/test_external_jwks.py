@@ -85,10 +85,11 @@ def with_entries(*entries: dict[str, Any]) -> dict[str, Any]:
 
 def sign(key: ECKey | RSAKey, now: float, alg: str = "ES256", **claims: Any) -> str:
     kid = claims.pop("kid", key.kid)
+    header = {"alg": alg} if kid is None else {"alg": alg, "kid": kid}
     base = {"iss": ISSUER, "aud": AUDIENCE, "sub": "ci-bot", "iat": int(now)}
     base["exp"] = int(now) + 300
     body = {k: v for k, v in {**base, **claims}.items() if v is not None}
-    return jwt.encode({"alg": alg, "kid": kid}, body, key, algorithms=[alg])
+    return jwt.encode(header, body, key, algorithms=[alg])
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -160,6 +161,19 @@ def test_an_issue_time_a_little_ahead_is_accepted_as_jose_does(
     _illegal(
         client.post(REVOKE, json=BODY, headers=bearer(sign(jwks.signing, clock.now(), iat="x")))
     )
+
+
+def test_a_token_without_kid_is_tried_with_each_key_of_the_set(
+    jwks: Jwks, clock: FakeClock
+) -> None:
+    raw = with_entries(entry(jwks.url, algorithm=["ES256", "ES384", "RS256"]))
+    with make_client(build(raw, clock)) as client:
+        for key, alg in ((jwks.signing, "ES256"), (jwks.p384, "ES384"), (jwks.rsa, "RS256")):
+            token = sign(key, clock.now(), alg=alg, kid=None)
+            assert client.post(REVOKE, json=BODY, headers=bearer(token)).status_code == 200
+        stranger = sign(ECKey.generate_key("P-256"), clock.now(), kid=None)
+        _illegal(client.post(REVOKE, json=BODY, headers=bearer(stranger)))
+    assert jwks.fetches == 1
 
 
 def test_an_algorithm_not_configured_is_an_illegal_token(
