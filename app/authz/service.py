@@ -21,6 +21,7 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from app.authz.clients import ClientRegistry
 from app.authz.errors import OAuthError
 from app.authz.offline import OfflineSessions, RefreshTokenReused
+from app.authz.offline_records import OfflineSession
 from app.authz.refresh_tokens import token_id
 from app.authz.store import AuthorizationCode, AuthorizationSession, AuthorizationStore
 from app.core.clock import Clock
@@ -249,32 +250,45 @@ class AuthorizationServer:
         session_id = token_id(refresh_token)
         if session_id is None:
             raise AuthenticationError("Invalid refresh token format")
-        session = await self.offline.get(session_id)
-        if session is None:
-            raise AuthenticationError("Invalid refresh token")
-        if self.offline.is_expired(session):
-            await self.offline.delete(session_id)
-            raise AuthenticationError("Invalid refresh token")
-        bound = session.oidc_client_id
-        if client_id and bound and client_id != bound:
-            raise AuthenticationError("Refresh token was not issued to this client")
-        if (
-            bound
-            and self.clients.requires_authentication(bound)
-            and authenticated_client_id != bound
-        ):
-            raise OAuthError("invalid_client", "Client authentication required", 401)
-        if await self.offline.classify_off_loop(session, refresh_token, client_id) == "invalid":
-            raise AuthenticationError("Invalid refresh token")
-        await self._check_user(session.user_entity_ref, session_id)
+
+        def check(session: OfflineSession) -> None:
+            bound = session.oidc_client_id
+            if client_id and bound and client_id != bound:
+                raise AuthenticationError("Refresh token was not issued to this client")
+            if (
+                bound
+                and self.clients.requires_authentication(bound)
+                and authenticated_client_id != bound
+            ):
+                raise OAuthError("invalid_client", "Client authentication required", 401)
+
+        if self._check_catalog:
+            # The catalog is asked before the token rotates (a failed lookup must leave
+            # the token usable) and outside the transaction (it may be a remote call).
+            session = await self.offline.get(session_id)
+            if session is None:
+                raise AuthenticationError("Invalid refresh token")
+            if self.offline.is_expired(session):
+                await self.offline.delete(session_id)
+                raise AuthenticationError("Invalid refresh token")
+            check(session)
+            if await self.offline.classify_off_loop(session, refresh_token, client_id) == "invalid":
+                raise AuthenticationError("Invalid refresh token")
+            await self._check_user(session.user_entity_ref, session_id)
         try:
-            rotation = await self.offline.rotate(refresh_token, client_id)
-        except RefreshTokenReused:
+            # Without the catalog check, one transaction reads, checks and rotates.
+            rotation = await self.offline.rotate(
+                refresh_token,
+                client_id,
+                check,
+                entitled_client=self._entitled(client_id, authenticated_client_id),
+            )
+        except RefreshTokenReused as exc:
             self._audit.event(
                 "refresh-token-reuse",
                 provider=AUDIT_PROVIDER,
-                client_id=bound,
-                user=session.user_entity_ref,
+                client_id=exc.session.oidc_client_id,
+                user=exc.session.user_entity_ref,
                 reason="a rotated-out refresh token was presented again; grant revoked",
             )
             raise
@@ -282,8 +296,8 @@ class AuthorizationServer:
             self._audit.event(
                 "refresh-token-retry",
                 provider=AUDIT_PROVIDER,
-                client_id=bound,
-                user=session.user_entity_ref,
+                client_id=rotation.session.oidc_client_id,
+                user=rotation.session.user_entity_ref,
             )
         token = await self._issue(rotation.session.user_entity_ref)
         return TokenGrant(
@@ -291,6 +305,17 @@ class AuthorizationServer:
             expires_in=self._issuer.expiration_seconds,
             refresh_token=rotation.refresh_token,
         )
+
+    def _entitled(self, client_id: str | None, authenticated: str | None) -> str | None:
+        """``client_id`` when a grant bound to it passes the refresh checks for this
+        request (it is configured, and authenticated if it must be), else None."""
+        if not client_id:
+            return None
+        try:
+            public = not self.clients.requires_authentication(client_id)
+        except AuthenticationError:
+            return None
+        return client_id if public or authenticated == client_id else None
 
     async def _check_user(self, user: str, session_id: str) -> None:
         if not self._check_catalog:

@@ -2,18 +2,16 @@
 
 ``auth.staticClients``, ``auth.experimentalRefreshToken``, the removed
 ``auth.experimentalDynamicClientRegistration`` (a warning) and the service callers of
-``backend.auth.externalAccess``. Errors carry Backstage's start-up messages
+``backend.auth.externalAccess`` (external_access.py). Errors carry Backstage's start-up messages
 (``OidcService.readStaticClients``, ``OfflineAccessService.create``, the external token
 handlers of ``@backstage/backend-defaults``).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -22,16 +20,15 @@ from app.config.client_metadata import (
     ClientMetadataSettings,
     read_client_metadata,
 )
+from app.config.external_access import ExternalAccess, read_external_access
 from app.config.validation import ConfigError
 from app.core.durations import parse_duration_seconds
 
 DEFAULT_TOKEN_LIFETIME_SECONDS = 30 * 86400
 DEFAULT_MAX_ROTATION_LIFETIME_SECONDS = int(365.25 * 86400)
 DEFAULT_MAX_TOKENS_PER_USER = 20
-MIN_STATIC_TOKEN_LENGTH = 8
 
 _SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
-_NON_SPACE = re.compile(r"^\S+$")
 # WHATWG's special schemes need a host; any other scheme followed by anything parses.
 _SPECIAL = frozenset({"http", "https", "ws", "wss", "ftp", "file"})
 
@@ -65,18 +62,6 @@ class RefreshTokenSettings:
     max_rotation_lifetime_seconds: int = DEFAULT_MAX_ROTATION_LIFETIME_SECONDS
     max_tokens_per_user: int = DEFAULT_MAX_TOKENS_PER_USER
     disable_catalog_presence_check: bool = False
-
-
-@dataclass(frozen=True)
-class ExternalAccess:
-    """One ``backend.auth.externalAccess`` entry: ``static`` (token), ``legacy`` (HS256
-    key) or ``jwks`` (read, not yet verified against)."""
-
-    type: str
-    subject: str
-    token: str | None = None
-    key: bytes | None = None
-    options: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -189,58 +174,6 @@ def read_refresh_tokens(value: Any) -> RefreshTokenSettings:
         max_rotation_lifetime_seconds=rotation,
         max_tokens_per_user=max_tokens,
         disable_catalog_presence_check=disable,
-    )
-
-
-def _external_entry(item: Any, path: str) -> ExternalAccess:
-    entry = _mapping(item, path)
-    kind = entry.get("type")
-    options = _mapping(entry.get("options"), f"{path}.options")
-    if kind == "static":
-        token = _string(options.get("token"), f"{path}.options.token")
-        subject = _string(options.get("subject"), f"{path}.options.subject")
-        assert token is not None and subject is not None
-        if not _NON_SPACE.match(token):
-            raise ConfigError(f"{path}: Illegal token, must be a set of non-space characters")
-        if len(token) < MIN_STATIC_TOKEN_LENGTH:
-            raise ConfigError(
-                f"{path}: Illegal token, must be at least {MIN_STATIC_TOKEN_LENGTH} "
-                "characters length"
-            )
-        if not _NON_SPACE.match(subject):
-            raise ConfigError(f"{path}: Illegal subject, must be a set of non-space characters")
-        return ExternalAccess(type="static", subject=subject, token=token)
-    if kind == "legacy":
-        secret = _string(options.get("secret"), f"{path}.options.secret")
-        subject = _string(options.get("subject"), f"{path}.options.subject")
-        assert secret is not None and subject is not None
-        try:
-            key = base64.b64decode(secret, validate=False) if _NON_SPACE.match(secret) else b""
-        except (binascii.Error, ValueError):
-            key = b""
-        if not key:
-            raise ConfigError(f"{path}: Illegal secret, must be a valid base64 string")
-        if not _NON_SPACE.match(subject):
-            raise ConfigError(f"{path}: Illegal subject, must be a set of non-space characters")
-        return ExternalAccess(type="legacy", subject=subject, key=key)
-    if kind == "jwks":
-        url = _string(options.get("url"), f"{path}.options.url")
-        assert url is not None
-        return ExternalAccess(
-            type="jwks", subject=str(options.get("subjectPrefix", "")), options=dict(options)
-        )
-    raise ConfigError(f"{path}.type: unknown external access type '{kind}'")
-
-
-def read_external_access(backend: Any) -> tuple[ExternalAccess, ...]:
-    auth = _mapping(_mapping(backend, "backend").get("auth"), "backend.auth")
-    entries = auth.get("externalAccess")
-    if entries is None:
-        return ()
-    if not isinstance(entries, list):
-        raise ConfigError("backend.auth.externalAccess: must be a list")
-    return tuple(
-        _external_entry(item, f"backend.auth.externalAccess[{i}]") for i, item in enumerate(entries)
     )
 
 

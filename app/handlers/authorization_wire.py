@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from app.core.errors import AuthenticationError, InputError
 from app.handlers.context import Services
 from app.handlers.identity import verify_user_token
 from app.identity.entity_ref import parse_entity_ref, stringify_entity_ref
-from app.identity.tokens import USER_TOKEN_TYPE
+from app.identity.tokens import AUDIENCE, LIMITED_USER_TOKEN_TYPE, USER_TOKEN_TYPE
 
 _BEARER = re.compile(r"^Bearer[ ]+(\S+)$", re.I)
 _BASIC = re.compile(r"^Basic[ ]+(\S+)$", re.I)
@@ -111,16 +112,33 @@ async def principal(services: Services) -> Principal:
         if plugin.user is not None:
             return Principal("user", plugin.user, plugin.limited_user_token)
         return Principal("service", plugin.subject)
-    if services.callers is not None and (subject := services.callers.subject(token)):
+    typ = _user_token_type(token)
+    if typ is not None:
+        claims = await verify_user_token(services, token)
+        # A legacy token (no typ, aud backstage) is a full user token, as in Backstage.
+        if typ == LIMITED_USER_TOKEN_TYPE:
+            raise AuthenticationError("Illegal limited user token")
+        return Principal("user", str(claims["sub"]), token)
+    if services.callers is not None and (subject := await services.callers.subject(token)):
         return Principal("service", subject)
+    raise AuthenticationError("Illegal token")
+
+
+def _user_token_type(token: str) -> str | None:
+    """The ``typ`` of a token Backstage's user-token handler takes as its own (a user or
+    limited user ``typ``, or ``aud: backstage``), else None: anything else is left to the
+    externalAccess handlers."""
     try:
-        typ = extract_compact(token.encode()).protected.get("typ")
+        compact = extract_compact(token.encode())
+        typ = compact.protected.get("typ")
+        if typ in (USER_TOKEN_TYPE, LIMITED_USER_TOKEN_TYPE):
+            return str(typ)
+        claims = json.loads(compact.payload)
     except (JoseError, ValueError, UnicodeError):
-        raise AuthenticationError("Illegal token") from None
-    claims = await verify_user_token(services, token)
-    if typ != USER_TOKEN_TYPE:
-        raise AuthenticationError("Illegal limited user token")
-    return Principal("user", str(claims["sub"]), token)
+        return None
+    if isinstance(claims, dict) and claims.get("aud") == AUDIENCE:
+        return str(typ or "")
+    return None
 
 
 def redirect_target(app_base_url: str, session_id: str) -> str:

@@ -179,6 +179,18 @@ class RemoteJwks:
             key = self._find(kid)
         return key
 
+    async def all_keys(self) -> tuple[PublicKey, ...]:
+        """Every public key of the set, for a token that names none (jose tries each key
+        that fits). Loaded or reloaded as ``key_for`` does; never an extra fetch.
+
+        Raises:
+            ServiceUnavailableError: when no keys could be fetched.
+        """
+        if self._keys is None or self._clock.now() - self._loaded_at >= self._ttl:
+            async with self._lock:
+                await self._key_for(None)
+        return tuple(k for k in self._keys or () if isinstance(k, ECKey | RSAKey | OKPKey))
+
     def _find(self, kid: str | None) -> PublicKey | None:
         keys = [k for k in self._keys or () if isinstance(k, ECKey | RSAKey | OKPKey)]
         if kid is None:

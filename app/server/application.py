@@ -138,6 +138,8 @@ def create_app(
             await aclose_catalog(catalog)
             if services.plugin_callers is not None:
                 await services.plugin_callers.aclose()
+            if services.callers is not None:
+                await services.callers.aclose()
             await outbound.aclose()
             if database is not None:
                 await database.close()

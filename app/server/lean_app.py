@@ -36,7 +36,7 @@ from connexion.decorators.parameter import AsyncParameterDecorator, pythonic, sa
 from connexion.middleware import ConnexionMiddleware
 from connexion.middleware.security import SecurityMiddleware
 from connexion.middleware.swagger_ui import SwaggerUIMiddleware
-from connexion.operations import AbstractOperation
+from connexion.operations import AbstractOperation, OpenAPIOperation
 from connexion.spec import OpenAPISpecification
 from connexion.utils import is_null, is_nullable
 from connexion.validators.parameter import ParameterValidator, draft4_format_checker
@@ -132,6 +132,26 @@ class _Api(AsyncApi):  # type: ignore[misc]
         return made
 
 
+class _SpecOperation(OpenAPIOperation):  # type: ignore[misc]
+    """connexion's operation with its body definition built once per content type.
+
+    The validation middleware and the parameter decorator ask for it about nine times per
+    request, and each time connexion resolves the schema's references again and, for a
+    body of several content types (``/v1/token``, ``/v1/revoke``), logs a warning record
+    that the logging filter then drops. Only the content types the operation declares
+    (and None, its first) are kept: a request's own can be anything.
+    """
+
+    def body_definition(self, content_type: str | None = None) -> dict[str, Any]:
+        cache: dict[str | None, dict[str, Any]] = self.__dict__.setdefault("_bodies", {})
+        found = cache.get(content_type)
+        if found is None:
+            found = super().body_definition(content_type)
+            if content_type is None or content_type in self.consumes:
+                cache[content_type] = found
+        return found
+
+
 class _ASGIApp(AsyncASGIApp):  # type: ignore[misc]
     api_cls = _Api
 
@@ -210,4 +230,7 @@ class LeanAsyncApp(AsyncApp):  # type: ignore[misc]
         """connexion's ``add_api`` for one of this server's documents (already validated
         by the tests: see the module's docstring)."""
         with _documents_unchecked():
-            return super().add_api(specification, **kwargs)
+            api = super().add_api(specification, **kwargs)
+        # Every middleware makes its operations from this one specification object.
+        self.middleware.apis[-1].specification.operation_cls = _SpecOperation
+        return api

@@ -220,7 +220,11 @@ def build_services(
         idp_failures=IdentityProviderFailures(metrics),
         metrics=metrics,
         authorization=authorization,
-        callers=ServiceCallers(settings.authorization.external_access, deps.clock),
+        callers=ServiceCallers(
+            settings.authorization.external_access,
+            deps.clock,
+            OutboundHttp(transport or deps.transport),
+        ),
         plugin_tokens=plugin_tokens,
         plugin_callers=PluginCallers(
             settings.plugins, OutboundHttp(transport or deps.transport), deps.clock, issuer

@@ -87,10 +87,14 @@ class _ThreadRecordingHasher(TokenHasher):
     def __init__(self, keys: list[bytes]) -> None:
         super().__init__(keys)
         self.scrypt_threads: list[threading.Thread] = []
+        # Connections checked out of the pool while a token was checked against scrypt.
+        self.checked_out: list[int] = []
+        self.engine: Any = None
 
     def matches(self, token: str, stored: str | None) -> bool:
         if not self.is_cheap(stored):
             self.scrypt_threads.append(threading.current_thread())
+            self.checked_out.append(self.engine.pool.checkedout())
         return super().matches(token, stored)
 
 
@@ -118,6 +122,7 @@ async def _rotate_a_backstage_grant(tmp_path: Path) -> None:
     engine = create_database_engine(f"sqlite+aiosqlite:///{tmp_path / 'auth.sqlite'}")
     clock = FakeClock()
     hasher = _ThreadRecordingHasher([derive_key("secret")])
+    hasher.engine = engine
     store = OfflineSessions(
         engine, hasher, RefreshTokenSettings(enabled=True), clock, reuse_grace_seconds=0
     )
@@ -137,6 +142,9 @@ async def _rotate_a_backstage_grant(tmp_path: Path) -> None:
         rotation = await store.rotate(TOKEN, "cli")
         # scrypt ran in a worker thread, never on the event loop's.
         assert hasher.scrypt_threads and threading.main_thread() not in hasher.scrypt_threads
+        # ... and first with no transaction open: the pool's one SQLite connection is not
+        # held for tens of milliseconds.
+        assert hasher.checked_out[0] == 0
         async with engine.connect() as conn:
             stored = (await conn.execute(select(offline_sessions.c.token_hash))).scalar_one()
         assert stored.startswith("hmac-sha256:")

@@ -20,7 +20,8 @@ from collections.abc import Sequence
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.authz.offline import OfflineSession, OfflineSessions, RefreshTokenReused, Rotation
+from app.authz.offline import OfflineSessions, RefreshTokenReused
+from app.authz.offline_records import OfflineSession, Rotation
 from app.authz.refresh_tokens import TokenHasher, derive_key
 from app.config.authorization import RefreshTokenSettings
 from app.db.engine import create_database_engine
@@ -59,18 +60,25 @@ def _sessions(engine: AsyncEngine, hasher: TokenHasher, clock: FakeClock) -> Off
 
 
 async def _rotate(
-    url: str, hasher: TokenHasher, clock: FakeClock, token: str, client: str | None
+    url: str,
+    hasher: TokenHasher,
+    clock: FakeClock,
+    token: str,
+    client: str | None,
+    entitled: str | None = None,
 ) -> Rotation:
     # An engine per instance, on the instance's own event loop.
     engine = create_database_engine(url)
     try:
-        return await _sessions(engine, hasher, clock).rotate(token, client)
+        return await _sessions(engine, hasher, clock).rotate(
+            token, client, entitled_client=entitled
+        )
     finally:
         await engine.dispose()
 
 
 def _race(
-    url: str, token: str, second_client: str | None
+    url: str, token: str, second_client: str | None, *, second_entitled: str | None = None
 ) -> tuple[Rotation, Rotation | BaseException]:
     """The first instance rotates ``token`` for CLIENT; the second rotates it for
     ``second_client`` while the first holds the row."""
@@ -78,16 +86,20 @@ def _race(
     inside = threading.Event()
     results: dict[str, Rotation | BaseException] = {}
 
-    def run(name: str, hasher: TokenHasher, client: str | None) -> None:
+    def run(
+        name: str, hasher: TokenHasher, client: str | None, entitled: str | None = None
+    ) -> None:
         try:
-            results[name] = asyncio.run(_rotate(url, hasher, clock, token, client))
+            results[name] = asyncio.run(_rotate(url, hasher, clock, token, client, entitled))
         except BaseException as exc:  # noqa: BLE001 - handed to the test
             results[name] = exc
 
     first = threading.Thread(target=run, args=("first", _HeldHasher(KEYS, inside), CLIENT))
     first.start()
     assert inside.wait(10), "the first rotation never read the row"
-    second = threading.Thread(target=run, args=("second", TokenHasher(KEYS), second_client))
+    second = threading.Thread(
+        target=run, args=("second", TokenHasher(KEYS), second_client, second_entitled)
+    )
     second.start()
     first.join(30)
     second.join(30)
@@ -146,3 +158,20 @@ def test_a_concurrent_refresh_by_another_holder_ends_the_grant(
     # Without the lock, the second holder got a live token of its own.
     assert isinstance(second, RefreshTokenReused), second
     assert asyncio.run(_stored(url, first.session.id)) is None
+
+
+def test_a_concurrent_compare_and_set_waits_and_sees_the_first_rotation(
+    grant: tuple[str, str],
+) -> None:
+    """The client's one-statement rotation (``entitled_client``) against a rotation that
+    holds the row: its UPDATE waits for the lock, then matches nothing (the hash it
+    compares is no longer the current one) and the full path calls it a retry."""
+    url, token = grant
+    first, second = _race(url, token, CLIENT, second_entitled=CLIENT)
+    assert isinstance(second, Rotation), second
+    assert second.retried
+    stored = asyncio.run(_stored(url, first.session.id))
+    assert stored is not None
+    hasher = TokenHasher(KEYS)
+    assert hasher.matches(second.refresh_token, stored.token_hash)
+    assert hasher.matches(first.refresh_token, stored.previous_token_hash)

@@ -84,3 +84,33 @@ def test_add_api_leaves_the_document_check_to_the_tests_and_restores_it() -> Non
     # After add_api, however it ended, connexion checks documents again for everyone else.
     with pytest.raises(InvalidSpecification, match="is not of type .object."):
         Specification.load(_broken_document())
+
+
+def test_body_definitions_are_built_once_per_content_type(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from connexion.operations import OpenAPIOperation
+
+    from tests.authz.conftest import CONFIG, build
+    from tests.fakes.app_factory import make_client
+    from tests.fakes.clock import FakeClock
+
+    built: list[Any] = []
+    original = OpenAPIOperation.body_definition
+
+    def counting(self: OpenAPIOperation, content_type: str | None = None) -> Any:
+        built.append(content_type)
+        return original(self, content_type)
+
+    monkeypatch.setattr(OpenAPIOperation, "body_definition", counting)
+    with make_client(build(CONFIG, FakeClock())) as client:
+        for _ in range(5):
+            answer = client.post("/api/auth/v1/revoke", data={"token": "x", "client_id": "cli"})
+            assert answer.status_code == 200
+            answer = client.post("/api/auth/v1/revoke", json={"token": "x", "client_id": "cli"})
+            assert answer.status_code == 200
+        bad = client.post("/api/auth/v1/revoke", json={"token": 1, "client_id": "cli"})
+    assert bad.status_code == 400
+    # connexion asked about nine times per request; each definition is built once for
+    # each of the operations' validation and handler layers.
+    assert 0 < len(built) <= 12
