@@ -143,6 +143,28 @@ def test_no_proxy_hosts_are_fetched_directly_pinned_to_the_checked_addresses(
     assert proxy.requests()[before:] == []
 
 
+def test_an_https_document_goes_through_the_proxys_tunnel(
+    proxy: ForwardProxy, tmp_path: Path
+) -> None:
+    """Client metadata documents are https in practice: a CONNECT tunnel through the proxy,
+    TLS end to end with the document's host (under a private CA, trusted through
+    NODE_EXTRA_CA_CERTS as every other outbound call)."""
+    ca = trustme.CA()
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(context)
+    with document_server(tls=context) as tls_docs:
+        port = urlsplit(tls_docs.base).port
+        client_id = f"https://localhost:{port}/tunnel.json"
+        _serve_client(tls_docs, client_id)
+        environ = {"HTTPS_PROXY": proxy.url, "NODE_EXTRA_CA_CERTS": str(bundle)}
+        response = _authorize(environ, client_id, Resolver({}))
+        assert response.status_code == 302, response.text
+        assert [path for path, _ in tls_docs.requests] == ["/tunnel.json"]
+    assert f"CONNECT localhost:{port} HTTP/1.1" in proxy.requests()
+
+
 async def test_a_checked_host_passes_the_check_and_the_proxy_connects_by_name(
     proxy: ForwardProxy, docs: DocumentServer
 ) -> None:
