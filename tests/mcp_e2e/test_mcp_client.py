@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import httpx2
 import pytest
 import uvicorn
@@ -46,7 +45,7 @@ class BackstageTokens:
         self.auth_base = auth_base
 
     async def verify_token(self, token: str) -> AccessToken | None:
-        async with httpx.AsyncClient() as client:
+        async with httpx2.AsyncClient() as client:
             keys = (await client.get(f"{self.auth_base}/.well-known/jwks.json")).json()
         try:
             decoded = jwt.decode(token, KeySet.import_key_set(keys))
@@ -184,12 +183,12 @@ def test_a_real_mcp_client_signs_in_refreshes_and_is_revoked(
         refreshed = storage.tokens
         assert refreshed is not None and refreshed.refresh_token != tokens.refresh_token
 
-        revoked = httpx.post(
+        revoked = httpx2.post(
             f"{auth_base}/v1/revoke",
             data={"token": refreshed.refresh_token, "client_id": client_id},
         )
         assert revoked.status_code == 200
-        again = httpx.post(
+        again = httpx2.post(
             f"{auth_base}/v1/token",
             data={
                 "grant_type": "refresh_token",
