@@ -157,7 +157,7 @@ def test_a_real_mcp_client_signs_in_refreshes_and_is_revoked(
             return OAuthClientProvider(
                 server_url=mcp_url,
                 client_metadata=OAuthClientMetadata(
-                    redirect_uris=[CALLBACK],  # type: ignore[list-item]
+                    redirect_uris=[CALLBACK],
                     client_name="Test MCP client",
                     token_endpoint_auth_method="none",
                     grant_types=["authorization_code", "refresh_token"],

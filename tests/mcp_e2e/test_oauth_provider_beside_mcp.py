@@ -1,9 +1,10 @@
 """An OAuth provider starts and signs in where PyPI ``mcp`` is installed too.
 
 ``mcp`` brings httpx2, and Authlib builds its client on httpx2 whenever it is
-importable; this venv is where a server handing Authlib objects of another httpx would
-fail at its first provider (README, "httpx2"). The server runs as a real process of this
-venv against a real OpenID provider (oidc-provider), through sign-in and refresh.
+importable: a server handing Authlib objects of another httpx fails at its first
+provider there (README, "httpx2"). The test extra installs ``mcp`` beside the server;
+the server runs as a real process of that environment against a real OpenID provider
+(oidc-provider), through sign-in and refresh.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ SCOPE = "openid email profile offline_access"
 
 
 def test_authlib_here_is_built_on_httpx2() -> None:
-    """The premise: in this venv Authlib's client is an httpx2 client (were it not, the
-    test below would prove nothing about the conflict)."""
+    """The premise: here Authlib's client is an httpx2 client (were it not, the test
+    below would prove nothing about the conflict)."""
     probe = (
         "import httpx2, mcp\n"
         "from authlib.integrations.httpx_client import AsyncOAuth2Client\n"
