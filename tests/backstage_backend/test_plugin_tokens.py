@@ -84,7 +84,7 @@ def _at(split: Split, method: str, path: str, token: str, body: Any = None) -> h
     return httpx2.request(
         method,
         f"{split.auth_api}{path}",
-        headers={"Authorization": f"Bearer {token}"},
+        headers={b"Authorization": f"Bearer {token}".encode()},
         json=body,
         timeout=30,
     )

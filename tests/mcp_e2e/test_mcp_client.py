@@ -64,7 +64,10 @@ class BackstageTokens:
 
 
 def _serve(app: Any, port: int) -> uvicorn.Server:
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    # No log_config or log_level: either would reconfigure uvicorn's loggers for the whole
+    # test process (a later test of the server's own logging would then see nothing).
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, log_level=None)
+    server = uvicorn.Server(config)
     threading.Thread(target=server.run, daemon=True).start()
     deadline = time.monotonic() + 10
     while not server.started:
