@@ -17,7 +17,7 @@ NODE_STAMP := tests/op/node_modules/.installed tests/compat/peer_idp/node_module
 SPEC_LINT := tools/spec-lint
 
 .PHONY: run test lint spec-lint typecheck clean browser forward-proxy compat-live lock image \
-	test-image test-mcp
+	test-image
 
 # Every installed distribution comes from a lock with hashes (requirements/*.lock, made by
 # `make lock`); the project itself is then installed without resolving anything. pip check
@@ -47,7 +47,6 @@ $(VENV)/.installed-uv: $(STAMP) requirements/tools.lock
 lock: $(VENV)/.installed-uv
 	$(UV_COMPILE) -o requirements/runtime.lock pyproject.toml
 	$(UV_COMPILE) -o requirements/test.lock --extra test pyproject.toml
-	$(UV_COMPILE) -o requirements/mcp.lock --extra test --extra mcp pyproject.toml
 	$(UV_COMPILE) -o requirements/build.lock requirements/build.in
 	$(UV_COMPILE) -o requirements/tools.lock requirements/tools.in
 
@@ -85,7 +84,7 @@ spec-lint: $(TEST_STAMP) $(SPEC_LINT)/node_modules/.installed
 # app/ strictly; tests/ too, with the relaxations in pyproject.toml ([[tool.mypy.overrides]]).
 typecheck: $(TEST_STAMP)
 	$(BIN)/mypy
-	$(BIN)/mypy --explicit-package-bases --exclude tests/mcp_e2e tests
+	$(BIN)/mypy --explicit-package-bases tests
 
 # Debian's chromium for the browser tests (never a downloaded browser build).
 browser:
@@ -96,8 +95,7 @@ forward-proxy:
 	bash scripts/install-proxy.sh
 
 # The coverage figure (branch coverage of app/) is printed before pytest's summary.
-# The real MCP client's tests (test-mcp, a venv of their own) run first.
-test: $(TEST_STAMP) $(NODE_STAMP) browser forward-proxy lint spec-lint typecheck test-mcp
+test: $(TEST_STAMP) $(NODE_STAMP) browser forward-proxy lint spec-lint typecheck
 	$(BIN)/python -m pytest --cov --cov-report=term:skip-covered
 
 # Says what is missing (and fails) before installing anything when there is no peer.
@@ -117,21 +115,7 @@ test-image: $(TEST_STAMP) tests/op/node_modules/.installed
 	IMAGE_BUILDER=buildah bash scripts/build-image.sh $(IMAGE)
 	AUTH_BACKEND_IMAGE=$(IMAGE) $(BIN)/python -m pytest tests/image
 
-# A real MCP client (PyPI mcp) end to end, in a venv of its own: mcp brings httpx2, which
-# Authlib then prefers over httpx (pyproject.toml, the mcp extra).
-MCP_VENV := .venv-mcp
-$(MCP_VENV)/.installed: requirements/build.lock requirements/mcp.lock
-	$(PYTHON) -m venv $(MCP_VENV)
-	$(MCP_VENV)/bin/pip install --quiet --require-hashes -r requirements/build.lock
-	$(MCP_VENV)/bin/pip install --quiet --require-hashes -r requirements/mcp.lock
-	$(MCP_VENV)/bin/pip install --quiet --no-deps --no-build-isolation -e .
-	$(MCP_VENV)/bin/pip check
-	touch $@
-
-test-mcp: $(MCP_VENV)/.installed $(NODE_STAMP)
-	$(MCP_VENV)/bin/python -m pytest tests/mcp_e2e
-
 clean:
-	rm -rf $(VENV) $(MCP_VENV) tests/op/node_modules tests/compat/peer_idp/node_modules \
+	rm -rf $(VENV) tests/op/node_modules tests/compat/peer_idp/node_modules \
 		tests/browser/frontend/node_modules tests/backstage_auth/node_modules \
 		$(SPEC_LINT)/node_modules

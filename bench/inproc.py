@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
+import httpx2
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -88,10 +88,10 @@ async def _lifespan(app: Any) -> asyncio.Task[None]:
 async def _refresh_cookie(app: Any) -> str:
     """One popup sign-in through the app and the mock IdP: the refresh cookie header."""
     jar: dict[tuple[str, str], str] = {}
-    transport = httpx.ASGITransport(app=app)
+    transport = httpx2.ASGITransport(app=app)
     async with (
-        httpx.AsyncClient(transport=transport, base_url="http://localhost:7007") as ours,
-        httpx.AsyncClient() as idp,
+        httpx2.AsyncClient(transport=transport, base_url="http://localhost:7007") as ours,
+        httpx2.AsyncClient() as idp,
     ):
         started = await ours.get(start_path())
         _absorb(jar, started)
@@ -153,9 +153,9 @@ def main() -> None:
         deadline = time.monotonic() + 15
         while True:
             try:
-                httpx.get(oidc["metadataUrl"], timeout=1).raise_for_status()
+                httpx2.get(oidc["metadataUrl"], timeout=1).raise_for_status()
                 break
-            except httpx.HTTPError:
+            except httpx2.HTTPError:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.1)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlencode, urlsplit
 
-import httpx
+import httpx2
 
 LUA = Path(__file__).resolve().parent / "request.lua"
 SCOPE = "openid email profile offline_access"
@@ -29,7 +29,7 @@ def refresh_path() -> str:
     return f"/api/auth/oidc/refresh?optional&{query}"
 
 
-def _absorb(jar: dict[tuple[str, str], str], response: httpx.Response) -> None:
+def _absorb(jar: dict[tuple[str, str], str], response: httpx2.Response) -> None:
     for line in response.headers.get_list("set-cookie"):
         parts = [p.strip() for p in line.split(";")]
         name, _, value = parts[0].partition("=")
@@ -57,7 +57,7 @@ def login(port: int) -> str:
     browser would then send to /refresh."""
     base = f"http://localhost:{port}"
     jar: dict[tuple[str, str], str] = {}
-    with httpx.Client(follow_redirects=False, timeout=30) as client:
+    with httpx2.Client(follow_redirects=False, timeout=30) as client:
         r = client.get(base + start_path())
         client.cookies.clear()
         assert r.status_code == 302, (r.status_code, r.text[:300])
@@ -76,7 +76,7 @@ def login(port: int) -> str:
 
 
 def idp_counts(idp_port: int) -> dict[str, int]:
-    counts: dict[str, int] = httpx.get(f"http://127.0.0.1:{idp_port}/_counts").json()
+    counts: dict[str, int] = httpx2.get(f"http://127.0.0.1:{idp_port}/_counts").json()
     return counts
 
 

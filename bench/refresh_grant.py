@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import httpx
+import httpx2
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -73,7 +73,7 @@ def _overlay(work: Path) -> Path:
     return path
 
 
-def _first_refresh_token(client: httpx.Client) -> str:
+def _first_refresh_token(client: httpx2.Client) -> str:
     verifier = secrets.token_urlsafe(48)
     digest = hashlib.sha256(verifier.encode()).digest()
     challenge = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
@@ -111,7 +111,7 @@ def _first_refresh_token(client: httpx.Client) -> str:
     return str(token.json()["refresh_token"])
 
 
-def _refresh(client: httpx.Client, token: str) -> str:
+def _refresh(client: httpx2.Client, token: str) -> str:
     response = client.post(
         "/api/auth/v1/token",
         data={"grant_type": "refresh_token", "refresh_token": token, "client_id": CLIENT},
@@ -120,7 +120,7 @@ def _refresh(client: httpx.Client, token: str) -> str:
     return str(response.json()["refresh_token"])
 
 
-def _block(client: httpx.Client, tree: list[int], count: int, call: Any) -> tuple[float, float]:
+def _block(client: httpx2.Client, tree: list[int], count: int, call: Any) -> tuple[float, float]:
     """CPU ms and median wall ms per call of ``count`` sequential calls."""
     cpu0 = sum(procs.tree_cpu_seconds(tree).values())
     wall: list[float] = []
@@ -142,7 +142,7 @@ def measure(
     best: dict[str, float] = {}
     try:
         procs.wait_for_200(service, spec.port, GUEST, XRW)
-        with httpx.Client(base_url=f"http://127.0.0.1:{spec.port}", timeout=30) as client:
+        with httpx2.Client(base_url=f"http://127.0.0.1:{spec.port}", timeout=30) as client:
             token = _first_refresh_token(client)
             for _ in range(warmup):
                 token = _refresh(client, token)

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,8 +76,8 @@ class Load:
         self._workers = [threading.Thread(target=self._run, args=(i,)) for i in range(self.threads)]
 
     def _run(self, index: int) -> None:
-        limits = httpx.Limits(max_keepalive_connections=0)
-        with httpx.Client(base_url=self.base_url, timeout=self.timeout, limits=limits) as client:
+        limits = httpx2.Limits(max_keepalive_connections=0)
+        with httpx2.Client(base_url=self.base_url, timeout=self.timeout, limits=limits) as client:
             turn = index
             while not self._stop.is_set():
                 path = self.paths[turn % len(self.paths)]
@@ -85,7 +85,7 @@ class Load:
                 began = time.monotonic()
                 try:
                     outcome = str(client.get(path).status_code)
-                except httpx.HTTPError as exc:
+                except httpx2.HTTPError as exc:
                     outcome = type(exc).__name__
                 with self._lock:
                     self.samples.append(Sample(path, began, time.monotonic() - began, outcome))
@@ -208,9 +208,9 @@ def server(
             if proc.poll() is not None:
                 raise RuntimeError(f"server exited {proc.returncode}:\n{running.output}")
             try:
-                if httpx.get(f"{running.base_url}{HEALTH}", timeout=1).status_code == 200:
+                if httpx2.get(f"{running.base_url}{HEALTH}", timeout=1).status_code == 200:
                     break
-            except httpx.HTTPError:
+            except httpx2.HTTPError:
                 pass
             if time.monotonic() > deadline:
                 raise TimeoutError(running.output)
@@ -300,7 +300,7 @@ def _db_fault(workdir: Path, pg: Any, label: str, *, freeze: bool) -> Result:
     from pgserver._commands import pg_ctl
 
     with server(workdir, _pg_config(pg)) as running:
-        httpx.get(f"{running.base_url}{REFRESH}", timeout=10)
+        httpx2.get(f"{running.base_url}{REFRESH}", timeout=10)
         with Load(running.base_url, [REFRESH, JWKS, READY]) as load:
             time.sleep(1)
             postmaster = pg.get_pid()

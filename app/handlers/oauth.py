@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-import httpx
+import httpx2
 from connexion import request
 from starlette.responses import Response
 
@@ -114,7 +114,7 @@ def _identity_provider_failed(exc: BaseException) -> bool:
         return False
     cause: BaseException | None = exc
     while cause is not None:
-        if isinstance(cause, httpx.HTTPError):
+        if isinstance(cause, httpx2.HTTPError):
             return True
         cause = cause.__cause__
     return False

@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
+import httpx2
 
 from app.config.discovery import OWN_PLUGIN_ID, Discovery
 from app.config.validation import ConfigError
@@ -97,7 +97,7 @@ def catalog_from_config(
     *,
     config_dir: Path,
     clock: Clock,
-    transport: httpx.AsyncBaseTransport | None = None,
+    transport: httpx2.AsyncBaseTransport | None = None,
     discovery: Discovery | None = None,
     plugin_tokens: PluginTokenIssuer | None = None,
 ) -> Catalog:
@@ -149,7 +149,7 @@ async def aclose_catalog(catalog: Catalog) -> None:
 
 
 def _remote(
-    remote: Mapping[str, Any], clock: Clock, transport: httpx.AsyncBaseTransport | None
+    remote: Mapping[str, Any], clock: Clock, transport: httpx2.AsyncBaseTransport | None
 ) -> RemoteCatalog:
     path = "auth.catalog.remote"
     _known_keys(remote, _REMOTE_KEYS, path)

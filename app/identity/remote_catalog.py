@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import quote
 
-import httpx
+import httpx2
 
 from app.core.clock import Clock
 from app.core.errors import ServiceUnavailableError
@@ -118,7 +118,7 @@ class RemoteCatalog:
         token: str | Callable[[], Awaitable[str]],
         *,
         clock: Clock,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: httpx2.AsyncBaseTransport | None = None,
         cache_ttl_seconds: float = DEFAULT_CACHE_TTL_SECONDS,
         timeout_seconds: float = OUTBOUND_TIMEOUT_SECONDS,
         plugin_base_url: str | None = None,
@@ -135,10 +135,10 @@ class RemoteCatalog:
         self._token = token
         self._cache: OrderedDict[_CacheKey, tuple[float, list[CatalogUser]]] = OrderedDict()
         static = {"Authorization": f"Bearer {token}"} if isinstance(token, str) else {}
-        self._client = httpx.AsyncClient(
+        self._client = httpx2.AsyncClient(
             base_url=(plugin_base_url or f"{self.base_url}/api/catalog").rstrip("/"),
             headers={**static, "Accept": "application/json"},
-            timeout=httpx.Timeout(timeout_seconds),
+            timeout=httpx2.Timeout(timeout_seconds),
             transport=transport,
             follow_redirects=False,
         )
@@ -186,7 +186,7 @@ class RemoteCatalog:
             response = await self._client.get(
                 f"/entities/by-name/{path}", headers=await self._token_header()
             )
-        except httpx.HTTPError as exc:
+        except httpx2.HTTPError as exc:
             raise ServiceUnavailableError(f"Entity lookup failed, could not reach {where}") from exc
         if response.status_code == 404:
             return None
@@ -266,7 +266,7 @@ class RemoteCatalog:
             return {}
         return {"Authorization": f"Bearer {await self._token()}"}
 
-    def _check_token_accepted(self, response: httpx.Response, what: str) -> None:
+    def _check_token_accepted(self, response: httpx2.Response, what: str) -> None:
         if response.status_code not in (401, 403):
             return
         raise ServiceUnavailableError(
@@ -287,12 +287,12 @@ class RemoteCatalog:
             response = await self._client.get(
                 "/entities/by-query", params=params, headers=await self._token_header()
             )
-        except httpx.TimeoutException as exc:
+        except httpx2.TimeoutException as exc:
             raise ServiceUnavailableError(
                 f"User lookup failed, {where} did not answer within {self._timeout:g} seconds",
                 exc,
             ) from exc
-        except httpx.HTTPError as exc:
+        except httpx2.HTTPError as exc:
             raise ServiceUnavailableError(
                 f"User lookup failed, could not reach {where}", exc
             ) from exc

@@ -8,7 +8,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 
-import httpx
+import httpx2
 
 from app.observability.metrics import Metrics
 
@@ -30,9 +30,9 @@ def failure_cause(exc: BaseException) -> str:
     """``timeout``, ``unreachable`` (no answer: DNS, refused, TLS) or ``bad_response``
     (an answer that is not what the protocol says: 5xx, not JSON, missing fields)."""
     for item in _chain(exc):
-        if isinstance(item, httpx.TimeoutException | TimeoutError):
+        if isinstance(item, httpx2.TimeoutException | TimeoutError):
             return "timeout"
-        if isinstance(item, httpx.TransportError):
+        if isinstance(item, httpx2.TransportError):
             return "unreachable"
     return "bad_response"
 

@@ -213,8 +213,8 @@ def configure_logging(
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # httpx logs every outbound request at INFO; the metrics count them instead.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    # httpx2 logs every outbound request at INFO; the metrics count them instead.
+    logging.getLogger("httpx2").setLevel(logging.WARNING)
     logging.getLogger("connexion.operations.openapi3").addFilter(_CONTENT_TYPE_NOTICE)
 
 

@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
+import httpx2
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -147,19 +147,19 @@ class Metrics:
         return "unknown", "other"
 
 
-class MeteredTransport(httpx.AsyncBaseTransport):
+class MeteredTransport(httpx2.AsyncBaseTransport):
     """Every identity-provider call goes through here: latency and failures by host."""
 
-    def __init__(self, inner: httpx.AsyncBaseTransport, metrics: Metrics) -> None:
+    def __init__(self, inner: httpx2.AsyncBaseTransport, metrics: Metrics) -> None:
         self._inner = inner
         self._metrics = metrics
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         host = request.url.host
         started = time.perf_counter()
         try:
             response = await self._inner.handle_async_request(request)
-        except httpx.HTTPError:
+        except httpx2.HTTPError:
             self._metrics.upstream_failures.labels(host).inc()
             raise
         finally:

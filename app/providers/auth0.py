@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
 
-import httpx
+import httpx2
 from pydantic import field_validator
 
 from app.config.validation import validate_model
@@ -66,7 +66,7 @@ class Auth0Authenticator(OAuth2Authenticator):
         clock: Clock,
         endpoints: OAuth2Endpoints | None = None,
         additional_scopes: tuple[str, ...] = (),
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: httpx2.AsyncBaseTransport | None = None,
         extra_authorize_params: Mapping[str, str] | None = None,
         organization: str | None = None,
         federated_logout: bool = False,

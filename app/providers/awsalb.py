@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
-import httpx
+import httpx2
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey
 from pydantic import Field
@@ -189,7 +189,7 @@ class AwsAlbAuthenticator:
         clock: Clock,
         signer: str | None = None,
         key_endpoint: str | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: httpx2.AsyncBaseTransport | None = None,
         refetch_interval_seconds: float = KEY_REFETCH_INTERVAL_SECONDS,
         timeout_seconds: float = OUTBOUND_TIMEOUT_SECONDS,
     ) -> None:

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-import httpx
+import httpx2
 
 from app.config.validation import validate_model
 from app.identity.resolvers import ResolverFactory, SignInResolver, validate_options
@@ -94,7 +94,7 @@ class BitbucketAuthenticator(OAuth2Authenticator):
     async def _primary_email(self, url: str, access_token: str) -> str | None:
         try:
             page = await self.fetch_profile_json(access_token, url)
-        except (UpstreamError, httpx.HTTPError, ValueError) as exc:
+        except (UpstreamError, httpx2.HTTPError, ValueError) as exc:
             log.warning("Bitbucket emails unavailable, signing in without one: %s", exc)
             return None
         values = page.get("values")

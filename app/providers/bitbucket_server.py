@@ -16,7 +16,7 @@ import re
 from typing import Any
 from urllib.parse import quote, urljoin
 
-import httpx
+import httpx2
 from pydantic import field_validator
 
 from app.config.validation import validate_model
@@ -48,7 +48,7 @@ class BitbucketServerAuthenticator(OAuth2Authenticator):
         credentials: ClientCredentials,
         host: str,
         additional_scopes: tuple[str, ...] = (),
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: httpx2.AsyncBaseTransport | None = None,
     ) -> None:
         self.base_url = f"https://{host}"
         super().__init__(
@@ -86,8 +86,8 @@ class BitbucketServerAuthenticator(OAuth2Authenticator):
         )
         return profile, facts(user_id=user_id, username=name)
 
-    async def _get(self, path: str, access_token: str) -> httpx.Response:
-        response: httpx.Response = await self.client.request(
+    async def _get(self, path: str, access_token: str) -> httpx2.Response:
+        response: httpx2.Response = await self.client.request(
             "GET",
             self.base_url + path,
             headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},

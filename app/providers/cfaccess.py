@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import httpx
+import httpx2
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.config.validation import validate_model
@@ -83,7 +83,7 @@ class CloudflareAccessAuthenticator:
         jwt_header_name: str = CF_JWT_HEADER,
         authorization_cookie_name: str = COOKIE_AUTH_NAME,
         domain: str | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: httpx2.AsyncBaseTransport | None = None,
         refetch_interval_seconds: float = KEY_REFETCH_INTERVAL_SECONDS,
         timeout_seconds: float = OUTBOUND_TIMEOUT_SECONDS,
     ) -> None:

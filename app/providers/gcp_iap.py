@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import httpx
+import httpx2
 from pydantic import Field
 
 from app.config.validation import validate_model
@@ -49,7 +49,7 @@ class GcpIapAuthenticator:
         clock: Clock,
         jwt_header: str = DEFAULT_IAP_JWT_HEADER,
         keys_url: str = IAP_KEYS_URL,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: httpx2.AsyncBaseTransport | None = None,
         refetch_interval_seconds: float = KEY_REFETCH_INTERVAL_SECONDS,
         timeout_seconds: float = OUTBOUND_TIMEOUT_SECONDS,
     ) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import httpx
+import httpx2
 
 from app.config.validation import validate_model
 from app.identity.types import ProfileInfo
@@ -84,7 +84,7 @@ class GoogleAuthenticator(OAuth2Authenticator):
             )
             if response.status_code >= 400:
                 log.warning("google token revocation answered %s", response.status_code)
-        except httpx.HTTPError as exc:
+        except httpx2.HTTPError as exc:
             # The cookies are cleared regardless: a failed revocation must not keep the user
             # signed in here.
             log.warning("google token revocation failed: %s", exc.__class__.__name__)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-import httpx
+import httpx2
 from pydantic import Field
 
 from app.config.validation import validate_model
@@ -136,7 +136,7 @@ class MicrosoftAuthenticator(OAuth2Authenticator):
                 headers={"Authorization": f"Bearer {access_token}"},
                 withhold_token=True,
             )
-        except httpx.HTTPError:
+        except httpx2.HTTPError:
             return None
         if response.status_code != 200:
             return None

@@ -1,4 +1,4 @@
-"""The shared authorization-code flow, over Authlib's async httpx client.
+"""The shared authorization-code flow, over Authlib's async httpx2 client.
 
 Providers subclass ``OAuth2Authenticator`` and override only what differs: endpoints,
 scopes, extra authorize parameters, the profile fetch. Upstream failures are wrapped
@@ -14,19 +14,13 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Self, TypedDict
 
-import httpx
+import httpx2
 from authlib.integrations.base_client.errors import OAuthError
-
-with warnings.catch_warnings():
-    # Authlib 1.9 nudges towards the httpx2 fork; we stay on httpx 0.28 (pinned), which
-    # Authlib still supports, until the fork has a track record.
-    warnings.filterwarnings("ignore", message="The httpx module is deprecated")
-    from authlib.integrations.httpx_client import AsyncOAuth2Client
+from authlib.integrations.httpx_client import AsyncOAuth2Client
 from joserfc import jws
 from joserfc.errors import JoseError
 
@@ -58,13 +52,13 @@ def upstream_failures(
     ``failure`` followed by what went wrong."""
     try:
         yield
-    except httpx.TimeoutException as exc:
+    except httpx2.TimeoutException as exc:
         raise UpstreamError(
             f"{failure}{who} did not answer within {timeout_seconds:g} seconds"
         ) from exc
-    except httpx.HTTPStatusError as exc:
+    except httpx2.HTTPStatusError as exc:
         raise UpstreamError(f"{failure}{who} answered {exc.response.status_code}") from exc
-    except httpx.HTTPError as exc:
+    except httpx2.HTTPError as exc:
         # The transport's words (a proxy refusing, a certificate not trusted) say why.
         reason = f" ({exc})" if str(exc) else ""
         raise UpstreamError(f"{failure}could not reach {who}{reason}") from exc
@@ -80,7 +74,7 @@ class OAuth2ClientOptions:
     credentials: ClientCredentials
     endpoints: OAuth2Endpoints
     additional_scopes: tuple[str, ...] = ()
-    transport: httpx.AsyncBaseTransport | None = None
+    transport: httpx2.AsyncBaseTransport | None = None
     extra_authorize_params: Mapping[str, str] | None = None
 
     def constructor_args(self) -> OAuth2ClientArgs:
@@ -99,19 +93,19 @@ class OAuth2ClientArgs(TypedDict):
     credentials: ClientCredentials
     endpoints: OAuth2Endpoints
     additional_scopes: tuple[str, ...]
-    transport: httpx.AsyncBaseTransport | None
+    transport: httpx2.AsyncBaseTransport | None
     extra_authorize_params: Mapping[str, str] | None
 
 
-class _NoCookies(httpx.Cookies):
+class _NoCookies(httpx2.Cookies):
     """A cookie jar that takes no cookie from a response and sends none: the client serves
     every user, so a cookie the identity provider sets for one must never ride along with
     the next user's calls. (Not even parsed: httpx's jar costs ~0.06 ms per call.)"""
 
-    def extract_cookies(self, response: httpx.Response) -> None:
+    def extract_cookies(self, response: httpx2.Response) -> None:
         return None
 
-    def set_cookie_header(self, request: httpx.Request) -> None:
+    def set_cookie_header(self, request: httpx2.Request) -> None:
         return None
 
 
@@ -124,7 +118,7 @@ class _SharedOAuthClient(AsyncOAuth2Client):  # type: ignore[misc]
         super().__init__(**kwargs)
 
     @property
-    def cookies(self) -> httpx.Cookies:
+    def cookies(self) -> httpx2.Cookies:
         return self._no_cookies
 
     @cookies.setter
@@ -160,8 +154,8 @@ def decode_unverified_claims(id_token: str | None) -> dict[str, Any]:
     return payload if isinstance(payload, dict) else {}
 
 
-def _timeouts(seconds: float, connect_seconds: float | None) -> httpx.Timeout:
-    return httpx.Timeout(seconds, connect=min(connect_seconds or seconds, seconds))
+def _timeouts(seconds: float, connect_seconds: float | None) -> httpx2.Timeout:
+    return httpx2.Timeout(seconds, connect=min(connect_seconds or seconds, seconds))
 
 
 class OAuth2Authenticator:
@@ -181,7 +175,7 @@ class OAuth2Authenticator:
         credentials: ClientCredentials,
         endpoints: OAuth2Endpoints,
         additional_scopes: tuple[str, ...] = (),
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: httpx2.AsyncBaseTransport | None = None,
         timeout_seconds: float = OUTBOUND_TIMEOUT_SECONDS,
         connect_timeout_seconds: float | None = None,
         extra_authorize_params: Mapping[str, str] | None = None,
@@ -335,12 +329,12 @@ class OAuth2Authenticator:
             return await self.fetch_profile(session)
         except BackstageError:
             raise
-        except httpx.TimeoutException as exc:
+        except httpx2.TimeoutException as exc:
             raise UpstreamError(
                 f"Failed to fetch user profile, the identity provider did not answer within "
                 f"{self.timeout_seconds:g} seconds"
             ) from exc
-        except (httpx.HTTPError, ValueError) as exc:
+        except (httpx2.HTTPError, ValueError) as exc:
             raise UpstreamError(f"Failed to fetch user profile, {exc}") from exc
 
     def session_from_token(self, token: Mapping[str, Any], *, fallback_scope: str) -> OAuthSession:

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import httpx2
 from authlib.common.urls import add_params_to_uri
 from pydantic import Field, field_validator, model_validator
 
@@ -89,7 +89,7 @@ class OidcAuthenticator(OAuth2Authenticator):
         prompt: str = "none",
         start_url_search_params: Mapping[str, str] | None = None,
         id_token_algorithm: str | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: httpx2.AsyncBaseTransport | None = None,
         timeout_seconds: float = OUTBOUND_TIMEOUT_SECONDS,
         connect_timeout_seconds: float | None = None,
         federated_logout: bool = False,
@@ -157,9 +157,9 @@ class OidcAuthenticator(OAuth2Authenticator):
         failure = f"Failed to discover OpenID provider metadata from {self.metadata_url}"
         try:
             response = await self.client.request("GET", self.metadata_url, withhold_token=True)
-        except httpx.TimeoutException as exc:
+        except httpx2.TimeoutException as exc:
             raise UpstreamError(f"{failure}, timed out") from exc
-        except httpx.HTTPError as exc:
+        except httpx2.HTTPError as exc:
             # The reason too (an untrusted certificate names its host and the trusted
             # bundle; a proxy failure says so), as Backstage's fetch error does.
             reason = f" ({exc})" if str(exc) else ""
@@ -255,7 +255,7 @@ class OidcAuthenticator(OAuth2Authenticator):
             )
             if response.status_code >= 400:
                 log.warning("token revocation answered %s", response.status_code)
-        except httpx.HTTPError as exc:
+        except httpx2.HTTPError as exc:
             # The session cookies are cleared regardless: a failed revocation must not
             # keep the user signed in here.
             log.warning("token revocation failed: %s", exc.__class__.__name__)

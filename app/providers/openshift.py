@@ -20,7 +20,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-import httpx
+import httpx2
 from pydantic import field_validator
 
 from app.config.validation import validate_model
@@ -73,7 +73,7 @@ class OpenShiftAuthenticator(OAuth2Authenticator):
         endpoints: OAuth2Endpoints,
         api_server_url: str,
         additional_scopes: tuple[str, ...] = (),
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: httpx2.AsyncBaseTransport | None = None,
     ) -> None:
         super().__init__(
             credentials=credentials,
@@ -121,7 +121,7 @@ class OpenShiftAuthenticator(OAuth2Authenticator):
         path = ACCESS_TOKEN_PATH.format(name=access_token_object_name(token))
         try:
             response = await self._api("DELETE", path, token)
-        except httpx.HTTPError as exc:
+        except httpx2.HTTPError as exc:
             # The cookies are cleared regardless: a failed deletion must not keep the session.
             log.warning("OAuthAccessToken deletion failed: %s", exc.__class__.__name__)
             return LogoutResult()
@@ -130,8 +130,8 @@ class OpenShiftAuthenticator(OAuth2Authenticator):
             log.warning("OAuthAccessToken deletion answered %s", response.status_code)
         return LogoutResult()
 
-    async def _api(self, method: str, path: str, access_token: str) -> httpx.Response:
-        response: httpx.Response = await self.client.request(
+    async def _api(self, method: str, path: str, access_token: str) -> httpx2.Response:
+        response: httpx2.Response = await self.client.request(
             method,
             self.api_server_url + path,
             headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},

@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import httpx
+import httpx2
 from authlib.integrations.base_client.errors import OAuthError
 from pydantic import field_validator, model_validator
 
@@ -71,7 +71,7 @@ class PinnipedAuthenticator(OidcAuthenticator):
         federation_domain: str,
         clock: Clock,
         additional_scopes: tuple[str, ...] = (),
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: httpx2.AsyncBaseTransport | None = None,
     ) -> None:
         super().__init__(
             credentials=credentials,

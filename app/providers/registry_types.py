@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
-import httpx
+import httpx2
 
 from app.core.clock import Clock
 from app.identity.resolvers import ResolverFactory, SignInResolver
@@ -18,7 +18,7 @@ from app.providers.settings import OAuthEnvSettings, SignInSettings
 class ProviderDeps:
     clock: Clock
     development: bool
-    transport: httpx.AsyncBaseTransport | None = None
+    transport: httpx2.AsyncBaseTransport | None = None
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Mapping
 from typing import TypeAlias
 
-import httpx
+import httpx2
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey
 
@@ -72,36 +72,36 @@ class OutboundHttp:
 
     def __init__(
         self,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: httpx2.AsyncBaseTransport | None = None,
         *,
         timeout_seconds: float = OUTBOUND_TIMEOUT_SECONDS,
     ) -> None:
         self._transport = transport
         self.timeout_seconds = timeout_seconds
-        self._client: httpx.AsyncClient | None = None
+        self._client: httpx2.AsyncClient | None = None
 
-    def _current(self) -> httpx.AsyncClient:
+    def _current(self) -> httpx2.AsyncClient:
         if self._client is None or self._client.is_closed:
-            self._client = httpx.AsyncClient(
+            self._client = httpx2.AsyncClient(
                 transport=self._transport,
-                timeout=httpx.Timeout(self.timeout_seconds),
+                timeout=httpx2.Timeout(self.timeout_seconds),
                 follow_redirects=False,
             )
         return self._client
 
     async def get(
         self, url: str, *, what: str, headers: Mapping[str, str] | None = None
-    ) -> httpx.Response:
+    ) -> httpx2.Response:
         """GET ``url``; a network failure or a non-200 answer is a ``KeyFetchError``."""
         # httpx's figure is per phase (connect, each read): the whole call is bounded too.
         try:
             async with asyncio.timeout(self.timeout_seconds):
                 response = await self._current().get(url, headers=dict(headers or {}))
-        except (httpx.TimeoutException, TimeoutError) as exc:
+        except (httpx2.TimeoutException, TimeoutError) as exc:
             raise KeyFetchError(
                 f"{what} at {url} timed out after {self.timeout_seconds:g} seconds"
             ) from exc
-        except httpx.HTTPError as exc:
+        except httpx2.HTTPError as exc:
             raise KeyFetchError(f"{what} at {url} failed ({exc.__class__.__name__})") from exc
         if response.status_code != 200:
             raise KeyFetchError(

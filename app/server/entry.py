@@ -10,14 +10,10 @@ never written to by the workers' collections: their pages stay shared).
 from __future__ import annotations
 
 import gc
-import warnings
 
 
 def main() -> int:
     gc.disable()
-    # connexion imports starlette's test client, whose import nudges towards the httpx2
-    # fork: noise at every start of a server that uses neither.
-    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
     from app.server.cli import main as cli_main
 
     try:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 
 from app.config.settings import Settings
 from app.config.validation import ConfigError
@@ -126,7 +126,7 @@ async def explain(
     profile: Mapping[str, Any],
     providers: Mapping[str, ProviderDefinition],
     config_dir: Path,
-    transport: httpx.AsyncBaseTransport,
+    transport: httpx2.AsyncBaseTransport,
 ) -> Explanation:
     definition = providers.get(provider_id)
     if definition is None or provider_id not in settings.providers:

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
+import httpx2
 
 from app.authz.callers import ServiceCallers
 from app.authz.cimd_fetch import Resolver, direct
@@ -57,7 +57,7 @@ class Dependencies:
     """Everything from outside the process; production defaults, test fakes."""
 
     clock: Clock
-    transport: httpx.AsyncBaseTransport | None = None
+    transport: httpx2.AsyncBaseTransport | None = None
     key_store: KeyStore | None = None
     catalog: Catalog | None = None
     user_info: UserInfoStore | None = None
@@ -148,7 +148,7 @@ def build_services(
     development: bool,
     deps: Dependencies,
     plugin_tokens: PluginTokenIssuer,
-    transport: httpx.AsyncBaseTransport | None = None,
+    transport: httpx2.AsyncBaseTransport | None = None,
     outbound: OutboundTransport | None = None,
 ) -> Services:
     """``outbound``: the server's own transport (None with a test's fake one), whose proxy

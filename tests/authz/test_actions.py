@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 
 from app.authz.actions import WHO_AM_I_ENTRY
@@ -86,10 +86,10 @@ def test_who_am_i_on_behalf_of_a_user_through_a_plugin_token() -> None:
     )
     peer_keys: list[dict[str, Any]] = []
 
-    def answer(request: httpx.Request) -> httpx.Response:
+    def answer(request: httpx2.Request) -> httpx2.Response:
         if request.url.path == "/api/mcp-actions/.backstage/auth/v1/jwks.json":
-            return httpx.Response(200, json={"keys": peer_keys})
-        return httpx.Response(404)
+            return httpx2.Response(200, json={"keys": peer_keys})
+        return httpx2.Response(404)
 
     app = create_app(
         read_settings(config()),
@@ -98,7 +98,7 @@ def test_who_am_i_on_behalf_of_a_user_through_a_plugin_token() -> None:
             clock=clock,
             providers=REGISTRY,
             catalog=InMemoryCatalog([CatalogUser(ref=GUEST)]),
-            transport=httpx.MockTransport(answer),
+            transport=httpx2.MockTransport(answer),
         ),
         validate_responses=True,
     )

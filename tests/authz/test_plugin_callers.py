@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from joserfc import jwt
 
@@ -57,11 +57,11 @@ class Peer:
         )
         self.fetches: list[str] = []
 
-    async def handler(self, request: httpx.Request) -> httpx.Response:
+    async def handler(self, request: httpx2.Request) -> httpx2.Response:
         self.fetches.append(str(request.url))
         if request.url.path == "/api/catalog/.backstage/auth/v1/jwks.json":
-            return httpx.Response(200, json={"keys": await self.catalog.public_keys()})
-        return httpx.Response(404, json={"error": {"name": "NotFoundError"}})
+            return httpx2.Response(200, json={"keys": await self.catalog.public_keys()})
+        return httpx2.Response(404, json={"error": {"name": "NotFoundError"}})
 
 
 @pytest.fixture
@@ -81,7 +81,7 @@ def users(clock: FakeClock) -> TokenIssuer:
 
 @pytest.fixture
 def callers(peer: Peer, clock: FakeClock, users: TokenIssuer) -> PluginCallers:
-    http = OutboundHttp(httpx.MockTransport(peer.handler))
+    http = OutboundHttp(httpx2.MockTransport(peer.handler))
     return PluginCallers(DISCOVERY, http, clock, users)
 
 

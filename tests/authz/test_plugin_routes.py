@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 
-import httpx
+import httpx2
 import pytest
 
 from app.config.settings import read_settings
@@ -34,11 +34,11 @@ class World:
         )
         self.client: JarlessClient
 
-    async def transport(self, request: httpx.Request) -> httpx.Response:
+    async def transport(self, request: httpx2.Request) -> httpx2.Response:
         # discovery's internal fallback: http://localhost:7007/api/<plugin>
         if str(request.url) == "http://localhost:7007/api/catalog/.backstage/auth/v1/jwks.json":
-            return httpx.Response(200, json={"keys": await self.catalog.public_keys()})
-        return httpx.Response(404)
+            return httpx2.Response(200, json={"keys": await self.catalog.public_keys()})
+        return httpx2.Response(404)
 
 
 @pytest.fixture
@@ -51,7 +51,7 @@ def world() -> Iterator[World]:
             clock=world.clock,
             providers=REGISTRY,
             catalog=InMemoryCatalog([CatalogUser(ref=GUEST)]),
-            transport=httpx.MockTransport(world.transport),
+            transport=httpx2.MockTransport(world.transport),
         ),
         validate_responses=True,
     )

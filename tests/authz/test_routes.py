@@ -329,23 +329,23 @@ def test_a_user_gone_from_the_catalog_ends_the_grant() -> None:
 def test_the_presence_check_asks_a_remote_catalog_live() -> None:
     """A user removed from a remote catalog cannot refresh even once more: the check is
     not answered from the sign-in lookups' cache (as Backstage's getEntityByRef)."""
-    import httpx
+    import httpx2
 
     from app.identity.remote_catalog import RemoteCatalog
 
     present = [True]
     entity = {"kind": "User", "metadata": {"name": "guest", "namespace": "development"}}
 
-    def answer(request: httpx.Request) -> httpx.Response:
+    def answer(request: httpx2.Request) -> httpx2.Response:
         if not present[0]:
-            return httpx.Response(404, json={"error": {"name": "NotFoundError"}})
+            return httpx2.Response(404, json={"error": {"name": "NotFoundError"}})
         if request.url.path.endswith("/entities/by-name/user/development/guest"):
-            return httpx.Response(200, json=entity)
-        return httpx.Response(200, json={"items": [entity], "pageInfo": {}})
+            return httpx2.Response(200, json=entity)
+        return httpx2.Response(200, json={"items": [entity], "pageInfo": {}})
 
     clock = FakeClock()
     catalog = RemoteCatalog(
-        "http://catalog:7007", "token", clock=clock, transport=httpx.MockTransport(answer)
+        "http://catalog:7007", "token", clock=clock, transport=httpx2.MockTransport(answer)
     )
     with make_client(build(config(), clock, catalog=catalog)) as client:
         token = code_grant(client)["refresh_token"]

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import httpx
+import httpx2
 import psycopg
 import pytest
 
@@ -53,7 +53,7 @@ class BackstageServer(AuthServer):
         super().wait_ready(timeout)
         readiness = f"{self.base_url}/.backstage/health/v1/readiness"
         while time.monotonic() < deadline:
-            if httpx.get(readiness, timeout=5).status_code == 200:
+            if httpx2.get(readiness, timeout=5).status_code == 200:
                 return
             time.sleep(0.2)
         raise TimeoutError(f"Backstage did not become ready:\n{self.output}")
@@ -113,13 +113,13 @@ def _api(server: AuthServer) -> str:
 
 
 def _guest_token(server: AuthServer) -> str:
-    response = httpx.get(f"{_api(server)}/guest/refresh", timeout=30)
+    response = httpx2.get(f"{_api(server)}/guest/refresh", timeout=30)
     assert response.status_code == 200, response.text
     return str(response.json()["backstageIdentity"]["token"])
 
 
-def _userinfo(server: AuthServer, token: str) -> httpx.Response:
-    return httpx.get(
+def _userinfo(server: AuthServer, token: str) -> httpx2.Response:
+    return httpx2.get(
         f"{_api(server)}/v1/userinfo", headers={"Authorization": f"Bearer {token}"}, timeout=30
     )
 
@@ -143,17 +143,17 @@ def _cli_refresh_token(
         "code_challenge": challenge.rstrip(b"=").decode(),
         "code_challenge_method": "S256",
     }
-    authorize = httpx.get(f"{_api(server)}/v1/authorize", params=params, timeout=30)
+    authorize = httpx2.get(f"{_api(server)}/v1/authorize", params=params, timeout=30)
     assert authorize.status_code == 302, authorize.text
     session_id = authorize.headers["location"].rsplit("/", 1)[1]
-    approved = httpx.post(
+    approved = httpx2.post(
         f"{_api(server)}/v1/sessions/{session_id}/approve",
         headers={"Authorization": f"Bearer {user_token}"},
         timeout=30,
     )
     assert approved.status_code == 200, approved.text
     code = parse_qs(urlsplit(approved.json()["redirectUrl"]).query)["code"][0]
-    token = httpx.post(
+    token = httpx2.post(
         f"{_api(exchange_at or server)}/v1/token",
         data={
             "grant_type": "authorization_code",
@@ -168,8 +168,8 @@ def _cli_refresh_token(
     return str(token.json()["refresh_token"])
 
 
-def _refresh(server: AuthServer, token: str, client: str = CLIENT) -> httpx.Response:
-    return httpx.post(
+def _refresh(server: AuthServer, token: str, client: str = CLIENT) -> httpx2.Response:
+    return httpx2.post(
         f"{_api(server)}/v1/token",
         data={"grant_type": "refresh_token", "refresh_token": token, "client_id": client},
         timeout=30,
@@ -186,7 +186,7 @@ def _token_hash(server: PostgresServer, database: str, token: str) -> str:
 
 
 def _kids(server: AuthServer) -> set[str]:
-    keys = httpx.get(f"{_api(server)}/.well-known/jwks.json", timeout=30).json()["keys"]
+    keys = httpx2.get(f"{_api(server)}/.well-known/jwks.json", timeout=30).json()["keys"]
     return {str(key["kid"]) for key in keys}
 
 
@@ -233,7 +233,7 @@ def test_switching_a_running_backstage_to_our_server_and_back(
 
 def _plugin_kids(server: AuthServer) -> set[str]:
     url = f"{_api(server)}/.backstage/auth/v1/jwks.json"
-    return {str(key["kid"]) for key in httpx.get(url, timeout=30).json()["keys"]}
+    return {str(key["kid"]) for key in httpx2.get(url, timeout=30).json()["keys"]}
 
 
 def _publish_our_plugin_key(url: str) -> str:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import httpx
+import httpx2
 import yaml
 
 from tests.backstage_auth.support import HERE, node
@@ -79,7 +79,7 @@ class MainBackend(AuthServer):
         super().wait_ready(timeout)
         readiness = f"{self.base_url}/.backstage/health/v1/readiness"
         while time.monotonic() < deadline:
-            if httpx.get(readiness, timeout=5).status_code == 200:
+            if httpx2.get(readiness, timeout=5).status_code == 200:
                 return
             time.sleep(0.2)
         raise TimeoutError(f"Backstage did not become ready:\n{self.output}")
@@ -188,8 +188,8 @@ class Split:
         return f"{self.ours.base_url}/api/auth"
 
 
-def catalog_entity(main: MainBackend, kind: str, name: str) -> httpx.Response:
-    return httpx.get(
+def catalog_entity(main: MainBackend, kind: str, name: str) -> httpx2.Response:
+    return httpx2.get(
         f"{main.base_url}/api/catalog/entities/by-name/{kind}/default/{name}",
         headers={"Authorization": f"Bearer {WATCH_TOKEN}"},
         timeout=5,
@@ -202,7 +202,7 @@ def wait_for_catalog(main: MainBackend, timeout: float = 60.0) -> None:
     headers = {"Authorization": f"Bearer {WATCH_TOKEN}"}
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        response = httpx.get(url, headers=headers, timeout=5)
+        response = httpx2.get(url, headers=headers, timeout=5)
         if response.status_code == 200 and any(
             r.get("targetRef") == TEAM for r in response.json().get("relations", [])
         ):
@@ -265,7 +265,7 @@ def split_set_up(
 
 def oidc_sign_in(split: Split, login: str) -> dict[str, Any]:
     """The popup flow at our server through the real OpenID provider; the popup's message."""
-    with httpx.Client(follow_redirects=False, timeout=30.0, trust_env=False) as browser:
+    with httpx2.Client(follow_redirects=False, timeout=30.0, trust_env=False) as browser:
         start = browser.get(
             f"{split.auth_api}/oidc/start",
             params={
@@ -283,7 +283,7 @@ def oidc_sign_in(split: Split, login: str) -> dict[str, Any]:
 
 
 def guest_token(split: Split) -> str:
-    response = httpx.get(f"{split.auth_api}/guest/refresh", timeout=30)
+    response = httpx2.get(f"{split.auth_api}/guest/refresh", timeout=30)
     assert response.status_code == 200, response.text
     return str(response.json()["backstageIdentity"]["token"])
 
@@ -301,17 +301,17 @@ def cli_refresh_token(split: Split, user_token: str) -> str:
         "code_challenge": base64.urlsafe_b64encode(digest).rstrip(b"=").decode(),
         "code_challenge_method": "S256",
     }
-    authorize = httpx.get(f"{split.auth_api}/v1/authorize", params=params, timeout=30)
+    authorize = httpx2.get(f"{split.auth_api}/v1/authorize", params=params, timeout=30)
     assert authorize.status_code == 302, authorize.text
     session_id = authorize.headers["location"].rsplit("/", 1)[1]
-    approved = httpx.post(
+    approved = httpx2.post(
         f"{split.auth_api}/v1/sessions/{session_id}/approve",
         headers={"Authorization": f"Bearer {user_token}"},
         timeout=30,
     )
     assert approved.status_code == 200, approved.text
     code = parse_qs(urlsplit(approved.json()["redirectUrl"]).query)["code"][0]
-    token = httpx.post(
+    token = httpx2.post(
         f"{split.auth_api}/v1/token",
         data={
             "grant_type": "authorization_code",
@@ -326,8 +326,8 @@ def cli_refresh_token(split: Split, user_token: str) -> str:
     return str(token.json()["refresh_token"])
 
 
-def refresh(split: Split, token: str) -> httpx.Response:
-    return httpx.post(
+def refresh(split: Split, token: str) -> httpx2.Response:
+    return httpx2.post(
         f"{split.auth_api}/v1/token",
         data={"grant_type": "refresh_token", "refresh_token": token, "client_id": CLI},
         timeout=30,

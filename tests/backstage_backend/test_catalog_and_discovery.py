@@ -11,7 +11,7 @@ import json
 import subprocess
 import sys
 
-import httpx
+import httpx2
 import pytest
 import yaml
 
@@ -50,7 +50,7 @@ def test_sign_in_resolves_the_user_through_the_real_catalog(split: Split) -> Non
 
 def test_the_guest_resolves_through_the_real_catalog_too(split: Split) -> None:
     token = guest_token(split)
-    info = httpx.get(
+    info = httpx2.get(
         f"{split.auth_api}/v1/userinfo", headers={"Authorization": f"Bearer {token}"}, timeout=30
     )
     assert info.json()["claims"] == {"sub": ALICE, "ent": [ALICE, TEAM]}
@@ -86,7 +86,7 @@ def test_a_user_removed_from_the_catalog_cannot_refresh(split: Split) -> None:
         yaml.safe_dump_all([u for u in USERS if u["metadata"]["name"] != "bob"])
     )
     uid = catalog_entity(split.main, "user", "bob").json()["metadata"]["uid"]
-    deleted = httpx.delete(
+    deleted = httpx2.delete(
         f"{split.main.base_url}/api/catalog/entities/by-uid/{uid}",
         headers={"Authorization": f"Bearer {WATCH_TOKEN}"},
         timeout=10,
@@ -105,28 +105,28 @@ def test_a_user_removed_from_the_catalog_cannot_refresh(split: Split) -> None:
 def test_issuer_and_callback_urls_follow_discovery(split: Split) -> None:
     ours = split.auth_api
     assert split.config["backend"]["baseUrl"] == split.main.base_url
-    metadata = httpx.get(f"{ours}/.well-known/openid-configuration", timeout=30).json()
+    metadata = httpx2.get(f"{ours}/.well-known/openid-configuration", timeout=30).json()
     assert metadata["issuer"] == ours
     assert metadata["token_endpoint"] == f"{ours}/v1/token"
     assert metadata["jwks_uri"] == f"{ours}/.well-known/jwks.json"
-    with httpx.Client(follow_redirects=False, timeout=30) as browser:
+    with httpx2.Client(follow_redirects=False, timeout=30) as browser:
         start = browser.get(
             f"{ours}/oidc/start",
             params={"scope": "openid", "origin": "http://localhost:3000", "env": "development"},
         )
     assert start.status_code == 302
-    location = httpx.URL(start.headers["location"])
+    location = httpx2.URL(start.headers["location"])
     assert location.params["redirect_uri"] == f"{ours}/oidc/handler/frame"
 
     # The main backend names us too, from the same discovery.endpoints.
     main = split.main.base_url
-    resource = httpx.get(
+    resource = httpx2.get(
         f"{main}/.well-known/oauth-protected-resource/api/mcp-actions/v1", timeout=30
     ).json()
     assert resource["authorization_servers"] == [ours]
     assert resource["resource"] == f"{main}/api/mcp-actions/v1"
     # ... which it fetches from our internal URL.
-    proxied = httpx.get(f"{main}/.well-known/oauth-authorization-server", timeout=30).json()
+    proxied = httpx2.get(f"{main}/.well-known/oauth-authorization-server", timeout=30).json()
     assert proxied["issuer"] == ours
     internal = split.ours.base_url.replace("localhost", "127.0.0.1")
     tokens = oidc_sign_in(split, "alice")["response"]["backstageIdentity"]["token"]

@@ -14,7 +14,7 @@ import secrets
 import time
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from joserfc import jwt
 from joserfc.jwk import ECKey
@@ -31,11 +31,11 @@ INVOKE = "/.backstage/actions/v1/actions/auth:who-am-i/invoke"
 REVOKE = "/v1/offline-sessions/revoke"
 
 
-def _mcp(split: Split, token: str | None, method: str, params: dict[str, Any]) -> httpx.Response:
+def _mcp(split: Split, token: str | None, method: str, params: dict[str, Any]) -> httpx2.Response:
     headers = {"Accept": "application/json, text/event-stream"}
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
-    return httpx.post(
+    return httpx2.post(
         f"{split.main.base_url}/api/mcp-actions/v1",
         json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params},
         headers=headers,
@@ -43,7 +43,7 @@ def _mcp(split: Split, token: str | None, method: str, params: dict[str, Any]) -
     )
 
 
-def _result(response: httpx.Response) -> dict[str, Any]:
+def _result(response: httpx2.Response) -> dict[str, Any]:
     assert response.status_code == 200, response.text
     data = [line[5:] for line in response.text.splitlines() if line.startswith("data:")]
     message: dict[str, Any] = json.loads(data[0])
@@ -80,8 +80,8 @@ def test_the_mcp_endpoint_wants_a_token(split: Split) -> None:
     assert "www-authenticate" not in response.headers
 
 
-def _at(split: Split, method: str, path: str, token: str, body: Any = None) -> httpx.Response:
-    return httpx.request(
+def _at(split: Split, method: str, path: str, token: str, body: Any = None) -> httpx2.Response:
+    return httpx2.request(
         method,
         f"{split.auth_api}{path}",
         headers={b"Authorization": f"Bearer {token}".encode()},
@@ -90,7 +90,7 @@ def _at(split: Split, method: str, path: str, token: str, body: Any = None) -> h
     )
 
 
-def _refused(response: httpx.Response, message: str) -> None:
+def _refused(response: httpx2.Response, message: str) -> None:
     assert response.status_code == 401, response.text
     assert response.json()["error"] == {"name": "AuthenticationError", "message": message}
 
@@ -130,7 +130,7 @@ def test_user_info_for_the_main_backends_user_info_service(split: Split) -> None
     for ``/v1/userinfo`` with the credentials' token: for a plugin calling on a user's
     behalf, the limited user token (which carries no ``ent``)."""
     limited = _limited(guest_token(split))
-    info = httpx.get(
+    info = httpx2.get(
         f"{split.auth_api}/v1/userinfo",
         headers={"Authorization": f"Bearer {limited}"},
         timeout=30,

@@ -1,4 +1,4 @@
-"""A fake Backstage catalog: ``GET /api/catalog/entities/by-query`` over httpx.MockTransport.
+"""A fake Backstage catalog: ``GET /api/catalog/entities/by-query`` over httpx2.MockTransport.
 
 Filters behave as the catalog's search table does: entities are flattened to dotted keys
 (``metadata.annotations.github.com/user-login``), keys and values compared lower-cased,
@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-import httpx
+import httpx2
 
 TOKEN = "catalog-static-token"
 
@@ -69,31 +69,31 @@ class FakeCatalog:
     def __init__(self, entities: list[dict[str, Any]], *, page_size: int = 2) -> None:
         self.entities = entities
         self.page_size = page_size
-        self.requests: list[httpx.Request] = []
+        self.requests: list[httpx2.Request] = []
         # Set to make the next requests fail: an HTTP status, or an exception to raise.
         self.fail: int | Exception | None = None
         self.body: bytes | None = None  # a raw body to answer with instead
         self.ignore_filters = False
 
-    def transport(self) -> httpx.MockTransport:
-        return httpx.MockTransport(self.handle)
+    def transport(self) -> httpx2.MockTransport:
+        return httpx2.MockTransport(self.handle)
 
     def filters(self) -> list[list[str]]:
         """The filter params of each request (empty for cursor requests)."""
         return [r.url.params.get_list("filter") for r in self.requests]
 
-    def handle(self, request: httpx.Request) -> httpx.Response:
+    def handle(self, request: httpx2.Request) -> httpx2.Response:
         self.requests.append(request)
         if isinstance(self.fail, Exception):
             raise self.fail
         if self.fail is not None:
-            return httpx.Response(self.fail, json={"error": {"name": "Error", "message": "x"}})
+            return httpx2.Response(self.fail, json={"error": {"name": "Error", "message": "x"}})
         if request.headers.get("authorization") != f"Bearer {TOKEN}":
-            return httpx.Response(401, json={"error": {"name": "AuthenticationError"}})
+            return httpx2.Response(401, json={"error": {"name": "AuthenticationError"}})
         if request.method != "GET" or request.url.path != "/api/catalog/entities/by-query":
-            return httpx.Response(404, json={"error": {"name": "NotFoundError"}})
+            return httpx2.Response(404, json={"error": {"name": "NotFoundError"}})
         if self.body is not None:
-            return httpx.Response(200, content=self.body)
+            return httpx2.Response(200, content=self.body)
         params = request.url.params
         if "cursor" in params:
             state = json.loads(base64.urlsafe_b64decode(params["cursor"]))
@@ -111,6 +111,6 @@ class FakeCatalog:
         if offset + limit < len(matching):
             cursor = json.dumps({"filters": filters, "offset": offset + limit})
             page_info["nextCursor"] = base64.urlsafe_b64encode(cursor.encode()).decode()
-        return httpx.Response(
+        return httpx2.Response(
             200, json={"items": page, "totalItems": len(matching), "pageInfo": page_info}
         )

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
@@ -51,19 +51,19 @@ def _discovery(raw: dict[str, Any]) -> Any:
 async def test_a_shared_config_uses_the_real_catalog_with_plugin_tokens(tmp_path: Path) -> None:
     clock = FakeClock()
     ours = PluginTokenIssuer(DatabasePluginKeys(MemoryPublicKeyRows(), clock), clock)
-    seen: list[httpx.Request] = []
+    seen: list[httpx2.Request] = []
 
-    def answer(request: httpx.Request) -> httpx.Response:
+    def answer(request: httpx2.Request) -> httpx2.Response:
         seen.append(request)
         if request.url.path.startswith("/api/catalog/entities/by-name/"):
-            return httpx.Response(200, json=USER)
-        return httpx.Response(200, json={"items": [USER], "pageInfo": {}})
+            return httpx2.Response(200, json=USER)
+        return httpx2.Response(200, json={"items": [USER], "pageInfo": {}})
 
     catalog = catalog_from_config(
         SHARED,
         config_dir=tmp_path,
         clock=clock,
-        transport=httpx.MockTransport(answer),
+        transport=httpx2.MockTransport(answer),
         discovery=_discovery(SHARED),
         plugin_tokens=ours,
     )
@@ -117,13 +117,13 @@ async def test_known_users_are_served_from_the_cache_while_the_catalog_is_down()
     clock = FakeClock()
     up = True
 
-    def answer(request: httpx.Request) -> httpx.Response:
+    def answer(request: httpx2.Request) -> httpx2.Response:
         if not up:
-            return httpx.Response(503)
-        return httpx.Response(200, json={"items": [USER], "pageInfo": {}})
+            return httpx2.Response(503)
+        return httpx2.Response(200, json={"items": [USER], "pageInfo": {}})
 
     catalog = RemoteCatalog(
-        "http://cat", "t", clock=clock, transport=httpx.MockTransport(answer), stale_seconds=60
+        "http://cat", "t", clock=clock, transport=httpx2.MockTransport(answer), stale_seconds=60
     )
 
     assert await catalog.get_user("user:default/ada") is not None

@@ -3,7 +3,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-import httpx
+import httpx2
 import pytest
 
 from app.core.errors import ServiceUnavailableError
@@ -227,7 +227,7 @@ def test_wrong_token(fake: FakeCatalog, clock: FakeClock) -> None:
 
 
 def test_timeout(fake: FakeCatalog, clock: FakeClock) -> None:
-    fake.fail = httpx.ReadTimeout("read timed out")
+    fake.fail = httpx2.ReadTimeout("read timed out")
     with pytest.raises(ServiceUnavailableError, match="did not answer within 10 seconds"):
         run(_catalog(fake, clock).get_user("user:default/jane"))
 
@@ -236,12 +236,12 @@ def test_one_deadline_for_all_the_pages_of_a_lookup(clock: FakeClock) -> None:
     # Each page answers within the timeout; all of them together do not.
     fake = FakeCatalog([user_entity(f"u{i}", email="same@acme.com") for i in range(8)])
 
-    async def slow(request: httpx.Request) -> httpx.Response:
+    async def slow(request: httpx2.Request) -> httpx2.Response:
         await asyncio.sleep(0.3)
         return fake.handle(request)
 
     catalog = RemoteCatalog(
-        BASE, TOKEN, clock=clock, transport=httpx.MockTransport(slow), timeout_seconds=0.5
+        BASE, TOKEN, clock=clock, transport=httpx2.MockTransport(slow), timeout_seconds=0.5
     )
     started = time.monotonic()
     with pytest.raises(ServiceUnavailableError, match="did not answer within 0.5 seconds"):
@@ -251,7 +251,7 @@ def test_one_deadline_for_all_the_pages_of_a_lookup(clock: FakeClock) -> None:
 
 
 def test_connection_error(fake: FakeCatalog, clock: FakeClock) -> None:
-    fake.fail = httpx.ConnectError("connection refused")
+    fake.fail = httpx2.ConnectError("connection refused")
     with pytest.raises(ServiceUnavailableError) as info:
         run(_catalog(fake, clock).get_user("user:default/jane"))
     assert info.value.message == (
@@ -291,13 +291,13 @@ def test_base_url_with_a_path(fake: FakeCatalog, clock: FakeClock) -> None:
 # --- whole entities (the who-am-i action) ----------------------------------------------
 
 
-def _by_name(status: int, body: object) -> httpx.MockTransport:
-    def handler(request: httpx.Request) -> httpx.Response:
+def _by_name(status: int, body: object) -> httpx2.MockTransport:
+    def handler(request: httpx2.Request) -> httpx2.Response:
         assert request.url.path == "/api/catalog/entities/by-name/user/default/jane"
         assert request.headers["authorization"] == f"Bearer {TOKEN}"
-        return httpx.Response(status, json=body)
+        return httpx2.Response(status, json=body)
 
-    return httpx.MockTransport(handler)
+    return httpx2.MockTransport(handler)
 
 
 def test_get_entity_returns_the_whole_entity(clock: FakeClock) -> None:

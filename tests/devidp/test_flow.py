@@ -9,7 +9,7 @@ import re
 import time
 from collections.abc import Iterator
 
-import httpx
+import httpx2
 import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
@@ -19,12 +19,12 @@ from tests.support.popup import popup_message, popup_target_origin
 
 
 @pytest.fixture
-def client(dev_server: CliServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=dev_server.base_url, timeout=10.0) as c:
+def client(dev_server: CliServer) -> Iterator[httpx2.Client]:
+    with httpx2.Client(base_url=dev_server.base_url, timeout=10.0) as c:
         yield c
 
 
-def _sign_in(client: httpx.Client, server: CliServer, form: dict[str, str]) -> dict[str, object]:
+def _sign_in(client: httpx2.Client, server: CliServer, form: dict[str, str]) -> dict[str, object]:
     login = start_sign_in(client, server.base_url)
     callback = submit_login(client, server.base_url, login, form)
     assert callback.status_code == 200, callback.text
@@ -40,7 +40,7 @@ def test_startup_says_the_dev_idp_is_enabled(dev_server: CliServer) -> None:
     assert "clients: backstage-dev" in dev_server.output
 
 
-def test_discovery_and_keys(client: httpx.Client, dev_server: CliServer) -> None:
+def test_discovery_and_keys(client: httpx2.Client, dev_server: CliServer) -> None:
     issuer = f"{dev_server.base_url}/dev-idp"
     doc = client.get("/dev-idp/.well-known/openid-configuration").json()
     assert doc["issuer"] == issuer
@@ -52,7 +52,7 @@ def test_discovery_and_keys(client: httpx.Client, dev_server: CliServer) -> None
     assert [(k["kty"], k["alg"], "d" in k) for k in keys] == [("RSA", "RS256", False)]
 
 
-def test_sign_in_refresh_logout(client: httpx.Client, dev_server: CliServer) -> None:
+def test_sign_in_refresh_logout(client: httpx2.Client, dev_server: CliServer) -> None:
     login = start_sign_in(client, dev_server.base_url)
     # The login page: the demo users, a name field, no password.
     assert "Alice Adams" in login.text and 'name="name"' in login.text
@@ -99,7 +99,7 @@ def test_sign_in_refresh_logout(client: httpx.Client, dev_server: CliServer) -> 
     assert after.status_code == 401
 
 
-def test_any_typed_name_signs_in(client: httpx.Client, dev_server: CliServer) -> None:
+def test_any_typed_name_signs_in(client: httpx2.Client, dev_server: CliServer) -> None:
     message = _sign_in(client, dev_server, {"name": "Dana Scully"})
     response = message["response"]
     assert isinstance(response, dict)
@@ -110,7 +110,7 @@ def test_any_typed_name_signs_in(client: httpx.Client, dev_server: CliServer) ->
 
 
 def test_cancel_is_a_rejection_the_popup_reports(
-    client: httpx.Client, dev_server: CliServer
+    client: httpx2.Client, dev_server: CliServer
 ) -> None:
     message = _sign_in(client, dev_server, {"action": "cancel"})
     error = message["error"]
@@ -118,7 +118,7 @@ def test_cancel_is_a_rejection_the_popup_reports(
     assert error["message"].startswith("Authentication rejected, access_denied"), error
 
 
-def test_guest_is_served_too(client: httpx.Client) -> None:
+def test_guest_is_served_too(client: httpx2.Client) -> None:
     response = client.get("/api/auth/guest/refresh")
     assert response.status_code == 200, response.text
     assert response.json()["backstageIdentity"]["identity"]["userEntityRef"] == (
@@ -126,7 +126,7 @@ def test_guest_is_served_too(client: httpx.Client) -> None:
     )
 
 
-def test_demo_page_lists_the_providers(client: httpx.Client, dev_server: CliServer) -> None:
+def test_demo_page_lists_the_providers(client: httpx2.Client, dev_server: CliServer) -> None:
     page = client.get("/")
     assert page.status_code == 200
     assert page.headers["content-type"] == "text/html; charset=utf-8"
@@ -157,7 +157,7 @@ def test_demo_page_lists_the_providers(client: httpx.Client, dev_server: CliServ
     assert client.get("/static/app.py").status_code in (400, 404)
 
 
-def test_docs_index_links_every_swagger_ui(client: httpx.Client) -> None:
+def test_docs_index_links_every_swagger_ui(client: httpx2.Client) -> None:
     page = client.get("/docs")
     assert page.status_code == 200
     links = re.findall(r'href="([^"]*/ui/)"', page.text)

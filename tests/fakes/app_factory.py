@@ -6,7 +6,7 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-import httpx
+import httpx2
 from connexion import AsyncApp
 from starlette.testclient import TestClient
 
@@ -97,7 +97,7 @@ class JarlessClient(TestClient):
     ``Cookie:`` header it passes (httpx's per-request ``cookies=`` is deprecated)."""
 
     def _merge_cookies(self, cookies: Any = None) -> Any:
-        return httpx.Cookies()
+        return httpx2.Cookies()
 
 
 def make_client(app: AsyncApp) -> JarlessClient:

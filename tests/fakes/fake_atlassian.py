@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
+import httpx2
 
 from tests.fakes.fake_idp import FakeIdP, RecordedRequest
 from tests.fakes.service_fake import ServiceFake
@@ -39,7 +39,7 @@ class FakeAtlassian(ServiceFake):
     def route(self, request: RecordedRequest) -> str | None:
         return "me" if (request.method, request.path) == ("GET", "/me") else None
 
-    def serve_me(self, request: RecordedRequest) -> httpx.Response:
+    def serve_me(self, request: RecordedRequest) -> httpx2.Response:
         if not self.authorized(request):
-            return httpx.Response(401, json={"code": 401, "message": "Unauthorized"})
-        return httpx.Response(200, json=self.me)
+            return httpx2.Response(401, json={"code": 401, "message": "Unauthorized"})
+        return httpx2.Response(200, json=self.me)

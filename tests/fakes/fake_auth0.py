@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
+import httpx2
 
 from tests.fakes.fake_idp import FakeIdP, RecordedRequest
 from tests.fakes.service_fake import ServiceFake
@@ -43,7 +43,7 @@ class FakeAuth0(ServiceFake):
     def route(self, request: RecordedRequest) -> str | None:
         return "userinfo" if (request.method, request.path) == ("GET", "/userinfo") else None
 
-    def serve_userinfo(self, request: RecordedRequest) -> httpx.Response:
+    def serve_userinfo(self, request: RecordedRequest) -> httpx2.Response:
         if not self.authorized(request):
-            return httpx.Response(401, text="Unauthorized")
-        return httpx.Response(200, json=self.userinfo)
+            return httpx2.Response(401, text="Unauthorized")
+        return httpx2.Response(200, json=self.userinfo)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
+import httpx2
 
 from tests.fakes.fake_idp import FakeIdP, RecordedRequest
 from tests.fakes.service_fake import ServiceFake
@@ -52,16 +52,16 @@ class FakeBitbucket(ServiceFake):
         routes = {"/2.0/user": "user", "/2.0/user/emails": "emails"}
         return routes.get(request.path) if request.method == "GET" else None
 
-    def serve_user(self, request: RecordedRequest) -> httpx.Response:
+    def serve_user(self, request: RecordedRequest) -> httpx2.Response:
         if not self.authorized(request):
             return _unauthorized()
-        return httpx.Response(200, json=self.user)
+        return httpx2.Response(200, json=self.user)
 
-    def serve_emails(self, request: RecordedRequest) -> httpx.Response:
+    def serve_emails(self, request: RecordedRequest) -> httpx2.Response:
         if not self.authorized(request):
             return _unauthorized()
         page = {"pagelen": 10, "values": self.emails, "page": 1, "size": len(self.emails)}
-        return httpx.Response(200, json=page)
+        return httpx2.Response(200, json=page)
 
 
 def _email(address: str, *, primary: bool, confirmed: bool) -> dict[str, Any]:
@@ -74,6 +74,6 @@ def _email(address: str, *, primary: bool, confirmed: bool) -> dict[str, Any]:
     }
 
 
-def _unauthorized() -> httpx.Response:
+def _unauthorized() -> httpx2.Response:
     body = {"type": "error", "error": {"message": "Access token expired."}}
-    return httpx.Response(401, json=body)
+    return httpx2.Response(401, json=body)

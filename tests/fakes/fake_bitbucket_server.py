@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
+import httpx2
 
 from tests.fakes.fake_idp import FakeIdP, RecordedRequest
 from tests.fakes.service_fake import ServiceFake
@@ -50,13 +50,13 @@ class FakeBitbucketServer(ServiceFake):
             return "whoami"
         return "user" if request.path.startswith(USERS_PREFIX) else None
 
-    def serve_whoami(self, request: RecordedRequest) -> httpx.Response:
+    def serve_whoami(self, request: RecordedRequest) -> httpx2.Response:
         if not self.authorized(request):
-            return httpx.Response(200, text="")
+            return httpx2.Response(200, text="")
         name = self.user["name"]
-        return httpx.Response(200, text=name, headers={"X-AUSERNAME": name, "X-AUSERID": "101"})
+        return httpx2.Response(200, text=name, headers={"X-AUSERNAME": name, "X-AUSERID": "101"})
 
-    def serve_user(self, request: RecordedRequest) -> httpx.Response:
+    def serve_user(self, request: RecordedRequest) -> httpx2.Response:
         if not self.authorized(request):
             return _errors(401, "Authentication failed. Please check your credentials.")
         slug = request.path.removeprefix(USERS_PREFIX)
@@ -65,8 +65,8 @@ class FakeBitbucketServer(ServiceFake):
         user = dict(self.user)
         if "avatarSize" in request.query:
             user["avatarUrl"] = self.avatar_url
-        return httpx.Response(200, json=user)
+        return httpx2.Response(200, json=user)
 
 
-def _errors(status: int, message: str) -> httpx.Response:
-    return httpx.Response(status, json={"errors": [{"context": None, "message": message}]})
+def _errors(status: int, message: str) -> httpx2.Response:
+    return httpx2.Response(status, json={"errors": [{"context": None, "message": message}]})

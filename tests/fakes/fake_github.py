@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlencode
 
-import httpx
+import httpx2
 
 from tests.fakes.fake_idp import RecordedRequest
 from tests.fakes.fake_oauth_service import FakeOAuthService
@@ -68,10 +68,10 @@ class FakeGitHub(FakeOAuthService):
         self.access_tokens.clear()
         self.refresh_tokens.clear()
 
-    def oauth_error(self, error: str, description: str) -> httpx.Response:
+    def oauth_error(self, error: str, description: str) -> httpx2.Response:
         uri = "https://docs.github.com/apps/managing-oauth-apps/troubleshooting-oauth-app-access-token-request-errors"
         body = {"error": error, "error_description": description, "error_uri": uri}
-        return httpx.Response(200, json=body)
+        return httpx2.Response(200, json=body)
 
     def token_body(self, scope: str, *, refresh_token: str | None) -> dict[str, Any]:
         access = f"gho_{self.next_id()}"
@@ -95,18 +95,18 @@ class FakeGitHub(FakeOAuthService):
             "token_type": "bearer",
         }
 
-    def token_response(self, body: dict[str, Any], request: RecordedRequest) -> httpx.Response:
+    def token_response(self, body: dict[str, Any], request: RecordedRequest) -> httpx2.Response:
         if "application/json" in request.headers.get("accept", ""):
-            return httpx.Response(200, json=body)
-        return httpx.Response(
+            return httpx2.Response(200, json=body)
+        return httpx2.Response(
             200,
             text=urlencode(body),
             headers={"content-type": "application/x-www-form-urlencoded; charset=utf-8"},
         )
 
-    def serve_profile(self, request: RecordedRequest) -> httpx.Response:
+    def serve_profile(self, request: RecordedRequest) -> httpx2.Response:
         if self.bearer_scope(request) is None:
-            return httpx.Response(
+            return httpx2.Response(
                 401,
                 json={
                     "message": "Bad credentials",
@@ -114,4 +114,4 @@ class FakeGitHub(FakeOAuthService):
                     "status": "401",
                 },
             )
-        return httpx.Response(200, json=self.user)
+        return httpx2.Response(200, json=self.user)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
+import httpx2
 
 from tests.fakes.fake_idp import RecordedRequest
 from tests.fakes.fake_oauth_service import FakeOAuthService
@@ -58,7 +58,7 @@ class FakeGitLab(FakeOAuthService):
         body["created_at"] = 1_700_000_000
         return body
 
-    def serve_profile(self, request: RecordedRequest) -> httpx.Response:
+    def serve_profile(self, request: RecordedRequest) -> httpx2.Response:
         if self.bearer_scope(request) is None:
-            return httpx.Response(401, json={"message": "401 Unauthorized"})
-        return httpx.Response(200, json=self.user)
+            return httpx2.Response(401, json={"message": "401 Unauthorized"})
+        return httpx2.Response(200, json=self.user)

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
+import httpx2
 
 from tests.fakes.fake_idp import RecordedRequest
 from tests.fakes.fake_oauth_service import FakeOAuthService, fake_jwt
@@ -57,10 +57,10 @@ class FakeGoogle(FakeOAuthService):
             "revoke": "https://oauth2.googleapis.com/revoke",
         }
 
-    def oauth_error(self, error: str, description: str) -> httpx.Response:
+    def oauth_error(self, error: str, description: str) -> httpx2.Response:
         if error == "invalid_grant" and "refresh" in description:
             description = "Token has been expired or revoked."
-        return httpx.Response(400, json={"error": error, "error_description": description})
+        return httpx2.Response(400, json={"error": error, "error_description": description})
 
     def token_body(self, scope: str, *, refresh_token: str | None) -> dict[str, Any]:
         body = super().token_body(scope, refresh_token=refresh_token)
@@ -78,16 +78,16 @@ class FakeGoogle(FakeOAuthService):
         )
         return body
 
-    def serve_profile(self, request: RecordedRequest) -> httpx.Response:
+    def serve_profile(self, request: RecordedRequest) -> httpx2.Response:
         if self.bearer_scope(request) is None:
-            return httpx.Response(401, json={"error": "invalid_request"})
-        return httpx.Response(200, json=self.userinfo)
+            return httpx2.Response(401, json={"error": "invalid_request"})
+        return httpx2.Response(200, json=self.userinfo)
 
-    def serve_revoke(self, request: RecordedRequest) -> httpx.Response:
+    def serve_revoke(self, request: RecordedRequest) -> httpx2.Response:
         token = request.form.get("token", "")
         if request.method != "POST" or token not in {*self.refresh_tokens, *self.access_tokens}:
-            return httpx.Response(400, json={"error": "invalid_token"})
+            return httpx2.Response(400, json={"error": "invalid_token"})
         self.revoked.append(token)
         self.refresh_tokens.pop(token, None)
         self.access_tokens.pop(token, None)
-        return httpx.Response(200)
+        return httpx2.Response(200)

@@ -1,7 +1,7 @@
-"""A fake OpenID Connect / OAuth 2.0 identity provider, served through ``httpx.MockTransport``.
+"""A fake OpenID Connect / OAuth 2.0 identity provider, served through ``httpx2.MockTransport``.
 
-``FakeIdP`` is a callable ``httpx.Request -> httpx.Response``: pass
-``httpx.MockTransport(fake)`` as a provider's transport and every HTTP call the provider
+``FakeIdP`` is a callable ``httpx2.Request -> httpx2.Response``: pass
+``httpx2.MockTransport(fake)`` as a provider's transport and every HTTP call the provider
 makes lands here. Routing is by path only, so a provider with hard-coded hosts can still
 be pointed at the fake.
 
@@ -20,8 +20,8 @@ Every request is recorded in ``requests`` (method, path, query, form, headers). 
 knobs:
 
 - ``fail(endpoint, mode, times=None)``: ``"5xx"`` (503), ``"garbage"`` (200, not JSON),
-  ``"timeout"`` (raises ``httpx.ReadTimeout``), ``"network"`` (raises
-  ``httpx.ConnectError``), ``"invalid_grant"`` / any other OAuth error code (400 JSON
+  ``"timeout"`` (raises ``httpx2.ReadTimeout``), ``"network"`` (raises
+  ``httpx2.ConnectError``), ``"invalid_grant"`` / any other OAuth error code (400 JSON
   error body); ``times`` limits how many requests fail (``None``: all).
 - ID tokens: ``id_token_claims`` overrides claims (``DELETE`` removes one),
   ``id_token_header`` overrides header members, ``id_token_signing`` picks
@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-import httpx
+import httpx2
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
@@ -177,7 +177,7 @@ class _Failure:
 
 @dataclass
 class FakeIdP:
-    """See the module docstring. Construct, then ``httpx.MockTransport(fake)``."""
+    """See the module docstring. Construct, then ``httpx2.MockTransport(fake)``."""
 
     clock: FakeClock = field(default_factory=FakeClock)
     issuer: str = DEFAULT_ISSUER
@@ -360,7 +360,7 @@ class FakeIdP:
 
     # -- the transport -------------------------------------------------------------------
 
-    def __call__(self, request: httpx.Request) -> httpx.Response:
+    def __call__(self, request: httpx2.Request) -> httpx2.Response:
         body = request.content.decode() if request.content else ""
         content_type = request.headers.get("content-type", "")
         form = (
@@ -383,7 +383,7 @@ class FakeIdP:
         failure = self._take_failure(endpoint)
         if failure is not None:
             return self._failure_response(failure, request)
-        handler: Callable[[RecordedRequest], httpx.Response] = getattr(self, f"_serve_{endpoint}")
+        handler: Callable[[RecordedRequest], httpx2.Response] = getattr(self, f"_serve_{endpoint}")
         return handler(recorded)
 
     def _take_failure(self, endpoint: str) -> FailureMode | None:
@@ -396,30 +396,30 @@ class FakeIdP:
                 del self._failures[endpoint]
         return failure.mode
 
-    def _failure_response(self, mode: FailureMode, request: httpx.Request) -> httpx.Response:
+    def _failure_response(self, mode: FailureMode, request: httpx2.Request) -> httpx2.Response:
         if mode == "5xx":
-            return httpx.Response(503, text="<html>upstream unavailable</html>")
+            return httpx2.Response(503, text="<html>upstream unavailable</html>")
         if mode == "garbage":
-            return httpx.Response(
+            return httpx2.Response(
                 200, text="<html>not json", headers={"content-type": "application/json"}
             )
         if mode == "timeout":
-            raise httpx.ReadTimeout("fake IdP timed out", request=request)
+            raise httpx2.ReadTimeout("fake IdP timed out", request=request)
         if mode == "network":
-            raise httpx.ConnectError("fake IdP unreachable", request=request)
+            raise httpx2.ConnectError("fake IdP unreachable", request=request)
         return _json(400, {"error": mode, "error_description": f"fake IdP says {mode}"})
 
-    def _serve_discovery(self, request: RecordedRequest) -> httpx.Response:
+    def _serve_discovery(self, request: RecordedRequest) -> httpx2.Response:
         return _json(200, self.discovery_document())
 
-    def _serve_jwks(self, request: RecordedRequest) -> httpx.Response:
+    def _serve_jwks(self, request: RecordedRequest) -> httpx2.Response:
         return _json(200, self.jwks())
 
-    def _serve_authorize(self, request: RecordedRequest) -> httpx.Response:
-        return httpx.Response(400, text="the authorize endpoint is for browsers")
+    def _serve_authorize(self, request: RecordedRequest) -> httpx2.Response:
+        return httpx2.Response(400, text="the authorize endpoint is for browsers")
 
-    def _serve_end_session(self, request: RecordedRequest) -> httpx.Response:
-        return httpx.Response(200, text="signed out")
+    def _serve_end_session(self, request: RecordedRequest) -> httpx2.Response:
+        return httpx2.Response(200, text="signed out")
 
     def _client_ok(self, request: RecordedRequest) -> bool:
         basic = request.basic_auth
@@ -431,7 +431,7 @@ class FakeIdP:
             return post == expected
         return basic == expected or post == expected
 
-    def _serve_token(self, request: RecordedRequest) -> httpx.Response:
+    def _serve_token(self, request: RecordedRequest) -> httpx2.Response:
         if request.method != "POST":
             return _json(405, {"error": "invalid_request"})
         if not self._client_ok(request):
@@ -443,7 +443,7 @@ class FakeIdP:
             return self._refresh_grant(request.form)
         return _json(400, {"error": "unsupported_grant_type"})
 
-    def _code_grant(self, form: Mapping[str, str]) -> httpx.Response:
+    def _code_grant(self, form: Mapping[str, str]) -> httpx2.Response:
         grant = self._grants.get(form.get("code", ""))
         if grant is None or grant.used:
             return _invalid_grant("unknown or used authorization code")
@@ -464,7 +464,7 @@ class FakeIdP:
         body["refresh_token"] = refresh
         return _json(200, body)
 
-    def _refresh_grant(self, form: Mapping[str, str]) -> httpx.Response:
+    def _refresh_grant(self, form: Mapping[str, str]) -> httpx2.Response:
         token = form.get("refresh_token", "")
         if token in self._spent_refresh_tokens:
             return _invalid_grant("refresh token reused")
@@ -495,12 +495,12 @@ class FakeIdP:
             body["id_token"] = self.make_id_token(nonce=nonce)
         return body
 
-    def _serve_userinfo(self, request: RecordedRequest) -> httpx.Response:
+    def _serve_userinfo(self, request: RecordedRequest) -> httpx2.Response:
         if request.bearer not in self._access_tokens:
             return _json(401, {"error": "invalid_token"})
         return _json(200, self.userinfo_document())
 
-    def _serve_revocation(self, request: RecordedRequest) -> httpx.Response:
+    def _serve_revocation(self, request: RecordedRequest) -> httpx2.Response:
         if request.method != "POST":
             return _json(405, {"error": "invalid_request"})
         if not self._client_ok(request):
@@ -509,7 +509,7 @@ class FakeIdP:
         self.revoked.append(token)
         self._refresh_tokens.pop(token, None)
         self._access_tokens.pop(token, None)
-        return httpx.Response(200)
+        return httpx2.Response(200)
 
     @staticmethod
     def _generate(kid: str) -> RSAKey:
@@ -527,9 +527,9 @@ def _rsa_key(kid: str) -> RSAKey:
     return RSAKey.generate_key(2048, parameters={"kid": kid})
 
 
-def _json(status: int, body: Any) -> httpx.Response:
-    return httpx.Response(status, json=body)
+def _json(status: int, body: Any) -> httpx2.Response:
+    return httpx2.Response(status, json=body)
 
 
-def _invalid_grant(description: str) -> httpx.Response:
+def _invalid_grant(description: str) -> httpx2.Response:
     return _json(400, {"error": "invalid_grant", "error_description": description})

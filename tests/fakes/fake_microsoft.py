@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
+import httpx2
 
 from tests.fakes.fake_idp import RecordedRequest
 from tests.fakes.fake_oauth_service import FakeOAuthService, fake_jwt
@@ -46,8 +46,8 @@ def graph_user(**overrides: Any) -> dict[str, Any]:
     return user
 
 
-def _graph_error(status: int, code: str, message: str) -> httpx.Response:
-    return httpx.Response(status, json={"error": {"code": code, "message": message}})
+def _graph_error(status: int, code: str, message: str) -> httpx2.Response:
+    return httpx2.Response(status, json={"error": {"code": code, "message": message}})
 
 
 @dataclass
@@ -109,18 +109,18 @@ class FakeMicrosoft(FakeOAuthService):
             return False
         return any(s.lower() in {"user.read", "user.read.all"} for s in scope.split())
 
-    def serve_profile(self, request: RecordedRequest) -> httpx.Response:
+    def serve_profile(self, request: RecordedRequest) -> httpx2.Response:
         if not self._graph_ok(request):
             return _graph_error(
                 401, "InvalidAuthenticationToken", "Access token validation failure."
             )
-        return httpx.Response(200, json=self.user)
+        return httpx2.Response(200, json=self.user)
 
-    def serve_photo(self, request: RecordedRequest) -> httpx.Response:
+    def serve_photo(self, request: RecordedRequest) -> httpx2.Response:
         if not self._graph_ok(request):
             return _graph_error(
                 401, "InvalidAuthenticationToken", "Access token validation failure."
             )
         if self.photo is None:
             return _graph_error(404, "ImageNotFound", "The photo wasn't found.")
-        return httpx.Response(200, content=self.photo, headers={"content-type": "image/jpeg"})
+        return httpx2.Response(200, content=self.photo, headers={"content-type": "image/jpeg"})

@@ -1,6 +1,6 @@
 """A base for fakes of real OAuth services (GitHub, Google, GitLab, Microsoft, Okta).
 
-Each fake is a callable ``httpx.Request -> httpx.Response`` for ``httpx.MockTransport``.
+Each fake is a callable ``httpx2.Request -> httpx2.Response`` for ``httpx2.MockTransport``.
 Unlike ``FakeIdP``, routing is by the full URL (scheme, host and path; the query is
 ignored), so a test against a fake proves the provider calls the documented endpoints:
 anything else is a 404 that the test sees.
@@ -12,8 +12,8 @@ token bodies (``token_body``) and error bodies (``oauth_error``), and serve thei
 endpoints as ``serve_<name>(request)``.
 
 Failure knobs: ``fail(endpoint, mode, times=None)`` with ``"5xx"`` (503 HTML),
-``"garbage"`` (200, not JSON), ``"timeout"`` (``httpx.ReadTimeout``), ``"network"``
-(``httpx.ConnectError``), ``"401"`` (401 JSON) or any OAuth error code (the service's
+``"garbage"`` (200, not JSON), ``"timeout"`` (``httpx2.ReadTimeout``), ``"network"``
+(``httpx2.ConnectError``), ``"401"`` (401 JSON) or any OAuth error code (the service's
 error body).
 """
 
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-import httpx
+import httpx2
 
 from app.providers.base import AuthenticateInput, AuthResult, OAuthAuthenticator, StartInput
 from tests.fakes.fake_idp import RecordedRequest, s256, unsigned
@@ -123,7 +123,7 @@ class FakeOAuthService:
 
     # -- the transport -------------------------------------------------------------------------
 
-    def __call__(self, request: httpx.Request) -> httpx.Response:
+    def __call__(self, request: httpx2.Request) -> httpx2.Response:
         body = request.content.decode() if request.content else ""
         is_form = "application/x-www-form-urlencoded" in request.headers.get("content-type", "")
         recorded = RecordedRequest(
@@ -138,7 +138,7 @@ class FakeOAuthService:
         target = url_of(str(request.url))
         endpoint = next((name for name, url in self.urls.items() if url == target), None)
         if endpoint is None:
-            return httpx.Response(404, json={"message": "Not Found"})
+            return httpx2.Response(404, json={"message": "Not Found"})
         failure = self._failures.get(endpoint)
         if failure is not None:
             mode, times = failure
@@ -147,26 +147,26 @@ class FakeOAuthService:
                 if times - 1 <= 0:
                     del self._failures[endpoint]
             return self._failure(mode, request)
-        handler: Callable[[RecordedRequest], httpx.Response] = getattr(self, f"serve_{endpoint}")
+        handler: Callable[[RecordedRequest], httpx2.Response] = getattr(self, f"serve_{endpoint}")
         return handler(recorded)
 
-    def _failure(self, mode: str, request: httpx.Request) -> httpx.Response:
+    def _failure(self, mode: str, request: httpx2.Request) -> httpx2.Response:
         if mode == "5xx":
-            return httpx.Response(503, text="<html>service unavailable</html>")
+            return httpx2.Response(503, text="<html>service unavailable</html>")
         if mode == "garbage":
-            return httpx.Response(200, text="<html>", headers={"content-type": "application/json"})
+            return httpx2.Response(200, text="<html>", headers={"content-type": "application/json"})
         if mode == "timeout":
-            raise httpx.ReadTimeout("fake service timed out", request=request)
+            raise httpx2.ReadTimeout("fake service timed out", request=request)
         if mode == "network":
-            raise httpx.ConnectError("fake service unreachable", request=request)
+            raise httpx2.ConnectError("fake service unreachable", request=request)
         if mode == "401":
-            return httpx.Response(401, json={"message": "Bad credentials"})
+            return httpx2.Response(401, json={"message": "Bad credentials"})
         return self.oauth_error(mode, f"the fake says {mode}")
 
     # -- the token endpoint ----------------------------------------------------------------------
 
-    def oauth_error(self, error: str, description: str) -> httpx.Response:
-        return httpx.Response(400, json={"error": error, "error_description": description})
+    def oauth_error(self, error: str, description: str) -> httpx2.Response:
+        return httpx2.Response(400, json={"error": error, "error_description": description})
 
     def token_body(self, scope: str, *, refresh_token: str | None) -> dict[str, Any]:
         """RFC 6749 5.1; subclasses reshape it as their service does."""
@@ -182,17 +182,17 @@ class FakeOAuthService:
             body["refresh_token"] = refresh_token
         return body
 
-    def token_response(self, body: dict[str, Any], request: RecordedRequest) -> httpx.Response:
-        return httpx.Response(200, json=body)
+    def token_response(self, body: dict[str, Any], request: RecordedRequest) -> httpx2.Response:
+        return httpx2.Response(200, json=body)
 
     def _client_ok(self, request: RecordedRequest) -> bool:
         post = (request.form.get("client_id"), request.form.get("client_secret"))
         expected = (self.client_id, self.client_secret)
         return post == expected or request.basic_auth == expected
 
-    def serve_token(self, request: RecordedRequest) -> httpx.Response:
+    def serve_token(self, request: RecordedRequest) -> httpx2.Response:
         if request.method != "POST":
-            return httpx.Response(405)
+            return httpx2.Response(405)
         if not self._client_ok(request):
             return self.oauth_error("invalid_client", "client authentication failed")
         grant_type = request.form.get("grant_type")
@@ -202,7 +202,7 @@ class FakeOAuthService:
             return self._refresh_grant(request)
         return self.oauth_error("unsupported_grant_type", str(grant_type))
 
-    def _code_grant(self, request: RecordedRequest) -> httpx.Response:
+    def _code_grant(self, request: RecordedRequest) -> httpx2.Response:
         form = request.form
         grant = self.grants.get(form.get("code", ""))
         if grant is None or grant.used:
@@ -219,7 +219,7 @@ class FakeOAuthService:
         refresh = self.issue_refresh_token(grant.scope)
         return self.token_response(self.token_body(grant.scope, refresh_token=refresh), request)
 
-    def _refresh_grant(self, request: RecordedRequest) -> httpx.Response:
+    def _refresh_grant(self, request: RecordedRequest) -> httpx2.Response:
         token = request.form.get("refresh_token", "")
         scope = self.refresh_tokens.get(token)
         if scope is None:

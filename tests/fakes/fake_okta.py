@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
+import httpx2
 
 from tests.fakes.fake_idp import RecordedRequest
 from tests.fakes.fake_oauth_service import FakeOAuthService, fake_jwt
@@ -66,13 +66,13 @@ class FakeOkta(FakeOAuthService):
             )
         return body
 
-    def serve_profile(self, request: RecordedRequest) -> httpx.Response:
+    def serve_profile(self, request: RecordedRequest) -> httpx2.Response:
         if self.bearer_scope(request) is None:
-            return httpx.Response(
+            return httpx2.Response(
                 401,
                 headers={
                     "www-authenticate": 'Bearer error="invalid_token", '
                     'error_description="The access token is invalid."'
                 },
             )
-        return httpx.Response(200, json=self.userinfo)
+        return httpx2.Response(200, json=self.userinfo)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
+import httpx2
 
 from tests.fakes.fake_idp import FakeIdP, RecordedRequest
 from tests.fakes.service_fake import ServiceFake
@@ -40,7 +40,7 @@ class FakeOneLogin(ServiceFake):
     def route(self, request: RecordedRequest) -> str | None:
         return "me" if (request.method, request.path) == ("GET", f"{_PREFIX}/me") else None
 
-    def serve_me(self, request: RecordedRequest) -> httpx.Response:
+    def serve_me(self, request: RecordedRequest) -> httpx2.Response:
         if not self.authorized(request):
-            return httpx.Response(401, json={"error": "invalid_token"})
-        return httpx.Response(200, json=self.me)
+            return httpx2.Response(401, json={"error": "invalid_token"})
+        return httpx2.Response(200, json=self.me)

@@ -14,7 +14,7 @@ import base64
 import hashlib
 from typing import Any
 
-import httpx
+import httpx2
 
 from tests.fakes.fake_idp import FakeIdP, RecordedRequest
 from tests.fakes.service_fake import ServiceFake
@@ -61,12 +61,12 @@ class FakeOpenShift(ServiceFake):
             return "delete_token"
         return None
 
-    def serve_user(self, request: RecordedRequest) -> httpx.Response:
+    def serve_user(self, request: RecordedRequest) -> httpx2.Response:
         if not self.authorized(request):
             return _status(401, "Unauthorized", "Unauthorized")
-        return httpx.Response(200, json=self.user)
+        return httpx2.Response(200, json=self.user)
 
-    def serve_delete_token(self, request: RecordedRequest) -> httpx.Response:
+    def serve_delete_token(self, request: RecordedRequest) -> httpx2.Response:
         if not self.authorized(request):
             return _status(401, "Unauthorized", "Unauthorized")
         name = request.path.removeprefix(TOKENS_PREFIX)
@@ -78,7 +78,7 @@ class FakeOpenShift(ServiceFake):
         self.revoke(token)
         self.deleted.append(name)
         details = {"name": name, "group": "oauth.openshift.io", "kind": "oauthaccesstokens"}
-        return httpx.Response(200, json={**_status_body("Success", None, 200), "details": details})
+        return httpx2.Response(200, json={**_status_body("Success", None, 200), "details": details})
 
 
 def _status_body(status: str, reason: str | None, code: int) -> dict[str, Any]:
@@ -89,5 +89,5 @@ def _status_body(status: str, reason: str | None, code: int) -> dict[str, Any]:
     return body
 
 
-def _status(code: int, reason: str, message: str) -> httpx.Response:
-    return httpx.Response(code, json={**_status_body("Failure", reason, code), "message": message})
+def _status(code: int, reason: str, message: str) -> httpx2.Response:
+    return httpx2.Response(code, json={**_status_body("Failure", reason, code), "message": message})

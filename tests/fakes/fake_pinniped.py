@@ -25,7 +25,7 @@ import json
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-import httpx
+import httpx2
 from joserfc import jws
 from joserfc.jwk import ECKey
 
@@ -101,7 +101,7 @@ class FakePinniped(ServiceFake):
 
     # -- the transport -------------------------------------------------------------------
 
-    def __call__(self, request: httpx.Request) -> httpx.Response:
+    def __call__(self, request: httpx2.Request) -> httpx2.Response:
         if request.url.path == self.paths["token"] and not _is_exchange(request):
             self.requests.append(record(request))
             return self._forward(request, "token")
@@ -125,14 +125,14 @@ class FakePinniped(ServiceFake):
             return "exchange"
         return None
 
-    def serve_discovery(self, request: RecordedRequest) -> httpx.Response:
-        return httpx.Response(200, json=self.discovery_document())
+    def serve_discovery(self, request: RecordedRequest) -> httpx2.Response:
+        return httpx2.Response(200, json=self.discovery_document())
 
-    def serve_jwks(self, request: RecordedRequest) -> httpx.Response:
+    def serve_jwks(self, request: RecordedRequest) -> httpx2.Response:
         jwk = {**self.key.as_dict(private=False), "use": "sig", "alg": "ES256"}
-        return httpx.Response(200, json={"keys": [jwk]})
+        return httpx2.Response(200, json={"keys": [jwk]})
 
-    def serve_exchange(self, request: RecordedRequest) -> httpx.Response:
+    def serve_exchange(self, request: RecordedRequest) -> httpx2.Response:
         self.exchanges.append(request)
         form = request.form
         if request.basic_auth != (self.idp.client_id, self.idp.client_secret):
@@ -164,7 +164,7 @@ class FakePinniped(ServiceFake):
             "username": USERNAME,
             "groups": GROUPS,
         }
-        return httpx.Response(
+        return httpx2.Response(
             200,
             json={
                 "access_token": self.sign(claims),
@@ -174,14 +174,14 @@ class FakePinniped(ServiceFake):
         )
 
 
-def _is_exchange(request: httpx.Request) -> bool:
+def _is_exchange(request: httpx2.Request) -> bool:
     form = dict(parse_qsl(request.content.decode(), keep_blank_values=True))
     return form.get("grant_type") == TOKEN_EXCHANGE
 
 
-def _error(status: int, error: str, description: str) -> httpx.Response:
-    return httpx.Response(status, json={"error": error, "error_description": description})
+def _error(status: int, error: str, description: str) -> httpx2.Response:
+    return httpx2.Response(status, json={"error": error, "error_description": description})
 
 
-def _malformed(reason: str) -> httpx.Response:
+def _malformed(reason: str) -> httpx2.Response:
     return _error(400, "invalid_request", f"{_MALFORMED} {reason}")

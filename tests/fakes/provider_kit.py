@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-import httpx
+import httpx2
 
 from app.config.settings import read_settings
 from app.identity.catalog import CatalogUser, InMemoryCatalog
@@ -35,7 +35,7 @@ from tests.fakes.fake_idp import FakeIdP
 from tests.handlers.helpers import set_cookies, start
 
 ConfigBuilder = Callable[[FakeIdP], dict[str, Any]]
-ServiceFactory = Callable[[FakeIdP], Callable[[httpx.Request], httpx.Response]]
+ServiceFactory = Callable[[FakeIdP], Callable[[httpx2.Request], httpx2.Response]]
 MakeProvider = Callable[[str], OAuthAuthenticator]
 Check = Callable[[MakeProvider, FakeIdP], Awaitable[None]]
 
@@ -69,7 +69,7 @@ def app_client(
     definition: ProviderDefinition,
     env_config: dict[str, Any],
     *,
-    transport: httpx.AsyncBaseTransport,
+    transport: httpx2.AsyncBaseTransport,
     clock: FakeClock,
 ) -> JarlessClient:
     """A test client for an app serving one provider (environment ``development``)."""

@@ -1,7 +1,7 @@
 """Fake key (and identity) endpoints of the authenticating proxies, and their tokens.
 
-``ProxyKeyServer`` is a callable ``httpx.Request -> httpx.Response``: pass
-``httpx.MockTransport(server)`` as the transport and the proxy providers' fetches land
+``ProxyKeyServer`` is a callable ``httpx2.Request -> httpx2.Response``: pass
+``httpx2.MockTransport(server)`` as the transport and the proxy providers' fetches land
 here, at their real URLs:
 
 - ``GET https://public-keys.auth.elb.<region>.amazonaws.com/<kid>``  ALB key, PEM
@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
+import httpx2
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
@@ -125,7 +125,7 @@ class ProxyKeyServer:
     clock: FakeClock = field(default_factory=FakeClock)
     region: str = REGION
     team: str = TEAM
-    requests: list[httpx.Request] = field(default_factory=list)
+    requests: list[httpx2.Request] = field(default_factory=list)
     # Cloudflare identities by token ``sub``; unknown subs get one built from the claims.
     identities: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -168,7 +168,7 @@ class ProxyKeyServer:
     def fail(self, endpoint: str, mode: str, times: int | None = None) -> None:
         self._failures[endpoint] = _Failure(mode, times)
 
-    def requests_to(self, endpoint: str) -> list[httpx.Request]:
+    def requests_to(self, endpoint: str) -> list[httpx2.Request]:
         return [r for r in self.requests if self._endpoint(r.url) == endpoint]
 
     # -- tokens ----------------------------------------------------------------------------
@@ -264,7 +264,7 @@ class ProxyKeyServer:
 
     # -- HTTP ------------------------------------------------------------------------------
 
-    def _endpoint(self, url: httpx.URL) -> str | None:
+    def _endpoint(self, url: httpx2.URL) -> str | None:
         host, path = url.host, url.path
         if host == f"public-keys.auth.elb.{self.region}.amazonaws.com":
             return "alb"
@@ -281,24 +281,24 @@ class ProxyKeyServer:
                 return "cf-identity"
         return None
 
-    def _failure(self, endpoint: str) -> httpx.Response | None:
+    def _failure(self, endpoint: str) -> httpx2.Response | None:
         failure = self._failures.get(endpoint)
         if failure is None or failure.remaining == 0:
             return None
         if failure.remaining is not None:
             failure.remaining -= 1
         if failure.mode == "network":
-            raise httpx.ConnectError("connection refused")
+            raise httpx2.ConnectError("connection refused")
         if failure.mode == "garbage":
-            return httpx.Response(200, content=b"<html>surprise</html>")
+            return httpx2.Response(200, content=b"<html>surprise</html>")
         status = {"5xx": 503, "404": 404, "403": 403}[failure.mode]
-        return httpx.Response(status, content=b"no")
+        return httpx2.Response(status, content=b"no")
 
-    def __call__(self, request: httpx.Request) -> httpx.Response:
+    def __call__(self, request: httpx2.Request) -> httpx2.Response:
         self.requests.append(request)
         endpoint = self._endpoint(request.url)
         if endpoint is None:
-            return httpx.Response(404, content=b"not a fake endpoint")
+            return httpx2.Response(404, content=b"not a fake endpoint")
         failed = self._failure(endpoint)
         if failed is not None:
             return failed
@@ -307,28 +307,28 @@ class ProxyKeyServer:
             key = self.alb_keys.get(kid)
             if key is None:
                 # S3 answers 403 for a missing object.
-                return httpx.Response(403, content=b"AccessDenied")
-            return httpx.Response(200, content=key.as_pem(private=False))
+                return httpx2.Response(403, content=b"AccessDenied")
+            return httpx2.Response(200, content=key.as_pem(private=False))
         if endpoint == "iap":
             keys = [
                 k.as_dict(private=False) | {"alg": "ES256", "use": "sig"}
                 for k in self.iap_keys.values()
             ]
-            return httpx.Response(200, json={"keys": keys})
+            return httpx2.Response(200, json={"keys": keys})
         if endpoint == "cf-certs":
             keys = [
                 k.as_dict(private=False) | {"alg": "RS256", "use": "sig"}
                 for k in self.cf_keys.values()
             ]
-            return httpx.Response(200, json={"keys": keys, "public_cert": {}, "public_certs": []})
+            return httpx2.Response(200, json={"keys": keys, "public_cert": {}, "public_certs": []})
         return self._identity(request)
 
-    def _identity(self, request: httpx.Request) -> httpx.Response:
+    def _identity(self, request: httpx2.Request) -> httpx2.Response:
         # Access reads its cookie (whatever the app calls it): the first cookie here.
         cookie_header = request.headers.get("cookie", "")
         token = cookie_header.split(";")[0].partition("=")[2].strip() if cookie_header else ""
         if not token:
-            return httpx.Response(401, json={"err": "no token"})
+            return httpx2.Response(401, json={"err": "no token"})
         payload = token.split(".")[1]
         claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
         sub = claims.get("sub", "")
@@ -338,4 +338,4 @@ class ProxyKeyServer:
             "email": claims.get("email"),
             "groups": [{"id": "g1", "name": "Engineering", "email": "eng@example.com"}],
         }
-        return httpx.Response(200, json=identity)
+        return httpx2.Response(200, json=identity)

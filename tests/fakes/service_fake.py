@@ -1,7 +1,7 @@
 """Fakes of real services (Auth0, Bitbucket, OpenShift, ...) in front of ``FakeIdP``.
 
-A ``ServiceFake`` is a callable ``httpx.Request -> httpx.Response`` for
-``httpx.MockTransport``, like ``FakeIdP``. It speaks one service's wire format:
+A ``ServiceFake`` is a callable ``httpx2.Request -> httpx2.Response`` for
+``httpx2.MockTransport``, like ``FakeIdP``. It speaks one service's wire format:
 
 - its OAuth endpoints (``OAUTH_PATHS``: the service's own paths) are forwarded to the
   wrapped ``FakeIdP`` at that fake's generic paths, so codes, PKCE, client authentication,
@@ -23,12 +23,12 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl
 
-import httpx
+import httpx2
 
 from tests.fakes.fake_idp import FakeIdP, RecordedRequest
 
 
-def record(request: httpx.Request) -> RecordedRequest:
+def record(request: httpx2.Request) -> RecordedRequest:
     body = request.content.decode() if request.content else ""
     is_form = "application/x-www-form-urlencoded" in request.headers.get("content-type", "")
     return RecordedRequest(
@@ -86,7 +86,7 @@ class ServiceFake:
 
     # -- the transport -------------------------------------------------------------------
 
-    def __call__(self, request: httpx.Request) -> httpx.Response:
+    def __call__(self, request: httpx2.Request) -> httpx2.Response:
         recorded = record(request)
         self.requests.append(recorded)
         endpoint = self.OAUTH_PATHS.get(recorded.path)
@@ -94,15 +94,15 @@ class ServiceFake:
             return self._forward(request, endpoint)
         route = self.route(recorded)
         if route is None:
-            return httpx.Response(404, json={"error": "not_found", "path": recorded.path})
+            return httpx2.Response(404, json={"error": "not_found", "path": recorded.path})
         failure = self._take_failure(route)
         if failure is not None:
             return _failure_response(failure, request)
-        response: httpx.Response = getattr(self, f"serve_{route}")(recorded)
+        response: httpx2.Response = getattr(self, f"serve_{route}")(recorded)
         return response
 
-    def _forward(self, request: httpx.Request, endpoint: str) -> httpx.Response:
-        forwarded = httpx.Request(
+    def _forward(self, request: httpx2.Request, endpoint: str) -> httpx2.Response:
+        forwarded = httpx2.Request(
             request.method,
             self.idp.url(endpoint),
             headers=request.headers,
@@ -117,7 +117,7 @@ class ServiceFake:
             return response  # the FakeIdP's "garbage" knob: pass it on as it is
         shaped = self.shape_token(body)
         self.access_tokens.add(shaped["access_token"])
-        return httpx.Response(200, json=shaped)
+        return httpx2.Response(200, json=shaped)
 
     def _take_failure(self, route: str) -> str | int | None:
         failure = self._failures.get(route)
@@ -130,17 +130,17 @@ class ServiceFake:
         return failure.mode
 
 
-def _failure_response(mode: str | int, request: httpx.Request) -> httpx.Response:
+def _failure_response(mode: str | int, request: httpx2.Request) -> httpx2.Response:
     if isinstance(mode, int):
-        return httpx.Response(mode, json={"error": f"fake service says {mode}"})
+        return httpx2.Response(mode, json={"error": f"fake service says {mode}"})
     if mode == "5xx":
-        return httpx.Response(503, text="<html>service unavailable</html>")
+        return httpx2.Response(503, text="<html>service unavailable</html>")
     if mode == "garbage":
-        return httpx.Response(
+        return httpx2.Response(
             200, text="<html>not json", headers={"content-type": "application/json"}
         )
     if mode == "timeout":
-        raise httpx.ReadTimeout("fake service timed out", request=request)
+        raise httpx2.ReadTimeout("fake service timed out", request=request)
     if mode == "network":
-        raise httpx.ConnectError("fake service unreachable", request=request)
+        raise httpx2.ConnectError("fake service unreachable", request=request)
     raise ValueError(f"unknown failure mode {mode!r}")

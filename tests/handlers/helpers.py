@@ -11,7 +11,7 @@ from email.utils import formatdate
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
-import httpx
+import httpx2
 
 XRW = {"X-Requested-With": "XMLHttpRequest"}
 APP_ORIGIN = "http://localhost:3000"
@@ -42,7 +42,7 @@ class SetCookie:
         return [k for k, _ in self.attributes]
 
 
-def set_cookies(response: httpx.Response) -> list[SetCookie]:
+def set_cookies(response: httpx2.Response) -> list[SetCookie]:
     out = []
     for raw in response.headers.get_list("set-cookie"):
         first, *rest = raw.split("; ")
@@ -69,7 +69,7 @@ def encode_state(fields: list[tuple[str, str]] | dict[str, str]) -> str:
     return urlencode(fields).encode().hex()
 
 
-def location_query(response: httpx.Response) -> dict[str, str]:
+def location_query(response: httpx2.Response) -> dict[str, str]:
     return dict(parse_qsl(urlsplit(response.headers["location"]).query))
 
 
@@ -77,7 +77,7 @@ def location_query(response: httpx.Response) -> dict[str, str]:
 class Started:
     state: str
     nonce_cookie: str  # the cookie value as sent by the server (URI-encoded)
-    response: httpx.Response
+    response: httpx2.Response
     provider: str
 
     @property
@@ -94,7 +94,7 @@ def start(client: Any, provider: str = "stub", **params: str) -> Started:
     return Started(location_query(response)["state"], nonce[0].value, response, provider)
 
 
-def page(response: httpx.Response) -> tuple[dict[str, Any], str]:
+def page(response: httpx2.Response) -> tuple[dict[str, Any], str]:
     """The popup page's message and target origin; also checks the CSP hash."""
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
@@ -119,7 +119,7 @@ def error_body(name: str, message: str, method: str, url: str, status: int) -> d
 
 
 def assert_json_error(
-    response: httpx.Response, status: int, name: str, message: str, url: str | None = None
+    response: httpx2.Response, status: int, name: str, message: str, url: str | None = None
 ) -> None:
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/json; charset=utf-8"

@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-import httpx
+import httpx2
 import pytest
 
 from tests.fakes.app_factory import BACKEND_BASE_URL, JarlessClient, build_app
@@ -57,7 +57,7 @@ def callback(
     path: str = "handler/frame",
     headers: dict[str, str] | None = None,
     **extra: str,
-) -> httpx.Response:
+) -> httpx2.Response:
     params = {"code": code, "state": started.state, **extra}
     cookie_header = (
         cookie if cookie is not None else f"{started.provider}-nonce={started.nonce_cookie}"
@@ -516,11 +516,11 @@ def test_post_state_only_in_body_is_not_read(client: JarlessClient) -> None:
     assert_json_error(response, 400, "InputError", "Must specify 'env' query to select environment")
 
 
-async def _form_post_flow(timeout: float) -> httpx.Response:
+async def _form_post_flow(timeout: float) -> httpx2.Response:
     stub = StubProvider()
     app = build_app(clock=FakeClock(), stub=stub, stub_persist=StubProvider(persist_scopes=True))
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url=BACKEND_BASE_URL) as c:
+    transport = httpx2.ASGITransport(app=app)
+    async with httpx2.AsyncClient(transport=transport, base_url=BACKEND_BASE_URL) as c:
         started = await c.get("/api/auth/stub/start", params={"env": "development"})
         state = dict(parse_qsl(urlsplit(started.headers["location"]).query))["state"]
         nonce = [c for c in set_cookies(started) if c.name == "stub-nonce" and c.value][0].value

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import httpx
+import httpx2
 import pytest
 
 from tests.fakes.app_factory import JarlessClient, build_app, config, make_client
@@ -28,7 +28,7 @@ def setup() -> Iterator[tuple[JarlessClient, FakeClock, StubProvider]]:
         yield client, clock, stub
 
 
-def _refresh(client: JarlessClient, cookie: str) -> httpx.Response:
+def _refresh(client: JarlessClient, cookie: str) -> httpx2.Response:
     return client.get(
         "/api/auth/stub/refresh",
         params={"env": "development"},

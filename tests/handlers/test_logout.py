@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import httpx
+import httpx2
 import pytest
 
 from app.oauth.sessions import RefreshSession, SessionCodec
@@ -37,7 +37,7 @@ def logout(
     *,
     provider: str = "stub",
     headers: dict[str, str] | None = None,
-) -> httpx.Response:
+) -> httpx2.Response:
     return client.post(
         f"/api/auth/{provider}/logout",
         params={"env": "development"},
@@ -174,7 +174,7 @@ def test_logout_url_only_if_https_or_localhost(
 # -- the session ends on the server ----------------------------------------------------
 
 
-def refresh(client: JarlessClient, jar: dict[str, str]) -> httpx.Response:
+def refresh(client: JarlessClient, jar: dict[str, str]) -> httpx2.Response:
     return client.get(
         "/api/auth/stub/refresh",
         params={"env": "development"},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
@@ -37,7 +37,7 @@ def refresh(
     provider: str = "stub",
     params: dict[str, str] | None = None,
     headers: dict[str, str] | None = None,
-) -> httpx.Response:
+) -> httpx2.Response:
     return client.request(
         method,
         f"/api/auth/{provider}/refresh",

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Sequence
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 from starlette.testclient import TestClient
 
@@ -326,9 +326,9 @@ class CancelSeeingStore(CountingStore):
             raise
 
 
-class ClosingTransport(httpx.MockTransport):
+class ClosingTransport(httpx2.MockTransport):
     def __init__(self, events: list[str]) -> None:
-        super().__init__(lambda request: httpx.Response(404))
+        super().__init__(lambda request: httpx2.Response(404))
         self.events = events
 
     async def aclose(self) -> None:

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
@@ -103,7 +103,7 @@ def server(op: OpenIDProvider, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
 
 def _jwks() -> KeySet:
-    response = httpx.get(f"{BASE_URL}/api/auth/.well-known/jwks.json", timeout=10)
+    response = httpx2.get(f"{BASE_URL}/api/auth/.well-known/jwks.json", timeout=10)
     assert response.status_code == 200
     return KeySet.import_key_set(response.json())
 
@@ -131,11 +131,11 @@ def test_runs_as_the_image_user_with_the_mounted_config_and_data_volume(
 
 
 def test_health(server: ImageServer) -> None:
-    readiness = httpx.get(f"{BASE_URL}/.backstage/health/v1/readiness", timeout=10)
+    readiness = httpx2.get(f"{BASE_URL}/.backstage/health/v1/readiness", timeout=10)
     assert readiness.status_code == 200
     assert readiness.json() == {"status": "ok"}
-    assert httpx.get(f"{BASE_URL}/healthz", timeout=10).status_code == 200
-    assert httpx.get(f"{BASE_URL}/readyz", timeout=10).status_code == 200
+    assert httpx2.get(f"{BASE_URL}/healthz", timeout=10).status_code == 200
+    assert httpx2.get(f"{BASE_URL}/readyz", timeout=10).status_code == 200
 
 
 def test_healthcheck_command_passes_inside_the_container(server: ImageServer) -> None:
@@ -143,7 +143,7 @@ def test_healthcheck_command_passes_inside_the_container(server: ImageServer) ->
 
 
 def test_sign_in_refresh_and_jwks(server: ImageServer, op: OpenIDProvider) -> None:
-    with httpx.Client(follow_redirects=False, timeout=15.0) as browser:
+    with httpx2.Client(follow_redirects=False, timeout=15.0) as browser:
         start = browser.get(
             f"{BASE_URL}/api/auth/oidc/start",
             params={"scope": SCOPE, "origin": APP_ORIGIN, "flow": "popup", "env": "development"},
@@ -202,6 +202,6 @@ def test_sigterm_stops_the_server_gracefully(server: ImageServer) -> None:
     assert "Traceback" not in output
     assert "Application shutdown complete." in output, output[-2000:]
     # Nothing listens any more, and the HEALTHCHECK notices.
-    with pytest.raises(httpx.ConnectError):
-        httpx.get(f"{BASE_URL}/healthz", timeout=5)
+    with pytest.raises(httpx2.ConnectError):
+        httpx2.get(f"{BASE_URL}/healthz", timeout=5)
     assert _healthcheck(server) != 0

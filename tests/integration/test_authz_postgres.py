@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import httpx
+import httpx2
 import psycopg
 import pytest
 
@@ -75,14 +75,14 @@ def _refresh_token(server: AuthServer) -> str:
         "code_challenge": challenge.rstrip(b"=").decode(),
         "code_challenge_method": "S256",
     }
-    location = httpx.get(f"{base}/v1/authorize", params=params).headers["location"]
-    user = httpx.get(f"{base}/guest/refresh").json()["backstageIdentity"]["token"]
-    approved = httpx.post(
+    location = httpx2.get(f"{base}/v1/authorize", params=params).headers["location"]
+    user = httpx2.get(f"{base}/guest/refresh").json()["backstageIdentity"]["token"]
+    approved = httpx2.post(
         f"{base}/v1/sessions/{location.rsplit('/', 1)[1]}/approve",
         headers={"Authorization": f"Bearer {user}"},
     ).json()["redirectUrl"]
     code = parse_qs(urlsplit(approved).query)["code"][0]
-    body = httpx.post(
+    body = httpx2.post(
         f"{base}/v1/token",
         data={
             "grant_type": "authorization_code",
@@ -95,11 +95,11 @@ def _refresh_token(server: AuthServer) -> str:
     return str(body["refresh_token"])
 
 
-def _refresh(server: AuthServer, token: str, client_id: str | None = "cli") -> httpx.Response:
+def _refresh(server: AuthServer, token: str, client_id: str | None = "cli") -> httpx2.Response:
     data = {"grant_type": "refresh_token", "refresh_token": token}
     if client_id:
         data["client_id"] = client_id
-    return httpx.post(f"{server.base_url}/api/auth/v1/token", data=data, timeout=30)
+    return httpx2.post(f"{server.base_url}/api/auth/v1/token", data=data, timeout=30)
 
 
 def test_rotation_on_one_instance_is_seen_by_the_other(

@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 import trustme
 
@@ -102,7 +102,7 @@ def _server(op: OpenIDProvider, workdir: Path, port: int, **env: str) -> AuthSer
 
 
 def _sign_in(server: AuthServer, op: OpenIDProvider) -> dict[str, Any]:
-    with httpx.Client(follow_redirects=False, timeout=15.0, trust_env=False) as browser:
+    with httpx2.Client(follow_redirects=False, timeout=15.0, trust_env=False) as browser:
         start = browser.get(
             f"{server.base_url}/api/auth/oidc/start",
             params={"scope": SCOPE, "origin": APP_ORIGIN, "flow": "popup", "env": "development"},
@@ -149,7 +149,7 @@ def test_a_refusing_proxy_is_a_clean_sign_in_error(
         closed.bind(("127.0.0.1", 0))
         refused = f"http://127.0.0.1:{closed.getsockname()[1]}"  # bound, not listening
         with _server(op, tmp_path, ports[2], HTTP_PROXY=refused) as server:
-            with httpx.Client(follow_redirects=False, timeout=15.0, trust_env=False) as browser:
+            with httpx2.Client(follow_redirects=False, timeout=15.0, trust_env=False) as browser:
                 start = browser.get(
                     f"{server.base_url}/api/auth/oidc/start",
                     params={"scope": SCOPE, "origin": APP_ORIGIN, "env": "development"},
@@ -187,13 +187,13 @@ def test_https_through_the_proxy_to_a_private_ca(proxy: ForwardProxy, tmp_path: 
 
     async def get(environ: dict[str, str]) -> int:
         transport = OutboundTransport(environ)
-        async with httpx.AsyncClient(transport=transport, timeout=10.0) as client:
+        async with httpx2.AsyncClient(transport=transport, timeout=10.0) as client:
             return (await client.get(url)).status_code
 
     try:
         env = {"HTTPS_PROXY": proxy.url, "NODE_EXTRA_CA_CERTS": str(bundle)}
         assert asyncio.run(get(env)) == 200
-        with pytest.raises(httpx.ConnectError, match="TLS certificate of localhost not trusted"):
+        with pytest.raises(httpx2.ConnectError, match="TLS certificate of localhost not trusted"):
             asyncio.run(get({"HTTPS_PROXY": proxy.url}))
     finally:
         server.shutdown()

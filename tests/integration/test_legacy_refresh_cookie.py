@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import httpx
+import httpx2
 import pytest
 
 from app.oauth.sessions import SessionCodec
@@ -77,7 +77,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[OpenIDProv
 def _provider_refresh_token(stack: tuple[OpenIDProvider, AuthServer]) -> str:
     """A raw refresh token from the provider, as Backstage would hold it in its cookie."""
     op, server = stack
-    with httpx.Client(follow_redirects=False, timeout=15.0) as browser:
+    with httpx2.Client(follow_redirects=False, timeout=15.0) as browser:
         start = browser.get(
             f"{server.base_url}/api/auth/oidc/start",
             params={"scope": SCOPE, "origin": APP_ORIGIN, "flow": "popup", "env": "development"},
@@ -93,8 +93,8 @@ def _provider_refresh_token(stack: tuple[OpenIDProvider, AuthServer]) -> str:
     )
 
 
-def _refresh(server: AuthServer, cookie: str) -> httpx.Response:
-    return httpx.get(
+def _refresh(server: AuthServer, cookie: str) -> httpx2.Response:
+    return httpx2.get(
         f"{server.base_url}/api/auth/oidc/refresh",
         params={"optional": "", "scope": SCOPE, "env": "development"},
         headers={**XRW, "Cookie": f"{COOKIE}={cookie}"},

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import psycopg
 import pytest
 from joserfc import jwt
@@ -43,13 +43,13 @@ def _config(server: PostgresServer, database: str) -> dict[str, Any]:
 
 
 def _token(server: AuthServer) -> str:
-    response = httpx.get(f"{server.base_url}/api/auth/guest/refresh", timeout=10)
+    response = httpx2.get(f"{server.base_url}/api/auth/guest/refresh", timeout=10)
     assert response.status_code == 200, response.text
     return str(response.json()["backstageIdentity"]["token"])
 
 
 def _verify(server: AuthServer, token: str) -> dict[str, Any]:
-    keys = httpx.get(f"{server.base_url}/api/auth/.well-known/jwks.json").json()
+    keys = httpx2.get(f"{server.base_url}/api/auth/.well-known/jwks.json").json()
     return dict(jwt.decode(token, KeySet.import_key_set(keys), algorithms=["ES256"]).claims)
 
 
@@ -71,11 +71,11 @@ def test_tokens_verify_across_instances_and_restarts(
     assert _verify(a, from_b)["sub"] == "user:development/guest"
     # Both processes generated their own key; both are published by both.
     kids = {
-        k["kid"] for k in httpx.get(f"{a.base_url}/api/auth/.well-known/jwks.json").json()["keys"]
+        k["kid"] for k in httpx2.get(f"{a.base_url}/api/auth/.well-known/jwks.json").json()["keys"]
     }
     assert len(kids) == 2
     # The user info written by one instance is served by the other.
-    info = httpx.get(
+    info = httpx2.get(
         f"{b.base_url}/api/auth/v1/userinfo", headers={"Authorization": f"Bearer {from_a}"}
     )
     assert info.json() == {
@@ -111,17 +111,17 @@ def test_an_unreachable_database_is_a_clear_503_and_not_ready(
         )
         # Whatever needs the key store answers a clear 503 (a token whose key is already
         # published and whose user info is unchanged still needs no database).
-        refused = httpx.get(f"{a.base_url}/api/auth/.well-known/jwks.json", timeout=30)
+        refused = httpx2.get(f"{a.base_url}/api/auth/.well-known/jwks.json", timeout=30)
         assert refused.status_code == 503
         assert refused.json()["error"]["name"] == "ServiceUnavailableError"
         assert refused.json()["error"]["message"].startswith("Key store unavailable")
-        ready = httpx.get(f"{a.base_url}/readyz", timeout=30)
+        ready = httpx2.get(f"{a.base_url}/readyz", timeout=30)
         assert ready.status_code == 503
         assert ready.json()["checks"]["keyStore"].startswith("Key store unavailable")
-        assert httpx.get(f"{a.base_url}/healthz").status_code == 200
+        assert httpx2.get(f"{a.base_url}/healthz").status_code == 200
     finally:
         admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
         admin.close()
     # It recovers on its own.
-    assert httpx.get(f"{a.base_url}/readyz", timeout=30).status_code == 200
+    assert httpx2.get(f"{a.base_url}/readyz", timeout=30).status_code == 200
     _token(a)

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
@@ -131,18 +131,18 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[OpenIDProv
         op.stop()
 
 
-def _browser() -> httpx.Client:
-    return httpx.Client(follow_redirects=False, timeout=15.0)
+def _browser() -> httpx2.Client:
+    return httpx2.Client(follow_redirects=False, timeout=15.0)
 
 
 def _sign_in(
-    browser: httpx.Client,
+    browser: httpx2.Client,
     stack: tuple[OpenIDProvider, AuthServer],
     *,
     login: str,
     env: str = "development",
     **params: str,
-) -> httpx.Response:
+) -> httpx2.Response:
     op, server = stack
     start = browser.get(
         f"{server.base_url}/api/auth/oidc/start",
@@ -156,7 +156,9 @@ def _sign_in(
     return browser.get(callback)
 
 
-def _refresh(browser: httpx.Client, server: AuthServer, env: str = "development") -> httpx.Response:
+def _refresh(
+    browser: httpx2.Client, server: AuthServer, env: str = "development"
+) -> httpx2.Response:
     return browser.get(
         f"{server.base_url}/api/auth/oidc/refresh",
         params={"optional": "", "scope": SCOPE, "env": env},
@@ -173,7 +175,7 @@ def _idp_refresh_token(sealed: str) -> str:
 
 
 def _verify_backstage_token(server: AuthServer, token: str) -> dict[str, Any]:
-    keys = httpx.get(f"{server.base_url}/api/auth/.well-known/jwks.json").json()
+    keys = httpx2.get(f"{server.base_url}/api/auth/.well-known/jwks.json").json()
     decoded = jwt.decode(token, KeySet.import_key_set(keys), algorithms=["ES256"])
     assert decoded.header["typ"] == "vnd.backstage.user"
     return dict(decoded.claims)
@@ -231,7 +233,7 @@ def test_popup_sign_in_refresh_and_logout(stack: tuple[OpenIDProvider, AuthServe
         assert op.counts()["revocation"] == 1
         assert browser.cookies.get("oidc-refresh-token") is None
         # RP-initiated logout: the frontend navigates to logoutUrl, ending the IdP session.
-        logout_url = httpx.URL(logout.json()["logoutUrl"])
+        logout_url = httpx2.URL(logout.json()["logoutUrl"])
         assert str(logout_url.copy_with(query=None)) == op.metadata()["end_session_endpoint"]
         # The newest ID token (from the last refresh; the sign-in's if in the same second).
         assert logout_url.params["id_token_hint"] == last.json()["providerInfo"]["idToken"]
@@ -273,7 +275,7 @@ def test_sign_out_stays_in_the_app_and_ends_the_session_here(
         op.reset_counts()
 
         # A replayed callback, nonce cookie and all, never reaches the provider.
-        replayed = httpx.get(callback, headers={"Cookie": f"oidc-nonce={nonce}"})
+        replayed = httpx2.get(callback, headers={"Cookie": f"oidc-nonce={nonce}"})
         assert popup_message(replayed.text)["error"] == {
             "name": "NotAllowedError",
             "message": "Invalid nonce, the state was used already",
@@ -288,7 +290,7 @@ def test_sign_out_stays_in_the_app_and_ends_the_session_here(
         assert (logout.status_code, logout.content) == (200, b"")
         assert op.counts()["revocation"] == 1
         # A copy of the cookies taken before sign-out: refused here, the OP never asked.
-        after = httpx.get(
+        after = httpx2.get(
             f"{server.base_url}/api/auth/oidc/refresh",
             params={"optional": "", "scope": SCOPE, "env": "apponly"},
             headers={**XRW, "Cookie": copy},
@@ -323,9 +325,9 @@ def test_reused_rotated_refresh_token_is_refused_after_the_grace_window(
         op.reset_counts()
         assert _refresh(browser, server).status_code == 200
 
-        def replay() -> httpx.Response:
+        def replay() -> httpx2.Response:
             # Another tab: the same request, with the cookies it still had.
-            return httpx.get(
+            return httpx2.get(
                 f"{server.base_url}/api/auth/oidc/refresh",
                 params={"optional": "", "scope": SCOPE, "env": "development"},
                 headers={
@@ -412,7 +414,7 @@ def test_tampered_code_is_an_error_page(stack: tuple[OpenIDProvider, AuthServer]
             params={"scope": SCOPE, "origin": APP_ORIGIN, "env": "development"},
         )
         back = login_through_interactions(browser, start.headers["location"], login="erin")
-        url = httpx.URL(back.headers["location"])
+        url = httpx2.URL(back.headers["location"])
         page = browser.get(url.copy_set_param("code", "forged-code"))
         assert page.status_code == 200
         error = popup_message(page.text)["error"]
@@ -498,7 +500,7 @@ def broken_idps(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthServer
 def test_identity_provider_failures_are_clean_errors(
     broken_idps: AuthServer, env: str, reason: str
 ) -> None:
-    response = httpx.get(
+    response = httpx2.get(
         f"{broken_idps.base_url}/api/auth/oidc/start",
         params={"env": env, "scope": "openid"},
         timeout=10.0,
@@ -509,7 +511,7 @@ def test_identity_provider_failures_are_clean_errors(
     assert error["message"].startswith("Failed to discover OpenID provider metadata")
     assert reason in error["message"]
     # The server stays healthy.
-    assert httpx.get(f"{broken_idps.base_url}/.backstage/health/v1/readiness").status_code == 200
+    assert httpx2.get(f"{broken_idps.base_url}/.backstage/health/v1/readiness").status_code == 200
 
 
 def test_parallel_refreshes_share_one_upstream_refresh(
@@ -525,8 +527,8 @@ def test_parallel_refreshes_share_one_upstream_refresh(
         cookie = browser.cookies.get("oidc-refresh-token")
     op.reset_counts()
 
-    async def refresh_all() -> list[httpx.Response]:
-        async with httpx.AsyncClient(timeout=15.0) as client:
+    async def refresh_all() -> list[httpx2.Response]:
+        async with httpx2.AsyncClient(timeout=15.0) as client:
             return await asyncio.gather(
                 *[
                     client.get(
@@ -544,7 +546,7 @@ def test_parallel_refreshes_share_one_upstream_refresh(
     rotated = {r.cookies.get("oidc-refresh-token") for r in responses}
     assert len(rotated - {None}) >= 1
     # Every tab can go on with the rotated session it was handed.
-    follow_up = httpx.get(
+    follow_up = httpx2.get(
         f"{server.base_url}/api/auth/oidc/refresh",
         params={"env": "development"},
         headers={

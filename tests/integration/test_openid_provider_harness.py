@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import httpx
+import httpx2
 import pytest
 from authlib.common.security import generate_token
 from authlib.deprecate import AuthlibDeprecationWarning
@@ -87,12 +87,12 @@ def rp_client(scope: str = SCOPE) -> OAuth2Client:
 
 def log_in(
     op: OpenIDProvider,
-    browser: httpx.Client,
+    browser: httpx2.Client,
     *,
     login: str,
     scope: str = SCOPE,
     prompt: str | None = "consent",
-) -> tuple[dict[str, Any], str, httpx.Response]:
+) -> tuple[dict[str, Any], str, httpx2.Response]:
     """Authorization code flow with PKCE; returns (token response, nonce, final redirect)."""
     meta = op.metadata()
     verifier = generate_token(48)
@@ -119,8 +119,8 @@ def refresh(op: OpenIDProvider, refresh_token: str) -> dict[str, Any]:
         return dict(rp.refresh_token(op.metadata()["token_endpoint"], refresh_token=refresh_token))
 
 
-def userinfo(op: OpenIDProvider, access_token: str) -> httpx.Response:
-    return httpx.get(
+def userinfo(op: OpenIDProvider, access_token: str) -> httpx2.Response:
+    return httpx2.get(
         op.metadata()["userinfo_endpoint"],
         headers={"Authorization": f"Bearer {access_token}"},
         timeout=10,
@@ -141,13 +141,13 @@ def test_metadata(op: OpenIDProvider) -> None:
 
 def test_code_flow_refresh_rotation_and_reuse_detection(op: OpenIDProvider) -> None:
     op.reset_counts()
-    with httpx.Client(timeout=10) as browser:
+    with httpx2.Client(timeout=10) as browser:
         token, nonce, _ = log_in(op, browser, login="alice")
     assert token["access_token"] and token["id_token"] and token["refresh_token"]
     assert set(token["scope"].split()) == set(SCOPE.split())
     assert token["expires_in"] == 300  # ttl.AccessToken from the fixture
 
-    jwks = KeySet.import_key_set(httpx.get(op.metadata()["jwks_uri"], timeout=10).json())
+    jwks = KeySet.import_key_set(httpx2.get(op.metadata()["jwks_uri"], timeout=10).json())
     claims = jwt.decode(token["id_token"], jwks).claims
     assert claims["iss"] == op.issuer
     assert claims["aud"] == CLIENT_ID
@@ -194,7 +194,7 @@ def test_code_flow_refresh_rotation_and_reuse_detection(op: OpenIDProvider) -> N
 
 def test_revocation(op: OpenIDProvider) -> None:
     op.reset_counts()
-    with httpx.Client(timeout=10) as browser:
+    with httpx2.Client(timeout=10) as browser:
         token, _, _ = log_in(op, browser, login="bob")
     with rp_client() as rp:
         response = rp.revoke_token(
@@ -212,7 +212,7 @@ def test_revocation(op: OpenIDProvider) -> None:
 
 
 def test_offline_access_kept_without_prompt_and_existing_session(op: OpenIDProvider) -> None:
-    with httpx.Client(timeout=10) as browser:
+    with httpx2.Client(timeout=10) as browser:
         # No prompt parameter: login + consent pages, and still a refresh token.
         token, _, first = log_in(op, browser, login="carol", prompt=None)
         assert first.request.url.path.startswith("/auth/")  # resumed after the interaction
@@ -239,7 +239,7 @@ def test_prompt_none_without_session_is_login_required(op: OpenIDProvider) -> No
             nonce="n",
             prompt="none",
         )
-    with httpx.Client(timeout=10) as browser:
+    with httpx2.Client(timeout=10) as browser:
         final = login_through_interactions(browser, url, login="dave")
     query = parse_qs(urlsplit(final.headers["location"]).query)
     assert query["error"] == ["login_required"]
@@ -250,7 +250,7 @@ def test_pkce_is_required(op: OpenIDProvider) -> None:
         rp.code_challenge_method = None
         url, _ = rp.create_authorization_url(op.metadata()["authorization_endpoint"], nonce="n")
     assert "code_challenge" not in url
-    with httpx.Client(timeout=10) as browser:
+    with httpx2.Client(timeout=10) as browser:
         final = login_through_interactions(browser, url, login="erin")
     query = parse_qs(urlsplit(final.headers["location"]).query)
     assert query["error"] == ["invalid_request"]
@@ -258,7 +258,7 @@ def test_pkce_is_required(op: OpenIDProvider) -> None:
 
 
 def test_no_refresh_token_without_offline_access(op: OpenIDProvider) -> None:
-    with httpx.Client(timeout=10) as browser:
+    with httpx2.Client(timeout=10) as browser:
         token, _, _ = log_in(op, browser, login="frank", scope="openid email profile")
     assert token["access_token"]
     assert "refresh_token" not in token
@@ -267,7 +267,7 @@ def test_no_refresh_token_without_offline_access(op: OpenIDProvider) -> None:
 def test_rotation_off_allows_reusing_the_refresh_token(op_no_rotation: OpenIDProvider) -> None:
     op = op_no_rotation
     op.reset_counts()
-    with httpx.Client(timeout=10) as browser:
+    with httpx2.Client(timeout=10) as browser:
         token, _, _ = log_in(op, browser, login="alice")
     rt = token["refresh_token"]
     first = refresh(op, rt)

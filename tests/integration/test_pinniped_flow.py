@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
@@ -68,12 +68,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[OpenIDProv
 
 
 def _verified_claims(op: OpenIDProvider, token: str) -> dict[str, Any]:
-    keys = KeySet.import_key_set(httpx.get(op.metadata()["jwks_uri"], timeout=10).json())
+    keys = KeySet.import_key_set(httpx2.get(op.metadata()["jwks_uri"], timeout=10).json())
     decoded = jwt.decode(token, keys, algorithms=["ES256"])
     return dict(decoded.claims)
 
 
-def _sign_in(browser: httpx.Client, server: AuthServer, audience: str) -> dict[str, Any]:
+def _sign_in(browser: httpx2.Client, server: AuthServer, audience: str) -> dict[str, Any]:
     start = browser.get(
         f"{server.base_url}/api/auth/pinniped/start",
         params={"env": "development", "origin": APP_ORIGIN, "audience": audience},
@@ -89,7 +89,7 @@ def test_cluster_scoped_id_token_from_the_token_exchange(
 ) -> None:
     op, server = stack
     op.reset_counts()
-    with httpx.Client(follow_redirects=False, timeout=15.0) as browser:
+    with httpx2.Client(follow_redirects=False, timeout=15.0) as browser:
         message = _sign_in(browser, server, "cluster-a")
         response = message["response"]
         assert response["profile"] == {}
@@ -116,7 +116,7 @@ def test_cluster_scoped_id_token_from_the_token_exchange(
         }
 
     # The supervisor refuses a reserved audience: Backstage's error reaches the app window.
-    with httpx.Client(follow_redirects=False, timeout=15.0) as browser:
+    with httpx2.Client(follow_redirects=False, timeout=15.0) as browser:
         error = _sign_in(browser, server, "x.pinniped.dev")["error"]
         assert error["name"] == "Error"
         assert error["message"] == (

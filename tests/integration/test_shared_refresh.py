@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 
 from tests.support.oidc_provider import (
@@ -100,7 +100,7 @@ def test_parallel_refreshes_across_instances_share_one_upstream_refresh(
     deployment: tuple[OpenIDProvider, AuthServer, AuthServer],
 ) -> None:
     op, a, b = deployment
-    with httpx.Client(follow_redirects=False, timeout=15) as browser:
+    with httpx2.Client(follow_redirects=False, timeout=15) as browser:
         start = browser.get(
             f"{a.base_url}/api/auth/oidc/start",
             params={"scope": SCOPE, "env": "development", "origin": "http://localhost:3000"},
@@ -110,8 +110,8 @@ def test_parallel_refreshes_across_instances_share_one_upstream_refresh(
         cookie = browser.cookies["oidc-refresh-token"]
     op.reset_counts()
 
-    async def refresh_all() -> list[httpx.Response]:
-        async with httpx.AsyncClient(timeout=30) as client:
+    async def refresh_all() -> list[httpx2.Response]:
+        async with httpx2.AsyncClient(timeout=30) as client:
             return await asyncio.gather(
                 *[
                     client.get(
@@ -131,7 +131,7 @@ def test_parallel_refreshes_across_instances_share_one_upstream_refresh(
     # The rotated session handed to any tab goes on working, on either instance.
     rotated = responses[1].cookies["oidc-refresh-token"]
     for server in (b, a):
-        again = httpx.get(
+        again = httpx2.get(
             f"{server.base_url}/api/auth/oidc/refresh",
             params={"env": "development", "scope": SCOPE},
             headers={**XRW, "Cookie": f"oidc-refresh-token={rotated}"},
@@ -144,20 +144,20 @@ def test_logout_and_a_used_state_hold_on_every_instance(
     deployment: tuple[OpenIDProvider, AuthServer, AuthServer],
 ) -> None:
     op, a, b = deployment
-    with httpx.Client(follow_redirects=False, timeout=15) as browser:
+    with httpx2.Client(follow_redirects=False, timeout=15) as browser:
         start = browser.get(
             f"{a.base_url}/api/auth/oidc/start",
             params={"scope": SCOPE, "env": "development", "origin": "http://localhost:3000"},
         )
         nonce = browser.cookies.get("oidc-nonce", path="/api/auth/oidc/handler")
         back = login_through_interactions(browser, start.headers["location"], login="ada")
-        callback = httpx.URL(back.headers["location"])
+        callback = httpx2.URL(back.headers["location"])
         assert browser.get(callback).status_code == 200
         cookie = browser.cookies["oidc-refresh-token"]
         op.reset_counts()
         # The same callback on the other instance: the state was used on the first one.
-        replayed = httpx.get(
-            callback.copy_with(netloc=httpx.URL(b.base_url).netloc),
+        replayed = httpx2.get(
+            callback.copy_with(netloc=httpx2.URL(b.base_url).netloc),
             headers={"Cookie": f"oidc-nonce={nonce}"},
         )
         assert popup_message(replayed.text)["error"]["message"] == (
@@ -169,7 +169,7 @@ def test_logout_and_a_used_state_hold_on_every_instance(
             headers={**XRW, "Origin": "http://localhost:3000"},
         )
         assert logout.status_code == 200
-    after = httpx.get(
+    after = httpx2.get(
         f"{b.base_url}/api/auth/oidc/refresh",
         params={"env": "development", "scope": SCOPE},
         headers={**XRW, "Cookie": f"oidc-refresh-token={cookie}"},

@@ -8,7 +8,7 @@ import ipaddress
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-import httpx
+import httpx2
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -78,7 +78,7 @@ class Browser:
         self.approvals = 0
 
     async def redirect(self, url: str) -> None:
-        async with httpx.AsyncClient() as client:
+        async with httpx2.AsyncClient() as client:
             token = (await client.get(f"{self.auth.base_url}/api/auth/guest/refresh")).json()[
                 "backstageIdentity"
             ]["token"]

@@ -76,7 +76,7 @@ def test_a_real_mcp_client_calls_who_am_i_through_the_mcp_actions_backend(
     provider = OAuthClientProvider(
         server_url=mcp_url,
         client_metadata=OAuthClientMetadata(
-            redirect_uris=[CALLBACK],  # type: ignore[list-item]
+            redirect_uris=[CALLBACK],
             client_name="Test MCP client",
             token_endpoint_auth_method="none",
             grant_types=["authorization_code", "refresh_token"],

@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import httpx2
 import pytest
 import uvicorn
@@ -46,7 +45,7 @@ class BackstageTokens:
         self.auth_base = auth_base
 
     async def verify_token(self, token: str) -> AccessToken | None:
-        async with httpx.AsyncClient() as client:
+        async with httpx2.AsyncClient() as client:
             keys = (await client.get(f"{self.auth_base}/.well-known/jwks.json")).json()
         try:
             decoded = jwt.decode(token, KeySet.import_key_set(keys))
@@ -65,7 +64,10 @@ class BackstageTokens:
 
 
 def _serve(app: Any, port: int) -> uvicorn.Server:
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    # No log_config or log_level: either would reconfigure uvicorn's loggers for the whole
+    # test process (a later test of the server's own logging would then see nothing).
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, log_level=None)
+    server = uvicorn.Server(config)
     threading.Thread(target=server.run, daemon=True).start()
     deadline = time.monotonic() + 10
     while not server.started:
@@ -158,7 +160,7 @@ def test_a_real_mcp_client_signs_in_refreshes_and_is_revoked(
             return OAuthClientProvider(
                 server_url=mcp_url,
                 client_metadata=OAuthClientMetadata(
-                    redirect_uris=[CALLBACK],  # type: ignore[list-item]
+                    redirect_uris=[CALLBACK],
                     client_name="Test MCP client",
                     token_endpoint_auth_method="none",
                     grant_types=["authorization_code", "refresh_token"],
@@ -184,12 +186,12 @@ def test_a_real_mcp_client_signs_in_refreshes_and_is_revoked(
         refreshed = storage.tokens
         assert refreshed is not None and refreshed.refresh_token != tokens.refresh_token
 
-        revoked = httpx.post(
+        revoked = httpx2.post(
             f"{auth_base}/v1/revoke",
             data={"token": refreshed.refresh_token, "client_id": client_id},
         )
         assert revoked.status_code == 200
-        again = httpx.post(
+        again = httpx2.post(
             f"{auth_base}/v1/token",
             data={
                 "grant_type": "refresh_token",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-import httpx
+import httpx2
 import pytest
 from starlette.testclient import TestClient
 
@@ -23,9 +23,9 @@ def _raised(exc: BaseException, cause: BaseException) -> BaseException:
 
 
 def test_the_cause_is_read_from_the_exception_chain() -> None:
-    request = httpx.Request("GET", "https://idp.example.com/")
-    timeout = _raised(UpstreamError("x"), httpx.ReadTimeout("slow", request=request))
-    refused = _raised(UpstreamError("x"), httpx.ConnectError("refused", request=request))
+    request = httpx2.Request("GET", "https://idp.example.com/")
+    timeout = _raised(UpstreamError("x"), httpx2.ReadTimeout("slow", request=request))
+    refused = _raised(UpstreamError("x"), httpx2.ConnectError("refused", request=request))
     assert failure_cause(timeout) == "timeout"
     assert failure_cause(refused) == "unreachable"
     assert failure_cause(UpstreamError("status 502")) == "bad_response"

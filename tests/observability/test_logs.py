@@ -13,7 +13,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 import yaml
 
@@ -140,12 +140,12 @@ def test_a_server_whose_stderr_nobody_reads_keeps_answering(tmp_path: Path) -> N
         stderr=subprocess.PIPE,
     )
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+        with httpx2.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
             for _ in range(300):
                 try:
                     if client.get("/healthz").status_code == 200:
                         break
-                except httpx.TransportError:
+                except httpx2.TransportError:
                     threading.Event().wait(0.1)
             # Long request paths make long access lines: 2,000 of them are ~1 MiB of log.
             path = "/healthz?" + "x" * 400
@@ -170,3 +170,16 @@ def test_connexions_content_type_notice_is_not_logged() -> None:
     flush_logs()
     lines = [json.loads(line)["message"] for line in stream.getvalue().splitlines()]
     assert lines == ["another warning"]
+
+
+def test_outbound_requests_are_counted_not_logged() -> None:
+    # httpx2 logs every request at INFO; /metrics counts them instead.
+    stream = io.StringIO()
+    configure_logging(json_logs=True, stream=stream)
+    logging.getLogger("app").info("before")
+    transport = httpx2.MockTransport(lambda request: httpx2.Response(200))
+    with httpx2.Client(transport=transport) as client:
+        client.get("https://idp.example/token")
+    flush_logs()
+    lines = [json.loads(line)["message"] for line in stream.getvalue().splitlines()]
+    assert lines == ["before"]

@@ -6,7 +6,7 @@ import binascii
 from typing import Any, Generic, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
-import httpx
+import httpx2
 
 from app.oauth.flow_secrets import FlowSecrets
 from app.providers.base import AuthenticateInput, AuthResult, OAuthAuthenticator, StartInput
@@ -29,7 +29,7 @@ def callback(provider: str) -> str:
 
 
 def deps(fake: FakeIdP, clock: FakeClock, *, development: bool = True) -> ProviderDeps:
-    return ProviderDeps(clock=clock, development=development, transport=httpx.MockTransport(fake))
+    return ProviderDeps(clock=clock, development=development, transport=httpx2.MockTransport(fake))
 
 
 def query_of(url: str) -> dict[str, str]:
@@ -80,7 +80,7 @@ class Authenticators(Generic[A]):
     def build(self, service: Any, **config: Any) -> A:
         """With the service's client credentials and ``config`` (the environment's keys)."""
         raw = {"clientId": service.client_id, "clientSecret": service.client_secret, **config}
-        deps = ProviderDeps(FakeClock(), True, httpx.MockTransport(service))
+        deps = ProviderDeps(FakeClock(), True, httpx2.MockTransport(service))
         auth = self._create(raw, self._path, deps).authenticator
         assert isinstance(auth, self._kind)
         self._built.append(auth)

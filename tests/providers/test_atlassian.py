@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 
 from app.config.validation import ConfigError
@@ -62,7 +62,7 @@ async def make_atlassian(
 
     def make(**config: Any) -> AtlassianAuthenticator:
         raw = {"clientId": fake.client_id, "clientSecret": fake.client_secret, **config}
-        deps = ProviderDeps(clock=clock, development=True, transport=httpx.MockTransport(service))
+        deps = ProviderDeps(clock=clock, development=True, transport=httpx2.MockTransport(service))
         authenticator = atlassian.create(raw, PATH, deps).authenticator
         assert isinstance(authenticator, AtlassianAuthenticator)
         created.append(authenticator)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 
 from app.config.validation import ConfigError
@@ -65,7 +65,7 @@ async def make_auth0(
 
     def make(**config: Any) -> Auth0Authenticator:
         raw = {"clientId": fake.client_id, "clientSecret": fake.client_secret, "domain": DOMAIN}
-        deps = ProviderDeps(clock=clock, development=True, transport=httpx.MockTransport(service))
+        deps = ProviderDeps(clock=clock, development=True, transport=httpx2.MockTransport(service))
         authenticator = auth0.create({**raw, **config}, PATH, deps).authenticator
         assert isinstance(authenticator, Auth0Authenticator)
         created.append(authenticator)
@@ -377,7 +377,7 @@ def client(fake: FakeIdP, service: FakeAuth0, clock: FakeClock) -> Iterator[Jarl
     env |= {"organization": "org_123", "federatedLogout": True}
     resolver = {"resolver": "emailLocalPartMatchingUserEntityName"}
     env["signIn"] = {"resolvers": [resolver | {"dangerouslyAllowSignInWithoutUserInCatalog": True}]}
-    transport = httpx.MockTransport(service)
+    transport = httpx2.MockTransport(service)
     with app_client("auth0", DEFINITION, env, transport=transport, clock=clock) as client:
         yield client
 

@@ -9,7 +9,7 @@ import asyncio
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from joserfc.jwk import ECKey
 
@@ -283,14 +283,14 @@ class _SlowHttp(OutboundHttp):
 
     async def get(
         self, url: str, *, what: str, headers: Mapping[str, str] | None = None
-    ) -> httpx.Response:
+    ) -> httpx2.Response:
         kid = url.rsplit("/", 1)[1]
         self.calls.append(kid)
         if kid == self.slow_kid:
             await self.release.wait()
         if kid not in self.pem_by_kid:
             raise KeyFetchError(f"{what} at {url} answered 404", missing=True)
-        return httpx.Response(200, text=self.pem_by_kid[kid])
+        return httpx2.Response(200, text=self.pem_by_kid[kid])
 
 
 async def test_a_slow_fetch_delays_neither_cached_nor_other_kids(anyio_backend: str) -> None:

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import unquote
 
-import httpx
+import httpx2
 import pytest
 
 from app.config.validation import ConfigError
@@ -72,7 +72,7 @@ async def make_bitbucket(
 
     def make(**config: Any) -> BitbucketAuthenticator:
         raw = {"clientId": fake.client_id, "clientSecret": fake.client_secret, **config}
-        deps = ProviderDeps(clock=clock, development=True, transport=httpx.MockTransport(service))
+        deps = ProviderDeps(clock=clock, development=True, transport=httpx2.MockTransport(service))
         authenticator = bitbucket.create(raw, PATH, deps).authenticator
         assert isinstance(authenticator, BitbucketAuthenticator)
         created.append(authenticator)
@@ -304,7 +304,7 @@ async def test_resolver_not_found_and_no_options() -> None:
 
 def test_granted_scopes_persist_through_the_handlers(fake: FakeIdP, clock: FakeClock) -> None:
     env = {"clientId": fake.client_id, "clientSecret": fake.client_secret}
-    transport = httpx.MockTransport(FakeBitbucket(fake))
+    transport = httpx2.MockTransport(FakeBitbucket(fake))
     with app_client("bitbucket", DEFINITION, env, transport=transport, clock=clock) as client:
         result, jar = browser_sign_in(client, fake, "bitbucket", scope="team")
         assert fake.last_authorize["scope"] == "team account"

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 
 from app.config.validation import ConfigError
@@ -61,7 +61,7 @@ async def make_server(
 
     def make(**config: Any) -> BitbucketServerAuthenticator:
         raw = {"clientId": fake.client_id, "clientSecret": fake.client_secret, "host": HOST}
-        deps = ProviderDeps(clock=clock, development=True, transport=httpx.MockTransport(service))
+        deps = ProviderDeps(clock=clock, development=True, transport=httpx2.MockTransport(service))
         authenticator = bitbucket_server.create({**raw, **config}, PATH, deps).authenticator
         assert isinstance(authenticator, BitbucketServerAuthenticator)
         created.append(authenticator)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 
 from app.core.errors import AuthenticationError, BackstageError
@@ -91,7 +91,7 @@ CONFIG_BUILDERS: dict[str, ConfigBuilder] = {
 
 # Services FakeIdP cannot play alone (a profile that is not one userinfo-like call): their
 # fake in front of it (tests/fakes/service_fake.py), OAuth endpoints forwarded to the FakeIdP.
-SERVICE_FAKES: dict[str, Callable[[FakeIdP], Callable[[httpx.Request], httpx.Response]]] = {
+SERVICE_FAKES: dict[str, Callable[[FakeIdP], Callable[[httpx2.Request], httpx2.Response]]] = {
     "bitbucketServer": FakeBitbucketServer,
     "openshift": FakeOpenShift,
     "pinniped": FakePinniped,
@@ -130,7 +130,7 @@ async def make_provider(
         raw = builder_for(provider_id)(fake)
         path = f"auth.providers.{provider_id}.development"
         handler = SERVICE_FAKES.get(provider_id, lambda f: f)(fake)
-        transport = httpx.MockTransport(handler)
+        transport = httpx2.MockTransport(handler)
         provider_deps = ProviderDeps(clock=clock, development=True, transport=transport)
         build = REGISTRY[provider_id].factory(raw, path, provider_deps)
         authenticator = build.authenticator
@@ -291,7 +291,7 @@ async def test_identity_provider_cookies_never_cross_users(
     handler = SERVICE_FAKES.get(provider_id, lambda f: f)(fake)
     sent_cookies: list[str] = []
 
-    def setting_cookies(request: httpx.Request) -> httpx.Response:
+    def setting_cookies(request: httpx2.Request) -> httpx2.Response:
         if "cookie" in request.headers:
             sent_cookies.append(request.headers["cookie"])
         response = handler(request)
@@ -300,7 +300,7 @@ async def test_identity_provider_cookies_never_cross_users(
 
     raw = builder_for(provider_id)(fake)
     deps = ProviderDeps(
-        clock=clock, development=True, transport=httpx.MockTransport(setting_cookies)
+        clock=clock, development=True, transport=httpx2.MockTransport(setting_cookies)
     )
     auth: OAuthAuthenticator = (
         REGISTRY[provider_id]

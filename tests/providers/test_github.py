@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 
 from app.config.settings import read_settings
@@ -508,7 +508,7 @@ def _app(fake: FakeGitHub, clock: FakeClock) -> Any:
         development=True,
         deps=Dependencies(
             clock=clock,
-            transport=httpx.MockTransport(fake),
+            transport=httpx2.MockTransport(fake),
             catalog=InMemoryCatalog([OCTO]),
             providers={"github": definition},
         ),

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 
 from app.config.validation import ConfigError
@@ -627,7 +627,7 @@ async def test_rp_initiated_logout_url(make_oidc: MakeOidc, fake: FakeIdP) -> No
         )
     )
     assert result.logout_url is not None
-    url = httpx.URL(result.logout_url)
+    url = httpx2.URL(result.logout_url)
     assert str(url.copy_with(query=None)) == fake.url("end_session")
     assert dict(url.params) == {
         "client_id": fake.client_id,

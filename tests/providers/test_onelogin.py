@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 
 from app.config.validation import ConfigError
@@ -62,7 +62,7 @@ async def make_onelogin(
 
     def make(**config: Any) -> OneLoginAuthenticator:
         raw = {"clientId": fake.client_id, "clientSecret": fake.client_secret, "issuer": ISSUER}
-        deps = ProviderDeps(clock=clock, development=True, transport=httpx.MockTransport(service))
+        deps = ProviderDeps(clock=clock, development=True, transport=httpx2.MockTransport(service))
         authenticator = onelogin.create({**raw, **config}, PATH, deps).authenticator
         assert isinstance(authenticator, OneLoginAuthenticator)
         created.append(authenticator)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 
 from app.config.validation import ConfigError
@@ -75,7 +75,7 @@ async def make_openshift(
     created: list[OpenShiftAuthenticator] = []
 
     def make(**config: Any) -> OpenShiftAuthenticator:
-        deps = ProviderDeps(clock=clock, development=True, transport=httpx.MockTransport(service))
+        deps = ProviderDeps(clock=clock, development=True, transport=httpx2.MockTransport(service))
         authenticator = openshift.create(
             {**conformance_config(fake), **config}, PATH, deps
         ).authenticator
@@ -322,7 +322,7 @@ def client(fake: FakeIdP, service: FakeOpenShift, clock: FakeClock) -> Iterator[
     env = conformance_config(fake)
     resolver = {"resolver": "displayNameMatchingUserEntityName"}
     env["signIn"] = {"resolvers": [resolver | {"dangerouslyAllowSignInWithoutUserInCatalog": True}]}
-    transport = httpx.MockTransport(service)
+    transport = httpx2.MockTransport(service)
     with app_client("openshift", DEFINITION, env, transport=transport, clock=clock) as client:
         yield client
 

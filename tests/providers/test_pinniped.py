@@ -7,7 +7,7 @@ import json
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from joserfc import jws
 
@@ -70,7 +70,7 @@ async def make(
             "federationDomain": ISSUER,
             **config,
         }
-        deps = ProviderDeps(clock, True, httpx.MockTransport(supervisor))
+        deps = ProviderDeps(clock, True, httpx2.MockTransport(supervisor))
         auth = pinniped.create(raw, PATH, deps).authenticator
         assert isinstance(auth, PinnipedAuthenticator)
         built.append(auth)
@@ -256,7 +256,7 @@ async def test_an_empty_audience_asks_for_no_exchange(
 async def test_an_id_token_not_signed_es256_is_refused(fake: FakeIdP, clock: FakeClock) -> None:
     # A bare FakeIdP signs RS256: openid-client, told ES256, refuses it.
     raw = {"clientId": fake.client_id, "clientSecret": fake.client_secret}
-    deps = ProviderDeps(clock, True, httpx.MockTransport(fake))
+    deps = ProviderDeps(clock, True, httpx2.MockTransport(fake))
     auth = pinniped.create({**raw, "federationDomain": fake.issuer}, PATH, deps).authenticator
     try:
         started = await auth.start(
@@ -358,7 +358,7 @@ def client(supervisor: FakePinniped, fake: FakeIdP, clock: FakeClock) -> Iterato
         "clientSecret": fake.client_secret,
         "federationDomain": ISSUER,
     }
-    transport = httpx.MockTransport(supervisor)
+    transport = httpx2.MockTransport(supervisor)
     with app_client("pinniped", DEFINITION, env, transport=transport, clock=clock) as client:
         yield client
 

@@ -7,7 +7,7 @@ import ipaddress
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from joserfc.jwk import ECKey, RSAKey
 
@@ -39,7 +39,7 @@ def server() -> ProxyKeyServer:
 
 @pytest.fixture
 async def jwks(server: ProxyKeyServer, anyio_backend: str) -> AsyncIterator[RemoteJwks]:
-    http = OutboundHttp(httpx.MockTransport(server))
+    http = OutboundHttp(httpx2.MockTransport(server))
     yield RemoteJwks(
         url=IAP_KEYS_URL,
         http=http,
@@ -230,7 +230,7 @@ async def test_after_a_failed_first_fetch_retries_wait_for_the_interval(
 
 
 async def test_a_jwks_without_keys_is_a_503(anyio_backend: str) -> None:
-    transport = httpx.MockTransport(lambda request: httpx.Response(200, json={"nope": 1}))
+    transport = httpx2.MockTransport(lambda request: httpx2.Response(200, json={"nope": 1}))
     http = OutboundHttp(transport)
     jwks = RemoteJwks(url="https://k.test/jwks", http=http, clock=FakeClock(), what="k")
     with pytest.raises(ServiceUnavailableError, match="not a usable JWK set"):

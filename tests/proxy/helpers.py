@@ -14,7 +14,7 @@ import copy
 import json
 from typing import Any
 
-import httpx
+import httpx2
 from connexion import AsyncApp
 from starlette.testclient import TestClient
 
@@ -131,7 +131,7 @@ def build(
         development=False,
         deps=Dependencies(
             clock=server.clock,
-            transport=httpx.MockTransport(server),
+            transport=httpx2.MockTransport(server),
             catalog=InMemoryCatalog([JANE, BOT]),
             providers={**REGISTRY, **PROXY_DEFINITIONS},
         ),
@@ -168,7 +168,7 @@ def entra_id_token(**overrides: Any) -> str:
 
 def deps(server: ProxyKeyServer, *, development: bool = False) -> ProviderDeps:
     return ProviderDeps(
-        clock=server.clock, development=development, transport=httpx.MockTransport(server)
+        clock=server.clock, development=development, transport=httpx2.MockTransport(server)
     )
 
 

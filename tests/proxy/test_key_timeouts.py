@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 
 from app.config.settings import read_settings
@@ -27,7 +27,7 @@ from tests.proxy.test_refresh import _alb, _cf, _iap
 SLOW_SECONDS = 3.0
 
 
-class _ToSlowServer(httpx.AsyncBaseTransport):
+class _ToSlowServer(httpx2.AsyncBaseTransport):
     """Sends every request to the local slow server (same path), through the real
     outbound transport: the providers' fixed key URLs land on a real, slow socket."""
 
@@ -35,7 +35,7 @@ class _ToSlowServer(httpx.AsyncBaseTransport):
         self._port = port
         self._inner = OutboundTransport({})
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         request.url = request.url.copy_with(scheme="http", host="127.0.0.1", port=self._port)
         return await self._inner.handle_async_request(request)
 

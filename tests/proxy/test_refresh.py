@@ -1,7 +1,7 @@
 """``/refresh`` of the five proxy providers, through the real app.
 Backstage: ``plugins/auth-node/src/proxy/createProxyAuthRouteHandlers.ts``.
 
-The app runs with a fake clock, the fake key endpoints behind ``httpx.MockTransport``, an
+The app runs with a fake clock, the fake key endpoints behind ``httpx2.MockTransport``, an
 in-memory catalog, and a test client whose peer address is set explicitly (``PROXY_PEER``
 is a trusted proxy of ``oauth2Proxy`` and ``azureEasyAuth``; Starlette's default peer,
 ``"testclient"``, is no address at all).

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
+import httpx2
 import schemathesis
 from hypothesis import HealthCheck, settings
 
@@ -38,7 +38,7 @@ def _app() -> Any:
     return create_app(
         read_settings(config),
         development=True,
-        deps=Dependencies(clock=FakeClock(), transport=httpx.MockTransport(FAKE)),
+        deps=Dependencies(clock=FakeClock(), transport=httpx2.MockTransport(FAKE)),
         validate_responses=True,
     )
 

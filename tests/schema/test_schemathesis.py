@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
@@ -65,9 +65,9 @@ def _httpx_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-async def _send(app: Any, kwargs: dict[str, Any]) -> httpx.Response:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, follow_redirects=False) as client:
+async def _send(app: Any, kwargs: dict[str, Any]) -> httpx2.Response:
+    transport = httpx2.ASGITransport(app=app)
+    async with httpx2.AsyncClient(transport=transport, follow_redirects=False) as client:
         return await asyncio.wait_for(client.request(**kwargs), TIMEOUT_SECONDS)
 
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 
 from tests.support.cli_server import CliServer
@@ -123,7 +123,7 @@ def test_connections_past_the_limit_are_answered_503_and_logged(
             time.sleep(0.1)
         # The held ones closed: served again.
         for _ in range(50):
-            if httpx.get(f"{server.base_url}/healthz", timeout=5).status_code == 200:
+            if httpx2.get(f"{server.base_url}/healthz", timeout=5).status_code == 200:
                 break
             time.sleep(0.1)
         else:
@@ -159,9 +159,9 @@ def test_a_flood_of_idle_connections_never_starves_new_ones(flooded: PrlimitServ
         deadline = time.monotonic() + 8
         while True:
             try:
-                if httpx.get(f"{flooded.base_url}/healthz", timeout=2).status_code == 200:
+                if httpx2.get(f"{flooded.base_url}/healthz", timeout=2).status_code == 200:
                     break
-            except httpx.HTTPError:
+            except httpx2.HTTPError:
                 pass
             assert time.monotonic() < deadline, flooded.output[-2000:]
             time.sleep(0.2)

@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 
 from tests.support.cli_server import start_sign_in
@@ -35,9 +35,9 @@ def demo(tmp_path: Path) -> Iterator[str]:
         while True:
             assert proc.poll() is None, (tmp_path / "serve.log").read_text()
             try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                if httpx2.get(f"{base}/healthz", timeout=1).status_code == 200:
                     break
-            except httpx.HTTPError:
+            except httpx2.HTTPError:
                 pass
             assert time.monotonic() < deadline
             time.sleep(0.2)
@@ -49,7 +49,7 @@ def demo(tmp_path: Path) -> Iterator[str]:
 
 
 def test_the_demo_signs_in_on_another_port(demo: str) -> None:
-    with httpx.Client(base_url=demo, timeout=10) as client:
+    with httpx2.Client(base_url=demo, timeout=10) as client:
         discovery = client.get("/dev-idp/.well-known/openid-configuration").json()
         assert discovery["issuer"] == f"{demo}/dev-idp"
         # /start fetched that discovery document (not 7007's) and accepted the origin.

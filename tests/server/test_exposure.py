@@ -7,7 +7,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from starlette.testclient import TestClient
 
@@ -32,7 +32,7 @@ def _client(*, development: bool, **backend: Any) -> TestClient:
     return TestClient(app, base_url=BASE)
 
 
-def _assert_not_found(response: httpx.Response) -> None:
+def _assert_not_found(response: httpx2.Response) -> None:
     assert response.status_code == 404, response.text
     assert response.json()["error"]["name"] == "NotFoundError"
 
@@ -76,16 +76,16 @@ def test_metrics_on_their_own_listener() -> None:
     with _client(development=False, metrics={"host": "127.0.0.1", "port": port}) as client:
         assert client.get("/api/auth/guest/refresh").status_code == 200
         _assert_not_found(client.get("/metrics"))
-        scraped = httpx.get(f"http://127.0.0.1:{port}/metrics")
+        scraped = httpx2.get(f"http://127.0.0.1:{port}/metrics")
         assert scraped.status_code == 200
         assert scraped.headers["content-type"].startswith("text/plain")
         assert 'provider="guest"' in scraped.text
-        other = httpx.get(f"http://127.0.0.1:{port}/api/auth/guest/refresh")
+        other = httpx2.get(f"http://127.0.0.1:{port}/api/auth/guest/refresh")
         assert other.status_code == 404
         assert other.json()["error"]["name"] == "NotFoundError"
     # Stopped with the app.
-    with pytest.raises(httpx.ConnectError):
-        httpx.get(f"http://127.0.0.1:{port}/metrics")
+    with pytest.raises(httpx2.ConnectError):
+        httpx2.get(f"http://127.0.0.1:{port}/metrics")
 
 
 def test_without_backend_metrics_the_main_listener_serves_them() -> None:

@@ -7,7 +7,7 @@ import asyncio
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-import httpx
+import httpx2
 import pytest
 
 from app.core.deadline import request_deadline
@@ -34,13 +34,13 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture
-async def client(anyio_backend: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(transport=OutboundTransport(), timeout=1.0) as c:
+async def client(anyio_backend: str) -> AsyncIterator[httpx2.AsyncClient]:
+    async with httpx2.AsyncClient(transport=OutboundTransport(), timeout=1.0) as c:
         yield c
 
 
 async def test_an_answer_passes_through_with_its_headers_and_body(
-    client: httpx.AsyncClient,
+    client: httpx2.AsyncClient,
 ) -> None:
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = await _read_head(reader)
@@ -60,16 +60,16 @@ async def test_an_answer_passes_through_with_its_headers_and_body(
     assert response.json() == {"seen": "/x?q=1"}
 
 
-async def test_a_refused_connection_is_a_connect_error(client: httpx.AsyncClient) -> None:
+async def test_a_refused_connection_is_a_connect_error(client: httpx2.AsyncClient) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    with pytest.raises(httpx.ConnectError) as caught:
+    with pytest.raises(httpx2.ConnectError) as caught:
         await client.get(f"http://127.0.0.1:{port}/")
     assert caught.value.request.url.port == port
 
 
-async def test_a_silent_server_is_a_read_timeout(client: httpx.AsyncClient) -> None:
+async def test_a_silent_server_is_a_read_timeout(client: httpx2.AsyncClient) -> None:
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             await asyncio.sleep(5)
@@ -78,7 +78,7 @@ async def test_a_silent_server_is_a_read_timeout(client: httpx.AsyncClient) -> N
 
     server, url = await _server(serve)
     async with server:
-        with pytest.raises(httpx.ReadTimeout):
+        with pytest.raises(httpx2.ReadTimeout):
             await client.get(url, timeout=0.3)
 
 
@@ -88,7 +88,7 @@ async def test_a_silent_server_is_a_read_timeout(client: httpx.AsyncClient) -> N
     ids=["hang-up", "garbage"],
 )
 async def test_a_server_that_breaks_the_protocol_is_a_protocol_error(
-    client: httpx.AsyncClient, answer: bytes
+    client: httpx2.AsyncClient, answer: bytes
 ) -> None:
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await _read_head(reader)
@@ -98,11 +98,11 @@ async def test_a_server_that_breaks_the_protocol_is_a_protocol_error(
 
     server, url = await _server(serve)
     async with server:
-        with pytest.raises(httpx.RemoteProtocolError):
+        with pytest.raises(httpx2.RemoteProtocolError):
             await client.get(url)
 
 
-async def test_a_body_cut_short_is_a_read_error(client: httpx.AsyncClient) -> None:
+async def test_a_body_cut_short_is_a_read_error(client: httpx2.AsyncClient) -> None:
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await _read_head(reader)
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly a part")
@@ -111,7 +111,7 @@ async def test_a_body_cut_short_is_a_read_error(client: httpx.AsyncClient) -> No
 
     server, url = await _server(serve)
     async with server:
-        with pytest.raises(httpx.ReadError):
+        with pytest.raises(httpx2.ReadError):
             await client.get(url)
 
 
@@ -121,13 +121,13 @@ async def test_inside_a_request_deadline_each_call_gets_at_most_the_time_left(
     transport = OutboundTransport({})
     seen: list[dict[str, float]] = []
 
-    async def capture(request: httpx.Request) -> httpx.Response:
+    async def capture(request: httpx2.Request) -> httpx2.Response:
         seen.append(dict(request.extensions["timeout"]))
-        return httpx.Response(204)
+        return httpx2.Response(204)
 
     transport._direct.handle_async_request = capture  # type: ignore[method-assign]
-    own = httpx.Timeout(10.0, connect=0.2)
-    async with httpx.AsyncClient(transport=transport, timeout=own) as client:
+    own = httpx2.Timeout(10.0, connect=0.2)
+    async with httpx2.AsyncClient(transport=transport, timeout=own) as client:
         await client.get("http://127.0.0.1:9/")
         async with request_deadline(3.0, "Authentication failed"):
             await asyncio.sleep(0.5)

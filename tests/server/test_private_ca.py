@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import certifi
-import httpx
+import httpx2
 import pytest
 import trustme
 
@@ -66,14 +66,14 @@ async def idp(ca: trustme.CA, anyio_backend: str) -> AsyncIterator[str]:
         yield f"https://localhost:{port}/.well-known/openid-configuration"
 
 
-async def _get(url: str, environ: dict[str, str]) -> httpx.Response:
-    async with httpx.AsyncClient(transport=OutboundTransport(environ), timeout=5.0) as client:
+async def _get(url: str, environ: dict[str, str]) -> httpx2.Response:
+    async with httpx2.AsyncClient(transport=OutboundTransport(environ), timeout=5.0) as client:
         return await client.get(url)
 
 
 @pytest.mark.anyio
 async def test_refused_without_the_bundle_with_the_host_and_bundle_named(idp: str) -> None:
-    with pytest.raises(httpx.ConnectError) as caught:
+    with pytest.raises(httpx2.ConnectError) as caught:
         await _get(idp, {})
     message = str(caught.value)
     assert message.startswith("TLS certificate of localhost not trusted (")
@@ -140,7 +140,7 @@ def threaded_idp(ca: trustme.CA) -> Iterator[str]:
         thread.join()
 
 
-def _start(metadata_url: str, environ: dict[str, str]) -> httpx.Response:
+def _start(metadata_url: str, environ: dict[str, str]) -> httpx2.Response:
     settings = read_settings(
         {
             "app": {"baseUrl": APP_BASE_URL},

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 
 from tests.support.cli_server import CliServer, SlowDiscovery
@@ -58,18 +58,18 @@ def test_requests_cut_at_the_graceful_deadline_get_503(
 ) -> None:
     port = free_port()
     server = CliServer(_config(port, slow.url), tmp_path, port=port, extra_args=extra)
-    responses: list[httpx.Response | Exception] = []
+    responses: list[httpx2.Response | Exception] = []
 
     def start() -> None:
         try:
             responses.append(
-                httpx.get(
+                httpx2.get(
                     f"{server.base_url}/api/auth/oidc/start",
                     params={"env": "production", "scope": "openid"},
                     timeout=15.0,
                 )
             )
-        except httpx.HTTPError as exc:
+        except httpx2.HTTPError as exc:
             responses.append(exc)
 
     with server:
@@ -86,7 +86,7 @@ def test_requests_cut_at_the_graceful_deadline_get_503(
     assert time.monotonic() - began < 5
     assert len(responses) == IN_FLIGHT, responses
     for response in responses:
-        assert isinstance(response, httpx.Response), (response, server.output)
+        assert isinstance(response, httpx2.Response), (response, server.output)
         assert response.status_code == 503, (response.text, server.output)
         assert response.headers["retry-after"] == "1"
         assert response.json() == {

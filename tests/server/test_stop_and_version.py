@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import httpx
+import httpx2
 
 from tests.support.oidc_provider import free_port
 from tests.support.server import ROOT
@@ -34,12 +34,12 @@ def test_sigterm_after_a_graceful_stop_exits_0(tmp_path: Path) -> None:
         text=True,
     )
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
+        with httpx2.Client(base_url=f"http://127.0.0.1:{port}") as client:
             for _ in range(300):
                 try:
                     if client.get("/healthz", timeout=1).status_code == 200:
                         break
-                except httpx.TransportError:
+                except httpx2.TransportError:
                     subprocess.run(["sleep", "0.1"], check=True)
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=30)

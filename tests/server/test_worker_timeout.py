@@ -9,7 +9,7 @@ import signal
 import time
 from pathlib import Path
 
-import httpx
+import httpx2
 
 from tests.server.test_workers import _alive, _booted_workers, _config
 from tests.support.cli_server import CliServer, SlowDiscovery
@@ -50,4 +50,4 @@ def test_a_stuck_worker_is_replaced_within_the_worker_timeout(tmp_path: Path) ->
             assert replaced_after < WORKER_TIMEOUT + 4, replaced_after
             assert f"WORKER TIMEOUT (pid:{victim})" in server.output
             assert _alive(survivor)
-            assert httpx.get(f"{server.base_url}/healthz", timeout=5).status_code == 200
+            assert httpx2.get(f"{server.base_url}/healthz", timeout=5).status_code == 200

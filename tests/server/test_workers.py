@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 
 from tests.support.cli_server import CliServer, SlowDiscovery, run_cli, write_config
@@ -403,7 +403,7 @@ def test_the_app_is_built_in_the_master_and_each_worker_signs_with_its_own_key(
     # (a key made before the fork would be one private key, and one kid, in every worker).
     deadline = time.monotonic() + 10
     while True:
-        keys = httpx.get(f"{server.base_url}/api/auth/.well-known/jwks.json").json()["keys"]
+        keys = httpx2.get(f"{server.base_url}/api/auth/.well-known/jwks.json").json()["keys"]
         if len(keys) >= 2 or time.monotonic() > deadline:
             break
         time.sleep(0.05)
@@ -411,7 +411,7 @@ def test_the_app_is_built_in_the_master_and_each_worker_signs_with_its_own_key(
     # New connections land on either worker: tokens come signed by both keys.
     signed_by: set[str] = set()
     for _ in range(40):
-        with httpx.Client(base_url=server.base_url) as client:
+        with httpx2.Client(base_url=server.base_url) as client:
             response = client.get(
                 "/api/auth/guest/refresh", headers={"X-Requested-With": "XMLHttpRequest"}
             )
@@ -456,7 +456,7 @@ def test_gunicorn_serves_the_app_factory_with_the_worker_class(
         # gunicorn's own listening socket, shared by the workers; each built its app.
         assert server.output.count("guest provider enabled outside development") == 2
         for _ in range(10):
-            response = httpx.get(
+            response = httpx2.get(
                 f"{server.base_url}/api/auth/guest/refresh",
                 headers={"X-Requested-With": "XMLHttpRequest"},
             )
@@ -519,12 +519,12 @@ def test_a_stop_signal_finishes_the_request_in_flight(
 
     def start() -> None:
         try:
-            result["response"] = httpx.get(
+            result["response"] = httpx2.get(
                 f"{server.base_url}/api/auth/oidc/start",
                 params={"env": "production", "scope": "openid"},
                 timeout=15.0,
             )
-        except httpx.HTTPError as exc:  # pragma: no cover - reported below
+        except httpx2.HTTPError as exc:  # pragma: no cover - reported below
             result["error"] = exc
 
     in_flight = threading.Thread(target=start)
@@ -546,5 +546,5 @@ def test_a_stop_signal_finishes_the_request_in_flight(
     assert "Waiting for connections to close" in server.output
     assert "Shutting down: Master" in server.output
     # Nothing listens any more.
-    with pytest.raises(httpx.ConnectError):
-        httpx.get(f"{server.base_url}/healthz", timeout=2.0)
+    with pytest.raises(httpx2.ConnectError):
+        httpx2.get(f"{server.base_url}/healthz", timeout=2.0)

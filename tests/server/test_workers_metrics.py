@@ -11,7 +11,7 @@ import signal
 import time
 from pathlib import Path
 
-import httpx
+import httpx2
 
 from tests.server.test_workers import _booted_workers, _children, _wait_listening, _workers_server
 from tests.support.cli_server import CliServer, SlowDiscovery
@@ -25,7 +25,7 @@ JWKS_SERIES = re.compile(
 
 def _scrape(server: CliServer) -> tuple[float, str]:
     # A connection of its own each time: the kernel picks the worker.
-    with httpx.Client(base_url=server.base_url, timeout=10) as client:
+    with httpx2.Client(base_url=server.base_url, timeout=10) as client:
         body = client.get("/metrics").text
     found = JWKS_SERIES.search(body)
     return (float(found.group(1)) if found else 0.0), body
@@ -33,7 +33,7 @@ def _scrape(server: CliServer) -> tuple[float, str]:
 
 def _jwks(server: CliServer, times: int) -> None:
     for _ in range(times):
-        with httpx.Client(base_url=server.base_url, timeout=10) as client:
+        with httpx2.Client(base_url=server.base_url, timeout=10) as client:
             assert client.get("/api/auth/.well-known/jwks.json").status_code == 200
 
 

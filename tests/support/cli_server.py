@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import yaml
 
 from tests.support.server import ROOT, AuthServer
@@ -83,7 +83,7 @@ def write_config(path: Path, config: dict[str, Any]) -> Path:
 # -- the dev IdP's login page, as a person submits it ----------------------------------
 
 
-def start_sign_in(client: httpx.Client, base_url: str, provider: str = "oidc") -> httpx.Response:
+def start_sign_in(client: httpx2.Client, base_url: str, provider: str = "oidc") -> httpx2.Response:
     """``/start`` as the frontend's popup opens it; returns the dev IdP's login page."""
     start = client.get(
         f"/api/auth/{provider}/start",
@@ -96,8 +96,8 @@ def start_sign_in(client: httpx.Client, base_url: str, provider: str = "oidc") -
 
 
 def submit_login(
-    client: httpx.Client, base_url: str, login: httpx.Response, form: dict[str, str]
-) -> httpx.Response:
+    client: httpx2.Client, base_url: str, login: httpx2.Response, form: dict[str, str]
+) -> httpx2.Response:
     """Submit the login form (it posts to its own URL); follow the 302 to our callback.
     Returns the callback's response (the popup page)."""
     answer = client.post(str(login.request.url), data=form, headers={"Origin": base_url})

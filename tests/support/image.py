@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-import httpx
+import httpx2
 import yaml
 
 # vfs: the storage driver scripts/build-image.sh builds into.
@@ -131,9 +131,9 @@ class ImageServer:
             if self._proc.poll() is not None:
                 raise RuntimeError(f"the container exited {self._proc.returncode}:\n{self.output}")
             try:
-                httpx.get(f"{self.base_url}/.backstage/health/v1/readiness", timeout=1.0)
+                httpx2.get(f"{self.base_url}/.backstage/health/v1/readiness", timeout=1.0)
                 return self
-            except httpx.HTTPError:
+            except httpx2.HTTPError:
                 time.sleep(0.2)
         raise TimeoutError(f"the server in the container did not start:\n{self.output}")
 

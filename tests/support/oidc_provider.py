@@ -21,7 +21,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-import httpx
+import httpx2
 
 OP_DIR = Path(__file__).resolve().parent.parent / "op"
 SERVER_SCRIPT = OP_DIR / "server.mjs"
@@ -218,7 +218,7 @@ class OpenIDProvider:
         return f"{self.issuer}/{path.lstrip('/')}"
 
     def metadata(self) -> dict[str, Any]:
-        response = httpx.get(self.metadata_url, timeout=10)
+        response = httpx2.get(self.metadata_url, timeout=10)
         response.raise_for_status()
         data: dict[str, Any] = response.json()
         return data
@@ -227,13 +227,13 @@ class OpenIDProvider:
         """Calls seen by the provider: ``{"token": {grant_type: n}, "token_errors": {...},
         "userinfo": n, "userinfo_errors": n, "revocation": n, "authorization": n,
         "end_session": n}``."""
-        response = httpx.get(self.url("/_counts"), timeout=10)
+        response = httpx2.get(self.url("/_counts"), timeout=10)
         response.raise_for_status()
         data: dict[str, Any] = response.json()
         return data
 
     def reset_counts(self) -> None:
-        httpx.post(self.url("/_counts/reset"), timeout=10).raise_for_status()
+        httpx2.post(self.url("/_counts/reset"), timeout=10).raise_for_status()
 
 
 def start_openid_provider(
@@ -294,20 +294,20 @@ def _forms(html: str) -> list[dict[str, Any]]:
     return parser.forms
 
 
-def _origin(url: str | httpx.URL) -> tuple[str, str]:
+def _origin(url: str | httpx2.URL) -> tuple[str, str]:
     parts = urlsplit(str(url))
     return parts.scheme, parts.netloc
 
 
 def login_through_interactions(
-    client: httpx.Client,
+    client: httpx2.Client,
     authorize_url: str,
     *,
     login: str,
     password: str = "pw",
     issuer: str | None = None,
     max_steps: int = 20,
-) -> httpx.Response:
+) -> httpx2.Response:
     """Drive the provider's login + consent pages, starting at ``authorize_url``.
 
     Redirects are followed by hand (``client`` keeps the provider's cookies, so a second call
@@ -353,7 +353,7 @@ def login_through_interactions(
     raise OpenIDProviderError(f"login did not finish within {max_steps} steps; trail: {trail}")
 
 
-def end_session_through_confirmation(client: httpx.Client, logout_url: str) -> httpx.Response:
+def end_session_through_confirmation(client: httpx2.Client, logout_url: str) -> httpx2.Response:
     """Follow an RP-initiated logout URL and confirm on the provider's page ("Yes, sign me
     out"); returns the provider's final redirect (to post_logout_redirect_uri) or page."""
     page = client.get(logout_url, follow_redirects=False)

@@ -12,7 +12,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-import httpx
+import httpx2
 import yaml
 
 from .oidc_provider import free_port
@@ -81,9 +81,9 @@ class AuthServer:
             if self._proc.poll() is not None:
                 raise RuntimeError(f"server exited {self._proc.returncode}:\n{self.output}")
             try:
-                httpx.get(f"{self.base_url}/.backstage/health/v1/readiness", timeout=1.0)
+                httpx2.get(f"{self.base_url}/.backstage/health/v1/readiness", timeout=1.0)
                 return
-            except httpx.HTTPError:
+            except httpx2.HTTPError:
                 time.sleep(0.1)
         raise TimeoutError(f"server did not start:\n{self.output}")
 
