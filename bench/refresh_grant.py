@@ -49,7 +49,15 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import procs  # noqa: E402
-from bench.servers import Ports, ServerSpec, backstage_spec, our_spec, prepare_peer  # noqa: E402
+from bench.servers import (  # noqa: E402
+    VENV_BIN,
+    Ports,
+    ServerSpec,
+    backstage_spec,
+    our_spec,
+    prepare_peer,
+    shipped_venv,
+)
 
 CLIENT = "bench-cli"
 CALLBACK = "http://127.0.0.1:8899/callback"
@@ -224,6 +232,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1, help="rounds of ours")
     parser.add_argument("--backstage-rounds", type=int, default=1)
     parser.add_argument("--profile", type=Path, help="a folder for ours' cProfile output")
+    parser.add_argument(
+        "--install",
+        choices=("shipped", "dev"),
+        default="shipped",
+        help="our server from a venv with the project installed as shipped (the wheel, "
+        "runtime dependencies; <work-dir>/venv-shipped) or from this development venv",
+    )
     parser.add_argument("--backstage-port", type=int, default=17027)
     parser.add_argument("--ours-port", type=int, default=17030)
     args = parser.parse_args()
@@ -234,7 +249,8 @@ def main() -> None:
     ports = Ports(idp=18099, backstage=args.backstage_port, ours=args.ours_port)
     overlay = ("--config", str(_overlay(work)))
     backstage = backstage_spec(peer, work, ports)
-    ours = our_spec(peer, work, ports, 1)
+    venv_bin = shipped_venv(work) if args.install == "shipped" else VENV_BIN
+    ours = our_spec(peer, work, ports, 1, venv_bin=venv_bin)
     results: dict[str, dict[str, float]] = {}
     profile_out = args.profile / "ours-refresh-grant.prof" if args.profile else None
     for spec in (backstage, ours):
