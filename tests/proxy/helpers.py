@@ -143,6 +143,19 @@ def client(app: AsyncApp, peer: str = PROXY_PEER) -> TestClient:
     return TestClient(app, base_url=BACKEND_BASE_URL, follow_redirects=False, client=(peer, 50123))
 
 
+def alb(server: ProxyKeyServer, **kwargs: Any) -> dict[str, str]:
+    """The headers an AWS ALB adds (``kwargs`` shape the assertion; so for iap, cf)."""
+    return {"x-amzn-oidc-data": server.alb_token(**kwargs), "x-amzn-oidc-accesstoken": "at"}
+
+
+def iap(server: ProxyKeyServer, **kwargs: Any) -> dict[str, str]:
+    return {"x-goog-iap-jwt-assertion": server.iap_token(**kwargs)}
+
+
+def cf(server: ProxyKeyServer, **kwargs: Any) -> dict[str, str]:
+    return {"cf-access-jwt-assertion": server.cf_token(**kwargs)}
+
+
 def token_claims(token: str) -> dict[str, Any]:
     part = token.split(".")[1]
     claims: dict[str, Any] = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))

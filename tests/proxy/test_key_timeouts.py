@@ -21,8 +21,16 @@ from app.server.application import create_app
 from app.server.http_transport import OutboundTransport
 from app.server.wiring import Dependencies
 from tests.fakes.proxy_keys import ProxyKeyServer
-from tests.proxy.helpers import JANE, PROVIDERS_CONFIG, PROXY_DEFINITIONS, client, config
-from tests.proxy.test_refresh import _alb, _cf, _iap
+from tests.proxy.helpers import (
+    JANE,
+    PROVIDERS_CONFIG,
+    PROXY_DEFINITIONS,
+    alb,
+    cf,
+    client,
+    config,
+    iap,
+)
 
 SLOW_SECONDS = 3.0
 
@@ -70,21 +78,17 @@ def slow_port() -> Iterator[int]:
         server.server_close()
 
 
-CASES = [
-    ("awsalb", _alb, "ALB public key"),
-    ("gcpIap", _iap, "Google IAP public keys"),
-    ("cfaccess", _cf, "Cloudflare Access signing keys"),
-]
-
-
-@pytest.mark.parametrize(("provider", "headers_of", "what"), CASES, ids=[c[0] for c in CASES])
-def test_a_key_endpoint_slower_than_the_timeout_fails_within_it(
-    slow_port: int, provider: str, headers_of: Any, what: str
-) -> None:
-    keys = ProxyKeyServer()  # signs the assertions; its keys are never served
-    providers = {provider: {**PROVIDERS_CONFIG[provider], "timeout": "500ms"}}
+def _refresh_past_slow_keys(
+    keys: ProxyKeyServer,
+    raw: dict[str, Any],
+    slow_port: int,
+    provider: str,
+    headers: dict[str, str],
+) -> tuple[dict[str, Any], float]:
+    """A refresh whose key fetch lands on the slow server: its 503's error and the seconds
+    the request took."""
     app = create_app(
-        read_settings(config(providers)),
+        read_settings(raw),
         deps=Dependencies(
             clock=keys.clock,
             transport=_ToSlowServer(slow_port),
@@ -94,10 +98,27 @@ def test_a_key_endpoint_slower_than_the_timeout_fails_within_it(
     )
     with client(app) as http:
         started = time.perf_counter()
-        response = http.get(f"/api/auth/{provider}/refresh", headers=headers_of(keys))
+        response = http.get(f"/api/auth/{provider}/refresh", headers=headers)
         elapsed = time.perf_counter() - started
     assert response.status_code == 503, response.text
-    error = response.json()["error"]
+    error: dict[str, Any] = response.json()["error"]
+    return error, elapsed
+
+
+CASES = [
+    ("awsalb", alb, "ALB public key"),
+    ("gcpIap", iap, "Google IAP public keys"),
+    ("cfaccess", cf, "Cloudflare Access signing keys"),
+]
+
+
+@pytest.mark.parametrize(("provider", "headers_of", "what"), CASES, ids=[c[0] for c in CASES])
+def test_a_key_endpoint_slower_than_the_timeout_fails_within_it(
+    slow_port: int, provider: str, headers_of: Any, what: str
+) -> None:
+    keys = ProxyKeyServer()  # signs the assertions; its keys are never served
+    raw = config({provider: {**PROVIDERS_CONFIG[provider], "timeout": "500ms"}})
+    error, elapsed = _refresh_past_slow_keys(keys, raw, slow_port, provider, headers_of(keys))
     assert error["name"] == "ServiceUnavailableError"
     assert what in error["message"]
     assert "timed out after 0.5 seconds" in error["message"]
@@ -126,21 +147,8 @@ def test_a_proxy_refresh_holds_the_request_deadline(slow_port: int) -> None:
     keys = ProxyKeyServer()
     raw = config({"gcpIap": PROVIDERS_CONFIG["gcpIap"]})
     raw["auth"]["requestDeadline"] = "1s"
-    app = create_app(
-        read_settings(raw),
-        deps=Dependencies(
-            clock=keys.clock,
-            transport=_ToSlowServer(slow_port),
-            catalog=InMemoryCatalog([JANE]),
-            providers={**REGISTRY, **PROXY_DEFINITIONS},
-        ),
-    )
-    with client(app) as http:
-        started = time.perf_counter()
-        response = http.get("/api/auth/gcpIap/refresh", headers=_iap(keys))
-        elapsed = time.perf_counter() - started
-    assert response.status_code == 503, response.text
-    assert response.json()["error"] == {
+    error, elapsed = _refresh_past_slow_keys(keys, raw, slow_port, "gcpIap", iap(keys))
+    assert error == {
         "name": "ServiceUnavailableError",
         "message": "Authentication failed, the request did not complete within 1 seconds",
     }

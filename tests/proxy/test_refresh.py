@@ -22,10 +22,13 @@ from tests.proxy.helpers import (
     OUTSIDE_PEER,
     PROVIDERS_CONFIG,
     PROXY_PEER,
+    alb,
     build,
+    cf,
     client,
     config,
     entra_id_token,
+    iap,
     token_claims,
 )
 
@@ -184,40 +187,24 @@ def test_oauth2_proxy_without_a_user_header_is_401(http: TestClient) -> None:
 # -- refused assertions -----------------------------------------------------------------------
 
 
-def _alb(server: ProxyKeyServer, **kwargs: Any) -> dict[str, str]:
-    return {"x-amzn-oidc-data": server.alb_token(**kwargs), "x-amzn-oidc-accesstoken": "at"}
-
-
-def _iap(server: ProxyKeyServer, **kwargs: Any) -> dict[str, str]:
-    return {"x-goog-iap-jwt-assertion": server.iap_token(**kwargs)}
-
-
-def _cf(server: ProxyKeyServer, **kwargs: Any) -> dict[str, str]:
-    return {"cf-access-jwt-assertion": server.cf_token(**kwargs)}
-
-
 CASES: list[tuple[str, Any, str]] = [
-    ("awsalb", lambda s: _alb(s, key=s.foreign_ec), "has an invalid signature"),
-    ("awsalb", lambda s: _alb(s, claims={"exp": s.now - 600}), "has expired"),
-    ("awsalb", lambda s: _alb(s, claims={"iss": "https://evil"}), "wrong issuer"),
-    ("awsalb", lambda s: _alb(s, header={"signer": "arn:other"}), "not by the configured ALB"),
-    ("awsalb", lambda s: _alb(s, claims={"email": DELETE}), "has no email claim"),
-    ("awsalb", lambda s: _alb(s, header={"alg": "HS256"}), "only ES256 is accepted"),
-    ("gcpIap", lambda s: _iap(s, key=s.foreign_ec), "has an invalid signature"),
-    ("gcpIap", lambda s: _iap(s, claims={"exp": s.now - 600}), "has expired"),
-    ("gcpIap", lambda s: _iap(s, claims={"aud": "/projects/0/apps/x"}), "wrong audience"),
-    ("gcpIap", lambda s: _iap(s, claims={"iss": "https://accounts.google.com"}), "wrong issuer"),
-    ("gcpIap", lambda s: _iap(s, claims={"email": DELETE}), "missing email claim"),
-    ("gcpIap", lambda s: _iap(s, header={"alg": "none"}), "only ES256 is accepted"),
-    ("cfaccess", lambda s: _cf(s, key=s.foreign_rsa), "has an invalid signature"),
-    ("cfaccess", lambda s: _cf(s, claims={"exp": s.now - 600}), "has expired"),
-    ("cfaccess", lambda s: _cf(s, claims={"aud": ["other-app"]}), "wrong audience"),
-    (
-        "cfaccess",
-        lambda s: _cf(s, claims={"iss": "https://x.cloudflareaccess.com"}),
-        "wrong issuer",
-    ),
-    ("cfaccess", lambda s: _cf(s, service_token="stranger"), "not a permitted Service Token"),
+    ("awsalb", lambda s: alb(s, key=s.foreign_ec), "has an invalid signature"),
+    ("awsalb", lambda s: alb(s, claims={"exp": s.now - 600}), "has expired"),
+    ("awsalb", lambda s: alb(s, claims={"iss": "https://evil"}), "wrong issuer"),
+    ("awsalb", lambda s: alb(s, header={"signer": "arn:other"}), "not by the configured ALB"),
+    ("awsalb", lambda s: alb(s, claims={"email": DELETE}), "has no email claim"),
+    ("awsalb", lambda s: alb(s, header={"alg": "HS256"}), "only ES256 is accepted"),
+    ("gcpIap", lambda s: iap(s, key=s.foreign_ec), "has an invalid signature"),
+    ("gcpIap", lambda s: iap(s, claims={"exp": s.now - 600}), "has expired"),
+    ("gcpIap", lambda s: iap(s, claims={"aud": "/projects/0/apps/x"}), "wrong audience"),
+    ("gcpIap", lambda s: iap(s, claims={"iss": "https://accounts.google.com"}), "wrong issuer"),
+    ("gcpIap", lambda s: iap(s, claims={"email": DELETE}), "missing email claim"),
+    ("gcpIap", lambda s: iap(s, header={"alg": "none"}), "only ES256 is accepted"),
+    ("cfaccess", lambda s: cf(s, key=s.foreign_rsa), "has an invalid signature"),
+    ("cfaccess", lambda s: cf(s, claims={"exp": s.now - 600}), "has expired"),
+    ("cfaccess", lambda s: cf(s, claims={"aud": ["other-app"]}), "wrong audience"),
+    ("cfaccess", lambda s: cf(s, claims={"iss": "https://x.cloudflareaccess.com"}), "wrong issuer"),
+    ("cfaccess", lambda s: cf(s, service_token="stranger"), "not a permitted Service Token"),
     ("azureEasyAuth", lambda s: {"x-ms-token-aad-id-token": entra_id_token(ver="1.0")}, "2.0"),
 ]
 
@@ -234,14 +221,14 @@ def test_refused_assertions_are_401_with_a_clear_message(
 
 def test_an_unreachable_key_endpoint_is_503(own_http: TestClient, server: ProxyKeyServer) -> None:
     server.fail("iap", "network")
-    response = own_http.get("/api/auth/gcpIap/refresh", headers=_iap(server))
+    response = own_http.get("/api/auth/gcpIap/refresh", headers=iap(server))
     assert "Google IAP public keys" in _error(response, 503, "ServiceUnavailableError")
 
 
 def test_a_signed_in_user_missing_from_the_catalog_is_refused(
     http: TestClient, keys: ProxyKeyServer
 ) -> None:
-    headers = _iap(keys, claims={"sub": "accounts.google.com:999"})
+    headers = iap(keys, claims={"sub": "accounts.google.com:999"})
     response = http.get("/api/auth/gcpIap/refresh", headers=headers)
     assert "unable to resolve user identity" in _error(response, 500, "Error")
 
@@ -250,8 +237,8 @@ def test_keys_are_fetched_once_across_requests(
     own_http: TestClient, server: ProxyKeyServer
 ) -> None:
     for _ in range(3):
-        assert own_http.get("/api/auth/gcpIap/refresh", headers=_iap(server)).status_code == 200
-        assert own_http.get("/api/auth/awsalb/refresh", headers=_alb(server)).status_code == 200
+        assert own_http.get("/api/auth/gcpIap/refresh", headers=iap(server)).status_code == 200
+        assert own_http.get("/api/auth/awsalb/refresh", headers=alb(server)).status_code == 200
     assert len(server.requests_to("iap")) == 1
     assert len(server.requests_to("alb")) == 1
 
@@ -313,7 +300,7 @@ def test_a_trusted_proxy_behind_forwarded_for_is_still_the_peer(server: ProxyKey
 
 def test_signed_providers_do_not_care_about_the_peer(app: AsyncApp, server: ProxyKeyServer) -> None:
     with client(app, "testclient") as c:
-        assert c.get("/api/auth/gcpIap/refresh", headers=_iap(server)).status_code == 200
+        assert c.get("/api/auth/gcpIap/refresh", headers=iap(server)).status_code == 200
 
 
 # -- startup ---------------------------------------------------------------------------------
@@ -340,5 +327,5 @@ def test_an_unknown_resolver_name_does_not_start(server: ProxyKeyServer) -> None
 def test_the_providers_work_across_lifespans(app: AsyncApp, server: ProxyKeyServer) -> None:
     for _ in range(2):
         with client(app) as c:
-            assert c.get("/api/auth/awsalb/refresh", headers=_alb(server)).status_code == 200
-            assert c.get("/api/auth/cfaccess/refresh", headers=_cf(server)).status_code == 200
+            assert c.get("/api/auth/awsalb/refresh", headers=alb(server)).status_code == 200
+            assert c.get("/api/auth/cfaccess/refresh", headers=cf(server)).status_code == 200
