@@ -7,15 +7,11 @@ CLI client is refreshed at our server, and Backstage starts again on the databas
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
-import secrets
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import httpx2
 import psycopg
@@ -24,6 +20,7 @@ import pytest
 from app.core.clock import SystemClock
 from app.db.database import Database
 from app.identity.plugin_keys import DatabasePluginKeys, DatabasePublicKeyRows
+from tests.support.cli_grant import cli_grant
 from tests.support.oidc_provider import free_port
 from tests.support.postgres import PostgresServer
 from tests.support.server import AuthServer
@@ -130,42 +127,11 @@ def _cli_refresh_token(
     exchange_at: AuthServer | None = None,
     client: str = CLIENT,
 ) -> str:
-    """Backstage's own flow for a CLI client: authorize, approve, exchange the code (at
-    ``exchange_at`` when given: a code issued by one server, redeemed at the other)."""
-    verifier = secrets.token_urlsafe(48)
-    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
-    params = {
-        "client_id": client,
-        "redirect_uri": CALLBACK,
-        "response_type": "code",
-        "scope": "openid offline_access",
-        "state": "st",
-        "code_challenge": challenge.rstrip(b"=").decode(),
-        "code_challenge_method": "S256",
-    }
-    authorize = httpx2.get(f"{_api(server)}/v1/authorize", params=params, timeout=30)
-    assert authorize.status_code == 302, authorize.text
-    session_id = authorize.headers["location"].rsplit("/", 1)[1]
-    approved = httpx2.post(
-        f"{_api(server)}/v1/sessions/{session_id}/approve",
-        headers={"Authorization": f"Bearer {user_token}"},
-        timeout=30,
-    )
-    assert approved.status_code == 200, approved.text
-    code = parse_qs(urlsplit(approved.json()["redirectUrl"]).query)["code"][0]
-    token = httpx2.post(
-        f"{_api(exchange_at or server)}/v1/token",
-        data={
-            "grant_type": "authorization_code",
-            "code": code,
-            "redirect_uri": CALLBACK,
-            "code_verifier": verifier,
-            "client_id": client,
-        },
-        timeout=30,
-    )
-    assert token.status_code == 200, token.text
-    return str(token.json()["refresh_token"])
+    """Backstage's own flow for a CLI client (the code exchanged at ``exchange_at`` when
+    given: a code issued by one server, redeemed at the other)."""
+    other = _api(exchange_at) if exchange_at else None
+    token = cli_grant(_api(server), user_token, client, CALLBACK, exchange_at=other)
+    return str(token["refresh_token"])
 
 
 def _refresh(server: AuthServer, token: str, client: str = CLIENT) -> httpx2.Response:

@@ -6,22 +6,19 @@ actions backend, no auth plugin) and our server as the ``auth`` plugin, both on 
 
 from __future__ import annotations
 
-import base64
 import copy
-import hashlib
-import secrets
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import httpx2
 import yaml
 
 from tests.backstage_auth.support import HERE, node
+from tests.support.cli_grant import cli_grant
 from tests.support.oidc_provider import (
     OpenIDProvider,
     free_port,
@@ -150,24 +147,9 @@ def shared_config(
         },
     }
     if op is not None:
-        config["auth"]["providers"]["oidc"] = {
-            "development": {
-                "metadataUrl": op.metadata_url,
-                "clientId": "backstage",
-                "clientSecret": "backstage-secret",
-                "prompt": "auto",
-                "signIn": {
-                    "resolvers": [
-                        {
-                            "resolver": "emailLocalPartMatchingUserEntityName",
-                            # A user the catalog lacks still signs in: the refresh
-                            # tokens' catalog presence check must stop them.
-                            "dangerouslyAllowSignInWithoutUserInCatalog": True,
-                        }
-                    ]
-                },
-            }
-        }
+        # A user the catalog lacks still signs in: the refresh tokens' catalog presence
+        # check must stop them.
+        config["auth"]["providers"]["oidc"] = {"development": op.environment()}
     for plugin_id, target in (extra_plugins or {}).items():
         config["discovery"]["endpoints"].append({"target": target, "plugins": [plugin_id]})
     config["auth"].update(copy.deepcopy(auth))
@@ -290,40 +272,7 @@ def guest_token(split: Split) -> str:
 
 def cli_refresh_token(split: Split, user_token: str) -> str:
     """A CLI client's grant: authorize, approve as the user, exchange the code."""
-    verifier = secrets.token_urlsafe(48)
-    digest = hashlib.sha256(verifier.encode()).digest()
-    params = {
-        "client_id": CLI,
-        "redirect_uri": CLI_CALLBACK,
-        "response_type": "code",
-        "scope": "openid offline_access",
-        "state": "st",
-        "code_challenge": base64.urlsafe_b64encode(digest).rstrip(b"=").decode(),
-        "code_challenge_method": "S256",
-    }
-    authorize = httpx2.get(f"{split.auth_api}/v1/authorize", params=params, timeout=30)
-    assert authorize.status_code == 302, authorize.text
-    session_id = authorize.headers["location"].rsplit("/", 1)[1]
-    approved = httpx2.post(
-        f"{split.auth_api}/v1/sessions/{session_id}/approve",
-        headers={"Authorization": f"Bearer {user_token}"},
-        timeout=30,
-    )
-    assert approved.status_code == 200, approved.text
-    code = parse_qs(urlsplit(approved.json()["redirectUrl"]).query)["code"][0]
-    token = httpx2.post(
-        f"{split.auth_api}/v1/token",
-        data={
-            "grant_type": "authorization_code",
-            "code": code,
-            "redirect_uri": CLI_CALLBACK,
-            "code_verifier": verifier,
-            "client_id": CLI,
-        },
-        timeout=30,
-    )
-    assert token.status_code == 200, token.text
-    return str(token.json()["refresh_token"])
+    return str(cli_grant(split.auth_api, user_token, CLI, CLI_CALLBACK)["refresh_token"])
 
 
 def refresh(split: Split, token: str) -> httpx2.Response:

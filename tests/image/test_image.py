@@ -69,24 +69,7 @@ def server(op: OpenIDProvider, tmp_path_factory: pytest.TempPathFactory) -> Iter
         "auth": {
             # As the README's example: the secret comes from the environment, not the file.
             "session": {"secret": "${AUTH_SESSION_SECRET}"},
-            "providers": {
-                "oidc": {
-                    "development": {
-                        "metadataUrl": op.metadata_url,
-                        "clientId": "backstage",
-                        "clientSecret": "backstage-secret",
-                        "prompt": "auto",
-                        "signIn": {
-                            "resolvers": [
-                                {
-                                    "resolver": "emailLocalPartMatchingUserEntityName",
-                                    "dangerouslyAllowSignInWithoutUserInCatalog": True,
-                                }
-                            ]
-                        },
-                    }
-                }
-            },
+            "providers": {"oidc": {"development": op.environment()}},
         },
     }
     image_server = ImageServer(

@@ -6,21 +6,18 @@ does.)"""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import secrets
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import httpx2
 import psycopg
 import pytest
 
 from app.authz.refresh_tokens import TokenHasher, derive_key
+from tests.support.cli_grant import cli_grant
 from tests.support.postgres import PostgresServer
 from tests.support.server import AuthServer, two_instances
 
@@ -65,34 +62,8 @@ def pair(
 
 def _refresh_token(server: AuthServer) -> str:
     base = f"{server.base_url}/api/auth"
-    verifier = secrets.token_urlsafe(48)
-    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
-    params = {
-        "client_id": "cli",
-        "redirect_uri": CALLBACK,
-        "response_type": "code",
-        "scope": "openid offline_access",
-        "code_challenge": challenge.rstrip(b"=").decode(),
-        "code_challenge_method": "S256",
-    }
-    location = httpx2.get(f"{base}/v1/authorize", params=params).headers["location"]
     user = httpx2.get(f"{base}/guest/refresh").json()["backstageIdentity"]["token"]
-    approved = httpx2.post(
-        f"{base}/v1/sessions/{location.rsplit('/', 1)[1]}/approve",
-        headers={"Authorization": f"Bearer {user}"},
-    ).json()["redirectUrl"]
-    code = parse_qs(urlsplit(approved).query)["code"][0]
-    body = httpx2.post(
-        f"{base}/v1/token",
-        data={
-            "grant_type": "authorization_code",
-            "code": code,
-            "redirect_uri": CALLBACK,
-            "code_verifier": verifier,
-            "client_id": "cli",
-        },
-    ).json()
-    return str(body["refresh_token"])
+    return str(cli_grant(base, user, "cli", CALLBACK)["refresh_token"])
 
 
 def _refresh(server: AuthServer, token: str, client_id: str | None = "cli") -> httpx2.Response:

@@ -41,24 +41,7 @@ def _config(op: OpenIDProvider, port: int) -> dict[str, Any]:
         "backend": {"baseUrl": f"http://localhost:{port}"},
         "auth": {
             "session": {"secret": "corporate-network-secret-of-32-characters"},
-            "providers": {
-                "oidc": {
-                    "development": {
-                        "metadataUrl": op.metadata_url,
-                        "clientId": "backstage",
-                        "clientSecret": "backstage-secret",
-                        "prompt": "auto",
-                        "signIn": {
-                            "resolvers": [
-                                {
-                                    "resolver": "emailLocalPartMatchingUserEntityName",
-                                    "dangerouslyAllowSignInWithoutUserInCatalog": True,
-                                }
-                            ]
-                        },
-                    }
-                }
-            },
+            "providers": {"oidc": {"development": op.environment()}},
         },
     }
 

@@ -40,20 +40,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[OpenIDProv
             }
         ]
     )
-    oidc = {
-        "metadataUrl": op.metadata_url,
-        "clientId": "backstage",
-        "clientSecret": "backstage-secret",
-        "prompt": "auto",
-        "signIn": {
-            "resolvers": [
-                {
-                    "resolver": "emailLocalPartMatchingUserEntityName",
-                    "dangerouslyAllowSignInWithoutUserInCatalog": True,
-                }
-            ]
-        },
-    }
     config = {
         "app": {"baseUrl": APP_ORIGIN},
         "backend": {"baseUrl": f"http://localhost:{port}"},
@@ -62,7 +48,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[OpenIDProv
                 "secret": SECRET,
                 "acceptLegacyRefreshCookiesUntil": "2999-01-01T00:00:00Z",
             },
-            "providers": {"oidc": {"development": oidc}},
+            "providers": {"oidc": {"development": op.environment()}},
         },
     }
     server = AuthServer(config, tmp_path_factory.mktemp("server"), port=port)

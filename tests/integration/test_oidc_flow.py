@@ -56,23 +56,6 @@ spec: {type: guild, children: [], members: [default/grace]}
 """
 
 
-def _oidc_env(op: OpenIDProvider, **extra: Any) -> dict[str, Any]:
-    return {
-        "metadataUrl": op.metadata_url,
-        "clientId": "backstage",
-        "clientSecret": "backstage-secret",
-        "signIn": {
-            "resolvers": [
-                {
-                    "resolver": "emailLocalPartMatchingUserEntityName",
-                    "dangerouslyAllowSignInWithoutUserInCatalog": True,
-                }
-            ]
-        },
-        **extra,
-    }
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[OpenIDProvider, AuthServer]]:
     port = free_port()
@@ -101,23 +84,18 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[OpenIDProv
                 "oidc": {
                     # Backstage users set prompt: auto for an IdP without a session yet.
                     # Sign-out here also ends the IdP's session (RP-initiated, opt-in).
-                    "development": _oidc_env(
-                        op,
-                        prompt="auto",
+                    "development": op.environment(
                         federatedLogout=True,
                         postLogoutRedirectUri=SIGNED_OUT,
                     ),
                     # Backstage's sign-out: this app only.
-                    "apponly": _oidc_env(op, prompt="auto"),
+                    "apponly": op.environment(),
                     # Backstage's default prompt=none.
-                    "silent": _oidc_env(op),
+                    "silent": op.environment(prompt=None),
                     # Users must be in the catalog.
-                    "catalog": {
-                        **_oidc_env(op, prompt="auto"),
-                        "signIn": {
-                            "resolvers": [{"resolver": "emailMatchingUserEntityProfileEmail"}]
-                        },
-                    },
+                    "catalog": op.environment(
+                        signIn={"resolvers": [{"resolver": "emailMatchingUserEntityProfileEmail"}]}
+                    ),
                 }
             },
         },

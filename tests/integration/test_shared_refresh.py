@@ -60,24 +60,7 @@ def deployment(
         },
         "auth": {
             "session": {"secret": "shared-secret-of-the-deployment-of-32-chars"},
-            "providers": {
-                "oidc": {
-                    "development": {
-                        "metadataUrl": op.metadata_url,
-                        "clientId": "backstage",
-                        "clientSecret": "backstage-secret",
-                        "prompt": "auto",
-                        "signIn": {
-                            "resolvers": [
-                                {
-                                    "resolver": "emailLocalPartMatchingUserEntityName",
-                                    "dangerouslyAllowSignInWithoutUserInCatalog": True,
-                                }
-                            ]
-                        },
-                    }
-                }
-            },
+            "providers": {"oidc": {"development": op.environment()}},
         },
     }
     (tmp_path / "a").mkdir()

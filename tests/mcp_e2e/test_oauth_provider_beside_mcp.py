@@ -58,24 +58,7 @@ def stack(tmp_path: Path) -> Iterator[tuple[OpenIDProvider, AuthServer]]:
         "backend": {"baseUrl": f"http://localhost:{port}"},
         "auth": {
             "session": {"secret": "mcp-venv-test-secret-of-32-or-more"},
-            "providers": {
-                "oidc": {
-                    "development": {
-                        "metadataUrl": op.metadata_url,
-                        "clientId": "backstage",
-                        "clientSecret": "backstage-secret",
-                        "prompt": "auto",
-                        "signIn": {
-                            "resolvers": [
-                                {
-                                    "resolver": "emailLocalPartMatchingUserEntityName",
-                                    "dangerouslyAllowSignInWithoutUserInCatalog": True,
-                                }
-                            ]
-                        },
-                    }
-                }
-            },
+            "providers": {"oidc": {"development": op.environment()}},
         },
     }
     server = AuthServer(config, tmp_path, port=port)

@@ -223,6 +223,28 @@ class OpenIDProvider:
         data: dict[str, Any] = response.json()
         return data
 
+    def environment(self, prompt: str | None = "auto", **overrides: Any) -> dict[str, Any]:
+        """Our ``oidc`` provider's config for one environment, as client ``backstage``
+        (secret ``backstage-secret``) of this provider: users sign in by their email's
+        local part, also without a catalog entity. ``prompt=None`` leaves the prompt out
+        (Backstage's default, ``none``); ``overrides`` replace or add keys."""
+        config: dict[str, Any] = {
+            "metadataUrl": self.metadata_url,
+            "clientId": "backstage",
+            "clientSecret": "backstage-secret",
+            "signIn": {
+                "resolvers": [
+                    {
+                        "resolver": "emailLocalPartMatchingUserEntityName",
+                        "dangerouslyAllowSignInWithoutUserInCatalog": True,
+                    }
+                ]
+            },
+        }
+        if prompt is not None:
+            config["prompt"] = prompt
+        return {**config, **overrides}
+
     def counts(self) -> dict[str, Any]:
         """Calls seen by the provider: ``{"token": {grant_type: n}, "token_errors": {...},
         "userinfo": n, "userinfo_errors": n, "revocation": n, "authorization": n,
