@@ -7,11 +7,15 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import psycopg
 import pytest
+
+from tests.support.server import AuthServer
 
 HERE = Path(__file__).resolve().parent
 NODE_MODULES = HERE / "node_modules"
@@ -34,6 +38,29 @@ def node() -> str:
             "make tests/backstage_auth/node_modules/.installed"
         )
     return path
+
+
+class BackstageNode(AuthServer):
+    """A Backstage backend (``script`` in this folder) run by node on the given config."""
+
+    script = "index.js"
+
+    def command(self) -> list[str]:
+        return [node(), str(HERE / self.script), "--config", str(self.config_path)]
+
+    def launch(self, *, cwd: Path = HERE, env: dict[str, str] | None = None) -> None:
+        super().launch(cwd=cwd, env=env)
+
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        # Backstage answers (503) before its plugins are up: wait for a 200.
+        deadline = time.monotonic() + timeout
+        super().wait_ready(timeout)
+        readiness = f"{self.base_url}/.backstage/health/v1/readiness"
+        while time.monotonic() < deadline:
+            if httpx2.get(readiness, timeout=5).status_code == 200:
+                return
+            time.sleep(0.2)
+        raise TimeoutError(f"Backstage did not become ready:\n{self.output}")
 
 
 def knex_migrate(

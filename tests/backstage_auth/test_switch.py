@@ -7,7 +7,6 @@ CLI client is refreshed at our server, and Backstage starts again on the databas
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +24,7 @@ from tests.support.oidc_provider import free_port
 from tests.support.postgres import PostgresServer
 from tests.support.server import AuthServer
 
-from .support import HERE, node
+from .support import BackstageNode, node
 
 pytestmark = pytest.mark.integration
 
@@ -37,23 +36,8 @@ CALLBACK = "http://127.0.0.1:8055/callback"
 GUEST = "user:development/guest"
 
 
-class BackstageServer(AuthServer):
-    def command(self) -> list[str]:
-        return [node(), str(HERE / "index.js"), "--config", str(self.config_path)]
-
-    def launch(self, *, cwd: Path = HERE, env: dict[str, str] | None = None) -> None:
-        super().launch(cwd=cwd, env=env)
-
-    def wait_ready(self, timeout: float = 120.0) -> None:
-        # Backstage answers (503) before its plugins are up: wait for a 200.
-        deadline = time.monotonic() + timeout
-        super().wait_ready(timeout)
-        readiness = f"{self.base_url}/.backstage/health/v1/readiness"
-        while time.monotonic() < deadline:
-            if httpx2.get(readiness, timeout=5).status_code == 200:
-                return
-            time.sleep(0.2)
-        raise TimeoutError(f"Backstage did not become ready:\n{self.output}")
+class BackstageServer(BackstageNode):
+    """Backstage's auth backend (index.js)."""
 
 
 def _config(server: PostgresServer, database: str, base_url: str, port: int) -> dict[str, Any]:

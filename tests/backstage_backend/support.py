@@ -17,7 +17,7 @@ from typing import Any
 import httpx2
 import yaml
 
-from tests.backstage_auth.support import HERE, node
+from tests.backstage_auth.support import BackstageNode
 from tests.support.cli_grant import cli_grant
 from tests.support.oidc_provider import (
     OpenIDProvider,
@@ -61,25 +61,10 @@ USERS: list[dict[str, Any]] = [
 ]
 
 
-class MainBackend(AuthServer):
+class MainBackend(BackstageNode):
     """The Backstage backend without the auth plugin, on the shared config."""
 
-    def command(self) -> list[str]:
-        return [node(), str(HERE / "main_backend.js"), "--config", str(self.config_path)]
-
-    def launch(self, *, cwd: Path = HERE, env: dict[str, str] | None = None) -> None:
-        super().launch(cwd=cwd, env=env)
-
-    def wait_ready(self, timeout: float = 120.0) -> None:
-        # Backstage answers (503) before its plugins are up: wait for a 200.
-        deadline = time.monotonic() + timeout
-        super().wait_ready(timeout)
-        readiness = f"{self.base_url}/.backstage/health/v1/readiness"
-        while time.monotonic() < deadline:
-            if httpx2.get(readiness, timeout=5).status_code == 200:
-                return
-            time.sleep(0.2)
-        raise TimeoutError(f"Backstage did not become ready:\n{self.output}")
+    script = "main_backend.js"
 
     def requests_to(self, fragment: str) -> list[str]:
         """The access-log lines of requests whose line holds ``fragment``."""
