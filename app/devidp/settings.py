@@ -3,10 +3,10 @@ and with which clients and users.
 
 Ours (not Backstage's). It runs only in development mode and only when the server listens
 on loopback and this server's external URL (``backend.baseUrl``, or ``discovery.endpoints``
-for ``auth``) names a loopback host: it signs in anyone, without a
-password. Its clients are the provider environments whose ``metadataUrl`` is its discovery
-document (or whose ``authorizationUrl`` is under its issuer): their ``clientId``,
-``clientSecret`` and callback URL register themselves, so the config says each once.
+for ``auth``) names a loopback host: it signs in anyone, without a password. Its clients
+are the provider environments whose ``metadataUrl`` is its discovery document (or whose
+``authorizationUrl`` is under its issuer): their ``clientId``, ``clientSecret`` and
+callback URL register themselves, so the config says each once.
 """
 
 from __future__ import annotations
