@@ -46,23 +46,6 @@ CLIENT_ID = "backstage"
 CLIENT_SECRET = "backstage-secret"
 
 
-def _oidc_env(op: OpenIDProvider, **extra: Any) -> dict[str, Any]:
-    return {
-        "metadataUrl": op.metadata_url,
-        "clientId": CLIENT_ID,
-        "clientSecret": CLIENT_SECRET,
-        "signIn": {
-            "resolvers": [
-                {
-                    "resolver": "emailLocalPartMatchingUserEntityName",
-                    "dangerouslyAllowSignInWithoutUserInCatalog": True,
-                }
-            ]
-        },
-        **extra,
-    }
-
-
 @pytest.fixture(scope="package")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     site = tmp_path_factory.mktemp("browser-app")
@@ -107,13 +90,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             "oidc": {
                 # A fresh browser has no session at the OP: it must show its login page.
                 # Sign-out as Backstage's: the user stays in the app.
-                "development": _oidc_env(op, prompt="auto"),
+                "development": op.environment(),
                 # Sign-out ends the OP's session too (RP-initiated logout, opt-in).
-                "federated": _oidc_env(
-                    op, prompt="auto", federatedLogout=True, postLogoutRedirectUri=signed_out
-                ),
+                "federated": op.environment(federatedLogout=True, postLogoutRedirectUri=signed_out),
                 # Backstage's default prompt=none: the OP answers login_required.
-                "silent": _oidc_env(op),
+                "silent": op.environment(prompt=None),
             }
         }
         server = AuthServer(config, tmp_path_factory.mktemp("browser-server"), port=port)
