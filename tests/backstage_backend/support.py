@@ -21,6 +21,8 @@ from tests.backstage_auth.support import BackstageNode
 from tests.support.cli_grant import cli_grant
 from tests.support.oidc_provider import (
     OpenIDProvider,
+    backstage_client,
+    frame_callback,
     free_port,
     login_through_interactions,
     start_openid_provider,
@@ -195,13 +197,7 @@ def split_set_up(
     users_file.write_text(yaml.safe_dump_all(USERS))
     op = (
         start_openid_provider(
-            clients=[
-                {
-                    "client_id": "backstage",
-                    "client_secret": "backstage-secret",
-                    "redirect_uris": [f"http://localhost:{our_port}/api/auth/oidc/handler/frame"],
-                }
-            ]
+            clients=[backstage_client(frame_callback(f"http://localhost:{our_port}"))]
         )
         if with_oidc
         else None

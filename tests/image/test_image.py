@@ -25,6 +25,8 @@ from joserfc.jwk import KeySet
 from tests.support.image import PORT, ImageServer
 from tests.support.oidc_provider import (
     OpenIDProvider,
+    backstage_client,
+    frame_callback,
     login_through_interactions,
     start_openid_provider,
 )
@@ -42,15 +44,7 @@ SECRET = "image-test-session-secret-of-32-characters"
 
 @pytest.fixture(scope="module")
 def op() -> Iterator[OpenIDProvider]:
-    provider = start_openid_provider(
-        clients=[
-            {
-                "client_id": "backstage",
-                "client_secret": "backstage-secret",
-                "redirect_uris": [f"{BASE_URL}/api/auth/oidc/handler/frame"],
-            }
-        ]
-    )
+    provider = start_openid_provider(clients=[backstage_client(frame_callback(BASE_URL))])
     try:
         yield provider
     finally:

@@ -21,6 +21,8 @@ from app.server.http_transport import OutboundTransport
 from tests.support.forward_proxy import ForwardProxy
 from tests.support.oidc_provider import (
     OpenIDProvider,
+    backstage_client,
+    frame_callback,
     free_port,
     login_through_interactions,
     start_openid_provider,
@@ -54,15 +56,7 @@ def ports() -> list[int]:
 @pytest.fixture(scope="module")
 def op(ports: list[int]) -> Iterator[OpenIDProvider]:
     provider = start_openid_provider(
-        clients=[
-            {
-                "client_id": "backstage",
-                "client_secret": "backstage-secret",
-                "redirect_uris": [
-                    f"http://localhost:{port}/api/auth/oidc/handler/frame" for port in ports
-                ],
-            }
-        ]
+        clients=[backstage_client(*(frame_callback(f"http://localhost:{port}") for port in ports))]
     )
     try:
         yield provider

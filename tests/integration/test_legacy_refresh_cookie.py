@@ -13,6 +13,8 @@ import pytest
 from app.oauth.sessions import SessionCodec
 from tests.support.oidc_provider import (
     OpenIDProvider,
+    backstage_client,
+    frame_callback,
     free_port,
     login_through_interactions,
     start_openid_provider,
@@ -32,13 +34,7 @@ COOKIE = "oidc-refresh-token"
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[OpenIDProvider, AuthServer]]:
     port = free_port()
     op = start_openid_provider(
-        clients=[
-            {
-                "client_id": "backstage",
-                "client_secret": "backstage-secret",
-                "redirect_uris": [f"http://localhost:{port}/api/auth/oidc/handler/frame"],
-            }
-        ]
+        clients=[backstage_client(frame_callback(f"http://localhost:{port}"))]
     )
     config = {
         "app": {"baseUrl": APP_ORIGIN},

@@ -21,7 +21,9 @@ from joserfc.jwk import KeySet
 from app.oauth.sessions import SessionCodec
 from tests.support.oidc_provider import (
     OpenIDProvider,
+    backstage_client,
     end_session_through_confirmation,
+    frame_callback,
     free_port,
     login_through_interactions,
     start_openid_provider,
@@ -61,12 +63,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[OpenIDProv
     port = free_port()
     op = start_openid_provider(
         clients=[
-            {
-                "client_id": "backstage",
-                "client_secret": "backstage-secret",
-                "redirect_uris": [f"http://localhost:{port}/api/auth/oidc/handler/frame"],
-                "post_logout_redirect_uris": [SIGNED_OUT],
-            }
+            backstage_client(
+                frame_callback(f"http://localhost:{port}"), post_logout_redirect_uris=[SIGNED_OUT]
+            )
         ]
     )
     workdir = tmp_path_factory.mktemp("server")

@@ -13,6 +13,8 @@ from joserfc.jwk import KeySet
 
 from tests.support.oidc_provider import (
     OpenIDProvider,
+    backstage_client,
+    frame_callback,
     free_port,
     login_through_interactions,
     start_openid_provider,
@@ -32,13 +34,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[OpenIDProv
     port = free_port()
     op = start_openid_provider(
         clients=[
-            {
-                "client_id": "backstage",
-                "client_secret": "backstage-secret",
-                "redirect_uris": [f"http://localhost:{port}/api/auth/pinniped/handler/frame"],
-                "grant_types": ["authorization_code", "refresh_token", TOKEN_EXCHANGE],
-                "id_token_signed_response_alg": "ES256",
-            }
+            backstage_client(
+                frame_callback(f"http://localhost:{port}", "pinniped"),
+                grant_types=["authorization_code", "refresh_token", TOKEN_EXCHANGE],
+                id_token_signed_response_alg="ES256",
+            )
         ],
         extra_config={"tokenExchange": True},
     )

@@ -17,6 +17,8 @@ import pytest
 
 from tests.support.oidc_provider import (
     OpenIDProvider,
+    backstage_client,
+    frame_callback,
     free_port,
     login_through_interactions,
     start_openid_provider,
@@ -37,15 +39,7 @@ def deployment(
 ) -> Iterator[tuple[OpenIDProvider, AuthServer, AuthServer]]:
     port_a, port_b = free_port(), free_port()
     public = f"http://localhost:{port_a}"
-    op = start_openid_provider(
-        clients=[
-            {
-                "client_id": "backstage",
-                "client_secret": "backstage-secret",
-                "redirect_uris": [f"{public}/api/auth/oidc/handler/frame"],
-            }
-        ]
-    )
+    op = start_openid_provider(clients=[backstage_client(frame_callback(public))])
     database = f"auth_{uuid.uuid4().hex[:10]}"
     config: dict[str, Any] = {
         "app": {"baseUrl": "http://localhost:3000"},

@@ -19,6 +19,8 @@ import pytest
 
 from tests.support.oidc_provider import (
     OpenIDProvider,
+    backstage_client,
+    frame_callback,
     free_port,
     login_through_interactions,
     start_openid_provider,
@@ -45,13 +47,7 @@ def test_authlib_here_is_built_on_httpx2() -> None:
 def stack(tmp_path: Path) -> Iterator[tuple[OpenIDProvider, AuthServer]]:
     port = free_port()
     op = start_openid_provider(
-        clients=[
-            {
-                "client_id": "backstage",
-                "client_secret": "backstage-secret",
-                "redirect_uris": [f"http://localhost:{port}/api/auth/oidc/handler/frame"],
-            }
-        ]
+        clients=[backstage_client(frame_callback(f"http://localhost:{port}"))]
     )
     config = {
         "app": {"baseUrl": APP_ORIGIN},

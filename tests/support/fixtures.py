@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from .oidc_provider import OpenIDProvider, start_openid_provider
+from .oidc_provider import OpenIDProvider, backstage_client, start_openid_provider
 
 #: Backstage's default callback for a provider called "oidc" on the default backend port.
 DEFAULT_REDIRECT_URI = "http://localhost:7007/api/auth/oidc/handler/frame"
@@ -26,12 +26,9 @@ def oidc_client_config() -> dict[str, Any]:
 
     Override this fixture (same name, session scope) to register a different client.
     """
-    return {
-        "client_id": "backstage",
-        "client_secret": "backstage-secret",
-        "redirect_uris": [DEFAULT_REDIRECT_URI],
-        "post_logout_redirect_uris": ["http://localhost:3000/"],
-    }
+    return backstage_client(
+        DEFAULT_REDIRECT_URI, post_logout_redirect_uris=["http://localhost:3000/"]
+    )
 
 
 @pytest.fixture(scope="session")

@@ -30,6 +30,27 @@ STARTUP_TIMEOUT = 30.0
 _install_lock = threading.Lock()
 
 
+# The confidential client our servers are configured as (OpenIDProvider.environment).
+BACKSTAGE_CLIENT_ID = "backstage"
+BACKSTAGE_CLIENT_SECRET = "backstage-secret"
+
+
+def frame_callback(base_url: str, provider: str = "oidc") -> str:
+    """Our server's callback for ``provider`` at ``base_url`` (its backend.baseUrl)."""
+    return f"{base_url}/api/auth/{provider}/handler/frame"
+
+
+def backstage_client(*redirect_uris: str, **registration: Any) -> dict[str, Any]:
+    """The registration of client ``backstage`` at the provider: its callbacks, plus any
+    other registration keys (grant types, algorithms, logout URIs)."""
+    return {
+        "client_id": BACKSTAGE_CLIENT_ID,
+        "client_secret": BACKSTAGE_CLIENT_SECRET,
+        "redirect_uris": list(redirect_uris),
+        **registration,
+    }
+
+
 class OpenIDProviderError(RuntimeError):
     """The provider could not be installed/started, or a login could not be completed."""
 
@@ -230,8 +251,8 @@ class OpenIDProvider:
         (Backstage's default, ``none``); ``overrides`` replace or add keys."""
         config: dict[str, Any] = {
             "metadataUrl": self.metadata_url,
-            "clientId": "backstage",
-            "clientSecret": "backstage-secret",
+            "clientId": BACKSTAGE_CLIENT_ID,
+            "clientSecret": BACKSTAGE_CLIENT_SECRET,
             "signIn": {
                 "resolvers": [
                     {
