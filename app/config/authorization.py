@@ -21,7 +21,7 @@ from app.config.client_metadata import (
     read_client_metadata,
 )
 from app.config.external_access import ExternalAccess, read_external_access
-from app.config.validation import ConfigError
+from app.config.validation import ConfigError, optional_mapping
 from app.core.durations import parse_duration_seconds
 
 DEFAULT_TOKEN_LIFETIME_SECONDS = 30 * 86400
@@ -80,14 +80,6 @@ class AuthorizationSettings:
         return bool(self.static_clients) or self.client_metadata.enabled
 
 
-def _mapping(value: Any, path: str) -> Mapping[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"{path}: must be a mapping")
-    return value
-
-
 def _string(value: Any, path: str, *, optional: bool = False) -> str | None:
     if value is None and optional:
         return None
@@ -104,7 +96,7 @@ def read_static_clients(value: Any) -> tuple[StaticClient, ...]:
     clients: dict[str, StaticClient] = {}
     for index, item in enumerate(value):
         path = f"auth.staticClients[{index}]"
-        entry = _mapping(item, path)
+        entry = optional_mapping(item, path)
         client_id = _string(entry.get("clientId"), f"{path}.clientId")
         assert client_id is not None
         if can_parse_url(client_id):
@@ -147,7 +139,7 @@ def _duration(config: Mapping[str, Any], key: str, default: int) -> int:
 
 
 def read_refresh_tokens(value: Any) -> RefreshTokenSettings:
-    config = _mapping(value, "auth.experimentalRefreshToken")
+    config = optional_mapping(value, "auth.experimentalRefreshToken")
     enabled = config.get("enabled", False)
     if not isinstance(enabled, bool):
         raise ConfigError("auth.experimentalRefreshToken.enabled: must be a boolean")
@@ -179,7 +171,7 @@ def read_refresh_tokens(value: Any) -> RefreshTokenSettings:
 
 def read_authorization(raw: Mapping[str, Any]) -> AuthorizationSettings:
     """Raises ConfigError with Backstage's start-up message."""
-    auth = _mapping(raw.get("auth"), "auth")
+    auth = optional_mapping(raw.get("auth"), "auth")
     warnings: list[str] = []
     if "experimentalDynamicClientRegistration" in auth:
         warnings.append(

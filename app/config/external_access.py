@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from app.config.validation import ConfigError
+from app.config.validation import ConfigError, optional_mapping
 
 MIN_STATIC_TOKEN_LENGTH = 8
 _NON_SPACE = re.compile(r"^\S+$")
@@ -49,14 +49,6 @@ class ExternalAccess:
     restricted_to: tuple[str, ...] | None = None
 
 
-def _mapping(value: Any, path: str) -> Mapping[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"{path}: must be a mapping")
-    return value
-
-
 def _string(value: Any, path: str) -> str:
     if not isinstance(value, str):
         raise ConfigError(f"{path}: must be a string")
@@ -84,7 +76,7 @@ def _restrictions(entry: Mapping[str, Any], path: str) -> tuple[str, ...] | None
         raise ConfigError(f"{path}.accessRestrictions: must be a list")
     plugins: list[str] = []
     for i, item in enumerate(raw):
-        restriction = _mapping(item, f"{path}.accessRestrictions[{i}]")
+        restriction = optional_mapping(item, f"{path}.accessRestrictions[{i}]")
         for key in restriction:
             if key not in _RESTRICTION_KEYS:
                 valid = ", ".join(f"'{k}'" for k in _RESTRICTION_KEYS)
@@ -124,9 +116,9 @@ def _jwks(options: Mapping[str, Any], path: str) -> JwksOptions:
 
 
 def _entry(item: Any, path: str) -> ExternalAccess:
-    entry = _mapping(item, path)
+    entry = optional_mapping(item, path)
     kind = entry.get("type")
-    options = _mapping(entry.get("options"), f"{path}.options")
+    options = optional_mapping(entry.get("options"), f"{path}.options")
     restricted_to = _restrictions(entry, path)
     if kind == "static":
         token = _string(options.get("token"), f"{path}.options.token")
@@ -159,7 +151,7 @@ def _entry(item: Any, path: str) -> ExternalAccess:
 
 
 def read_external_access(backend: Any) -> tuple[ExternalAccess, ...]:
-    auth = _mapping(_mapping(backend, "backend").get("auth"), "backend.auth")
+    auth = optional_mapping(optional_mapping(backend, "backend").get("auth"), "backend.auth")
     entries = auth.get("externalAccess")
     if entries is None:
         return ()

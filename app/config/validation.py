@@ -4,6 +4,7 @@ layer (providers, identity, db) can use them without pulling in the server."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -70,3 +71,16 @@ def string_list(value: Any) -> list[str]:
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return value
     raise ValueError("must be a string or a list of strings")
+
+
+def optional_mapping(value: Any, path: str) -> Mapping[str, Any]:
+    """A config subtree that may be absent (an empty mapping then).
+
+    Raises:
+        ConfigError: ``value`` is present and not a mapping.
+    """
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{path}: must be a mapping")
+    return value
