@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import ssl
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx2
 import pytest
@@ -29,6 +27,7 @@ from tests.support.oidc_provider import (
 )
 from tests.support.popup import popup_message
 from tests.support.server import AuthServer
+from tests.support.tls_server import tls_metadata_server
 
 pytestmark = pytest.mark.integration
 
@@ -144,37 +143,16 @@ def test_https_through_the_proxy_to_a_private_ca(proxy: ForwardProxy, tmp_path: 
     bundle = tmp_path / "corporate-ca.pem"
     ca.cert_pem.write_to_path(str(bundle))
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"{}")
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("localhost").configure_cert(context)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    url = f"https://localhost:{server.server_address[1]}/.well-known/openid-configuration"
-
-    async def get(environ: dict[str, str]) -> int:
+    async def get(url: str, environ: dict[str, str]) -> int:
         transport = OutboundTransport(environ)
         async with httpx2.AsyncClient(transport=transport, timeout=10.0) as client:
             return (await client.get(url)).status_code
 
-    try:
+    with tls_metadata_server(ca) as url:
         env = {"HTTPS_PROXY": proxy.url, "NODE_EXTRA_CA_CERTS": str(bundle)}
-        assert asyncio.run(get(env)) == 200
+        assert asyncio.run(get(url, env)) == 200
         with pytest.raises(httpx2.ConnectError, match="TLS certificate of localhost not trusted"):
-            asyncio.run(get({"HTTPS_PROXY": proxy.url}))
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+            asyncio.run(get(url, {"HTTPS_PROXY": proxy.url}))
+    port = urlsplit(url).port
     tunnels = [r for r in proxy.requests() if r.startswith("CONNECT ")]
-    assert tunnels[-2:] == [f"CONNECT localhost:{server.server_address[1]} HTTP/1.1"] * 2, tunnels
+    assert tunnels[-2:] == [f"CONNECT localhost:{port} HTTP/1.1"] * 2, tunnels

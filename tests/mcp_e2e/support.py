@@ -3,8 +3,11 @@ document is served over HTTPS), token storage, and the user who approves consent
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import ipaddress
+import ssl
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -16,6 +19,7 @@ from cryptography.x509.oid import NameOID
 from mcp.client.auth import TokenStorage
 from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull, OAuthToken
 
+from tests.authz.doc_server import DocumentServer, document_server
 from tests.support.server import AuthServer
 
 
@@ -48,6 +52,25 @@ def certificate(directory: Path) -> tuple[Path, Path]:
         )
     )
     return cert_path, key_path
+
+
+@contextlib.contextmanager
+def client_document(directory: Path, callback: str) -> Iterator[tuple[Path, DocumentServer, str]]:
+    """The MCP client's Client ID Metadata Document on loopback HTTPS (a public client
+    with refresh tokens, redirecting to ``callback``): the certificate's path (for the
+    server's ``SSL_CERT_FILE``), the document server and the client id."""
+    cert, key = certificate(directory)
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert, key)
+    with document_server(tls) as docs:
+        client_id = docs.client_document(
+            "/mcp-client.json",
+            client_name="Test MCP client",
+            redirect_uris=[callback],
+            token_endpoint_auth_method="none",
+            grant_types=["authorization_code", "refresh_token"],
+        )
+        yield cert, docs, client_id
 
 
 class Storage(TokenStorage):

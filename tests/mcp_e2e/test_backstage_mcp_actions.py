@@ -10,7 +10,6 @@ on the user's behalf, and which returns the user's entity from the real catalog.
 from __future__ import annotations
 
 import asyncio
-import ssl
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,26 +22,16 @@ from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.auth import OAuthClientMetadata
 
-from tests.authz.doc_server import DocumentServer, document_server
+from tests.authz.doc_server import DocumentServer
 from tests.backstage_backend.support import ALICE, TEAM, Split, split_set_up
-from tests.mcp_e2e.support import Browser, Storage, certificate
+from tests.mcp_e2e.support import Browser, Storage, client_document
 
 CALLBACK = "http://127.0.0.1:33419/callback"
 
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[tuple[Split, DocumentServer, str]]:
-    cert, key = certificate(tmp_path)
-    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    tls.load_cert_chain(cert, key)
-    with document_server(tls) as docs:
-        client_id = docs.client_document(
-            "/mcp-client.json",
-            client_name="Test MCP client",
-            redirect_uris=[CALLBACK],
-            token_endpoint_auth_method="none",
-            grant_types=["authorization_code", "refresh_token"],
-        )
+    with client_document(tmp_path, CALLBACK) as (cert, docs, client_id):
         with split_set_up(
             tmp_path,
             our_env={"SSL_CERT_FILE": str(cert)},

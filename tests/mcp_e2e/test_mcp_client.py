@@ -8,7 +8,6 @@ refresh works; revocation ends the grant."""
 from __future__ import annotations
 
 import asyncio
-import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -30,8 +29,8 @@ from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
 from mcp.shared.auth import OAuthClientMetadata
 
-from tests.authz.doc_server import DocumentServer, document_server
-from tests.mcp_e2e.support import Browser, Storage, certificate
+from tests.authz.doc_server import DocumentServer
+from tests.mcp_e2e.support import Browser, Storage, client_document
 from tests.support.oidc_provider import free_port
 from tests.support.server import AuthServer
 
@@ -78,17 +77,7 @@ def _serve(app: Any, port: int) -> uvicorn.Server:
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[tuple[AuthServer, DocumentServer, str]]:
-    cert, key = certificate(tmp_path)
-    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    tls.load_cert_chain(cert, key)
-    with document_server(tls) as docs:
-        client_id = docs.client_document(
-            "/mcp-client.json",
-            client_name="Test MCP client",
-            redirect_uris=[CALLBACK],
-            token_endpoint_auth_method="none",
-            grant_types=["authorization_code", "refresh_token"],
-        )
+    with client_document(tmp_path, CALLBACK) as (cert, docs, client_id):
         port = free_port()
         config = {
             "app": {"baseUrl": "http://localhost:3000"},

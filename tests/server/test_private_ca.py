@@ -8,9 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-import threading
 from collections.abc import AsyncIterator, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import certifi
@@ -25,6 +23,7 @@ from app.server.http_transport import OutboundTransport
 from app.server.trust import trust_from_environ
 from app.server.wiring import Dependencies
 from tests.fakes.app_factory import APP_BASE_URL, BACKEND_BASE_URL, make_client
+from tests.support.tls_server import tls_metadata_server
 
 
 @pytest.fixture
@@ -115,29 +114,8 @@ def test_an_unreadable_extra_bundle_is_a_warning_as_in_node(
 def threaded_idp(ca: trustme.CA) -> Iterator[str]:
     """The same HTTPS identity provider in a thread (the app's test client has its own loop)."""
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"{}")
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("localhost").configure_cert(context)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"https://localhost:{server.server_address[1]}/.well-known/openid-configuration"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with tls_metadata_server(ca) as url:
+        yield url
 
 
 def _start(metadata_url: str, environ: dict[str, str]) -> httpx2.Response:
