@@ -173,44 +173,37 @@ plugin_public_keys = Table(
 )
 
 
+def _knex_bookkeeping(table: str) -> tuple[Table, Table]:
+    """knex's records of one migrations folder (``table``) and its lock (``<table>_lock``),
+    as knex creates them."""
+    records = Table(
+        table,
+        metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("name", String(255), nullable=True),
+        Column("batch", Integer, nullable=True),
+        Column("migration_time", DateTime(timezone=True), nullable=True),
+    )
+    lock = Table(
+        f"{table}_lock",
+        metadata,
+        Column("index", Integer, primary_key=True, autoincrement=True),
+        Column("is_locked", Integer, nullable=True),
+    )
+    return records, lock
+
+
 # Backstage's own bookkeeping, so that Backstage starts on a database we created (a
 # rollback): knex's migration tables, holding the names of the auth plugin's migrations
 # whose result the tables above are (app.db.knex), and the express-session table that
 # its 20230428155633_sessions migration made (unused by 0.31, but a later Backstage
 # migration may alter or drop it).
-knex_migrations = Table(
-    "knex_migrations",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("name", String(255), nullable=True),
-    Column("batch", Integer, nullable=True),
-    Column("migration_time", DateTime(timezone=True), nullable=True),
-)
-
-knex_migrations_lock = Table(
-    "knex_migrations_lock",
-    metadata,
-    Column("index", Integer, primary_key=True, autoincrement=True),
-    Column("is_locked", Integer, nullable=True),
-)
-
-# The same bookkeeping for Backstage's plugin key store (backend-defaults runs its
-# migrations/auth folder with this table name), so that Backstage's DatabaseKeyStore starts
-# on a database where we created backstage_backend_public_keys__keys.
-plugin_keys_knex_migrations = Table(
-    "backstage_backend_public_keys__knex_migrations",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("name", String(255), nullable=True),
-    Column("batch", Integer, nullable=True),
-    Column("migration_time", DateTime(timezone=True), nullable=True),
-)
-
-plugin_keys_knex_migrations_lock = Table(
-    "backstage_backend_public_keys__knex_migrations_lock",
-    metadata,
-    Column("index", Integer, primary_key=True, autoincrement=True),
-    Column("is_locked", Integer, nullable=True),
+knex_migrations, knex_migrations_lock = _knex_bookkeeping("knex_migrations")
+# The same for Backstage's plugin key store (backend-defaults runs its migrations/auth
+# folder with this table name), so that Backstage's DatabaseKeyStore starts on a database
+# where we created backstage_backend_public_keys__keys.
+plugin_keys_knex_migrations, plugin_keys_knex_migrations_lock = _knex_bookkeeping(
+    "backstage_backend_public_keys__knex_migrations"
 )
 
 sessions = Table(
