@@ -23,6 +23,7 @@ response: {statusCode}}`` (``render_error_body``).
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 
@@ -150,6 +151,41 @@ def serialize_error(exc: BaseException) -> dict[str, Any]:
     if isinstance(exc, BackstageError):
         return exc.to_json()
     return {"name": "Error", "message": error_message(exc)}
+
+
+AUTH_MOUNT = "/api/auth"
+
+
+def scope_url(scope: Mapping[str, Any], mount: str = AUTH_MOUNT) -> str:
+    """An ASGI request's path and query, relative to ``mount`` (as error bodies name it)."""
+    query = scope.get("query_string", b"").decode("latin-1")
+    path = str(scope["path"]).removeprefix(mount)
+    return f"{path}?{query}" if query else path
+
+
+async def send_error_response(
+    scope: Mapping[str, Any],
+    send: Callable[[dict[str, Any]], Awaitable[None]],
+    error: BackstageError,
+    *,
+    headers: Sequence[tuple[bytes, bytes]] = (),
+    mount: str = AUTH_MOUNT,
+) -> None:
+    """``error`` as a whole ASGI response in Backstage's body, for the layers that answer
+    before any framework sees the request (middlewares, mounts)."""
+    body = render_error_body(error, method=scope["method"], url=scope_url(scope, mount))
+    await send(
+        {
+            "type": "http.response.start",
+            "status": error.status_code,
+            "headers": [
+                (b"content-type", b"application/json; charset=utf-8"),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 def render_error_body(exc: BackstageError, *, method: str, url: str) -> bytes:

@@ -22,7 +22,7 @@ from connexion import AsyncApp
 from connexion.middleware import MiddlewarePosition
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.core.errors import NotAllowedError, render_error_body
+from app.core.errors import NotAllowedError, send_error_response
 from app.devidp.server import DevIdentityProvider
 from app.devidp.settings import MOUNT_PATH, DevIdpSettings, is_loopback_host
 
@@ -82,23 +82,13 @@ def _host_name(host: str) -> str:
 
 
 async def _send_refusal(scope: Scope, send: Send, refusal: str) -> None:
-    query = scope.get("query_string", b"").decode("latin-1")
-    body = render_error_body(
+    # Not under /api/auth: the URL is named whole.
+    await send_error_response(
+        scope,
+        send,
         NotAllowedError(f"The development identity provider refuses {refusal}"),
-        method=scope["method"],
-        url=f"{scope['path']}?{query}" if query else scope["path"],
+        mount="",
     )
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 403,
-            "headers": [
-                (b"content-type", b"application/json; charset=utf-8"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
 
 
 def mount_dev_idp(app: AsyncApp, *, settings: DevIdpSettings) -> DevIdentityProvider:

@@ -23,13 +23,12 @@ from pydantic import Field, field_validator
 
 from app.config.settings import Settings
 from app.config.validation import ConfigError, Lenient, validate_model
+from app.core.errors import AUTH_MOUNT
 
 CONFIG_PATH = "auth.devIdentityProvider"
 # Where the identity provider is mounted on this server.
 MOUNT_PATH = "/dev-idp"
 DISCOVERY_PATH = "/.well-known/openid-configuration"
-# Where the auth plugin's routes are on this server.
-API_MOUNT = "/api/auth"
 
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 
@@ -148,8 +147,8 @@ def server_root(auth_base_url: str) -> str:
     discovery) without its ``/api/auth`` mount, or that URL's origin when a gateway maps
     another path to it. Under a shared ``app-config.yaml``, ``backend.baseUrl`` is the main
     Backstage backend, not this server."""
-    if auth_base_url.endswith(API_MOUNT):
-        return auth_base_url.removesuffix(API_MOUNT)
+    if auth_base_url.endswith(AUTH_MOUNT):
+        return auth_base_url.removesuffix(AUTH_MOUNT)
     parts = urlsplit(auth_base_url)
     return f"{parts.scheme}://{parts.netloc}"
 

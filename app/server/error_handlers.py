@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute, Match, Mount, Route
 
 from app.core.errors import (
+    AUTH_MOUNT,
     BackstageError,
     InputError,
     MethodNotAllowedError,
@@ -22,8 +23,6 @@ from app.core.errors import (
 from app.oauth.origins import ORIGIN_QUERY_PATTERN
 
 log = logging.getLogger(__name__)
-
-AUTH_MOUNT = "/api/auth"
 
 
 def _relative_url(request: ConnexionRequest) -> str:

@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from app.config.backend import RateLimitSettings
-from app.core.errors import TooManyRequestsError, render_error_body
+from app.core.errors import TooManyRequestsError, send_error_response
 from app.handlers.peer import PEER_STATE_KEY
 
 _LIMITED_ROUTE = re.compile(r"^/api/auth/[^/]+/(start|refresh|handler/frame|frame/handler)$")
@@ -80,22 +80,9 @@ class RateLimit:
         stats = await self._limiter.get_window_stats(self._item, host)
         # limits keeps wall-clock time, so Retry-After is computed on the same clock.
         retry_after = max(1, math.ceil(stats.reset_time - time.time()))
-        query = scope.get("query_string", b"").decode("latin-1")
-        path = scope["path"].removeprefix("/api/auth")
-        body = render_error_body(
+        await send_error_response(
+            scope,
+            send,
             TooManyRequestsError("Too many requests, please try again later"),
-            method=scope["method"],
-            url=f"{path}?{query}" if query else path,
+            headers=[(b"retry-after", str(retry_after).encode())],
         )
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 429,
-                "headers": [
-                    (b"content-type", b"application/json; charset=utf-8"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"retry-after", str(retry_after).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})

@@ -22,7 +22,7 @@ from app.core.errors import (
     BackstageError,
     PayloadTooLargeError,
     RequestHeaderFieldsTooLargeError,
-    render_error_body,
+    send_error_response,
 )
 
 _CALLBACK_ROUTE = re.compile(r"^/api/auth/[^/]+/(handler/frame|frame/handler)$")
@@ -31,23 +31,7 @@ _CALLBACK_ROUTE = re.compile(r"^/api/auth/[^/]+/(handler/frame|frame/handler)$")
 async def send_error(scope: Scope, send: Send, error: BackstageError) -> None:
     """``error`` as the whole response, with ``Connection: close`` (what is left of the
     request is not read)."""
-    query = scope.get("query_string", b"").decode("latin-1")
-    path = scope["path"].removeprefix("/api/auth")
-    body = render_error_body(
-        error, method=scope["method"], url=f"{path}?{query}" if query else path
-    )
-    await send(
-        {
-            "type": "http.response.start",
-            "status": error.status_code,
-            "headers": [
-                (b"content-type", b"application/json; charset=utf-8"),
-                (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    await send_error_response(scope, send, error, headers=[(b"connection", b"close")])
 
 
 def header_error(

@@ -17,7 +17,7 @@ import logging
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.errors import ServiceUnavailableError, render_error_body
+from app.core.errors import ServiceUnavailableError, scope_url, send_error_response
 
 log = logging.getLogger(__name__)
 
@@ -52,25 +52,14 @@ class ShutdownCut:
 
 
 async def _answer_cut(scope: Scope, send: Send) -> None:
-    query = scope.get("query_string", b"").decode("latin-1")
-    path = scope["path"].removeprefix("/api/auth")
-    url = f"{path}?{query}" if query else path
-    log.warning("%s %s cut at the graceful shutdown deadline: answered 503", scope["method"], url)
-    body = render_error_body(
+    log.warning(
+        "%s %s cut at the graceful shutdown deadline: answered 503",
+        scope["method"],
+        scope_url(scope),
+    )
+    await send_error_response(
+        scope,
+        send,
         ServiceUnavailableError("The server is shutting down; retry the request"),
-        method=scope["method"],
-        url=url,
+        headers=[(b"retry-after", str(RETRY_AFTER_SECONDS).encode()), (b"connection", b"close")],
     )
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 503,
-            "headers": [
-                (b"content-type", b"application/json; charset=utf-8"),
-                (b"content-length", str(len(body)).encode()),
-                (b"retry-after", str(RETRY_AFTER_SECONDS).encode()),
-                (b"connection", b"close"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
