@@ -176,3 +176,64 @@ async def test_processes_sharing_a_file_all_write(tmp_path: Path) -> None:
             await db.close()
 
     assert await count() == 300
+
+
+async def test_a_connection_returned_mid_transaction_is_rolled_back(sqlite_url: str) -> None:
+    engine = create_database_engine(sqlite_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("CREATE TABLE t (v INTEGER)"))
+        conn = await engine.connect()
+        await conn.execute(text("INSERT INTO t VALUES (1)"))
+        raw = await conn.get_raw_connection()
+        assert raw.driver_connection is not None
+        driver = raw.driver_connection
+        assert driver.in_transaction
+        # Closed with neither commit nor rollback (a failure between statements).
+        await conn.close()
+        assert not driver.in_transaction
+        async with engine.connect() as again:
+            assert (await again.execute(text("SELECT count(*) FROM t"))).scalar() == 0
+            # The write lock was released: another write goes through at once.
+            await again.execute(text("INSERT INTO t VALUES (2)"))
+            await again.commit()
+    finally:
+        await engine.dispose()
+
+
+async def test_the_pool_rolls_back_only_an_open_transaction(sqlite_url: str) -> None:
+    """Each rollback is a round trip to aiosqlite's thread: none after a commit, one
+    (SQLAlchemy's end of the transaction, not doubled by the pool) after a read, and the
+    pool's own when the driver was left in a transaction SQLAlchemy did not begin."""
+    engine = create_database_engine(sqlite_url)
+    sent: list[str] = []
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("CREATE TABLE t (v INTEGER)"))
+        async with engine.connect() as conn:
+            driver = (await conn.get_raw_connection()).driver_connection
+        assert driver is not None
+        real_rollback = driver.rollback
+
+        async def counted_rollback() -> None:
+            sent.append("rollback")
+            await real_rollback()
+
+        driver.rollback = counted_rollback  # type: ignore[method-assign]
+        async with engine.connect() as conn:
+            await conn.execute(text("INSERT INTO t VALUES (1)"))
+            await conn.commit()
+        assert sent == []
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT v FROM t"))
+        assert sent == ["rollback"]
+        async with engine.connect() as conn:
+            await conn.commit()
+            await driver.execute("INSERT INTO t VALUES (2)")
+            assert driver.in_transaction
+        assert sent == ["rollback", "rollback"]
+        assert not driver.in_transaction
+        async with engine.connect() as conn:
+            assert (await conn.execute(text("SELECT v FROM t"))).scalars().all() == [1]
+    finally:
+        await engine.dispose()
