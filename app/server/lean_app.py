@@ -24,21 +24,25 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from typing import Any
 
 from connexion import AsyncApp
 from connexion.apps.abstract import AbstractApp
 from connexion.apps.asynchronous import AsyncApi, AsyncASGIApp, AsyncOperation
 from connexion.context import receive, scope
+from connexion.datastructures import MediaTypeDict
 from connexion.decorators import StarletteDecorator
 from connexion.decorators.parameter import AsyncParameterDecorator, pythonic, sanitized
+from connexion.json_schema import Draft4RequestValidator
 from connexion.middleware import ConnexionMiddleware
 from connexion.middleware.security import SecurityMiddleware
 from connexion.middleware.swagger_ui import SwaggerUIMiddleware
 from connexion.operations import AbstractOperation, OpenAPIOperation
 from connexion.spec import OpenAPISpecification
 from connexion.utils import is_null, is_nullable
+from connexion.validators import VALIDATOR_MAP
+from connexion.validators.form_data import FormDataValidator
 from connexion.validators.parameter import ParameterValidator, draft4_format_checker
 from jsonschema import Draft4Validator, ValidationError  # type: ignore[import-untyped]
 from starlette.routing import Mount, Router
@@ -51,21 +55,31 @@ _pythonic = functools.lru_cache(maxsize=1024)(pythonic)
 _sanitized = functools.lru_cache(maxsize=1024)(sanitized)
 
 
-# id(parameter definition) -> (the definition, its validator). The definition is kept so
-# that its id cannot be reused; a full cache (apps built over and over, in tests) restarts.
-_VALIDATORS: dict[int, tuple[Any, Draft4Validator]] = {}
+# (id(definition), what makes its validator) -> (the definition, its validator). The
+# definition is kept so that its id cannot be reused; a full cache (apps built over and
+# over, in tests) restarts.
+_VALIDATORS: dict[tuple[int, Callable[..., Any]], tuple[Any, Any]] = {}
 _MAX_VALIDATORS = 4096
 
 
-def _validator(param: dict[str, Any]) -> Draft4Validator:
-    hit = _VALIDATORS.get(id(param))
-    if hit is not None and hit[0] is param:
+def _validator(definition: dict[str, Any], make: Callable[[dict[str, Any]], Any]) -> Any:
+    key = (id(definition), make)
+    hit = _VALIDATORS.get(key)
+    if hit is not None and hit[0] is definition:
         return hit[1]
     if len(_VALIDATORS) >= _MAX_VALIDATORS:
         _VALIDATORS.clear()
-    validator = Draft4Validator(param.get("schema", param), format_checker=draft4_format_checker)
-    _VALIDATORS[id(param)] = (param, validator)
+    validator = make(definition)
+    _VALIDATORS[key] = (definition, validator)
     return validator
+
+
+def _parameter_validator(param: dict[str, Any]) -> Draft4Validator:
+    return Draft4Validator(param.get("schema", param), format_checker=draft4_format_checker)
+
+
+def _form_validator(schema: dict[str, Any]) -> Draft4RequestValidator:
+    return Draft4RequestValidator(schema, format_checker=Draft4Validator.FORMAT_CHECKER)
 
 
 class _ParameterValidator(ParameterValidator):  # type: ignore[misc]
@@ -78,13 +92,45 @@ class _ParameterValidator(ParameterValidator):  # type: ignore[misc]
             return None
         if value is not None:
             try:
-                _validator(param).validate(value)
+                _validator(param, _parameter_validator).validate(value)
             except ValidationError as exception:
                 return str(exception)
             return None
         if param.get("required"):
             return f"Missing {parameter_type} parameter '{param['name']}'"
         return None
+
+
+# Where the form connexion's body validation parsed waits for the handler's arguments.
+_VALIDATED_FORM = "app.validated_form"
+
+
+def _has_files(schema: dict[str, Any]) -> bool:
+    def is_file(definition: dict[str, Any]) -> bool:
+        return definition.get("type") == "string" and definition.get("format") in (
+            "binary",
+            "base64",
+        )
+
+    fields = schema.get("properties", {}).values()
+    return any(is_file(field) or is_file(field.get("items", {})) for field in fields)
+
+
+class _FormValidator(FormDataValidator):  # type: ignore[misc]
+    """connexion's ``application/x-www-form-urlencoded`` validation, with its JSON-schema
+    validator built once per schema (it built one per request), and the form it parsed
+    handed to the handler's arguments (``_DecorateOnce``), which parsed the body again.
+    Not for a form with file fields: connexion validates placeholders for those."""
+
+    @property
+    def _validator(self) -> Draft4RequestValidator:
+        return _validator(self._schema, _form_validator)
+
+    async def _parse(self, stream: AsyncGenerator[bytes, None], scope: Scope) -> dict[str, Any]:
+        form: dict[str, Any] = await super()._parse(stream, scope)
+        if self._uri_parser is not None and not _has_files(self._schema):
+            scope.setdefault("extensions", {})[_VALIDATED_FORM] = form
+        return form
 
 
 class _ParameterDecorator(AsyncParameterDecorator):  # type: ignore[misc]
@@ -106,6 +152,10 @@ class _DecorateOnce(StarletteDecorator):  # type: ignore[misc]
             request = self.framework.get_request(
                 uri_parser=self.uri_parser, scope=scope, receive=receive
             )
+            # The same bytes, parsed by the same URI parser class from the same definitions.
+            form = scope.get("extensions", {}).get(_VALIDATED_FORM)
+            if form is not None:
+                request._form, request._files = form, {}
             return await decorated(request)
 
         return wrapper
@@ -223,7 +273,16 @@ class LeanAsyncApp(AsyncApp):  # type: ignore[misc]
         # AsyncApp.__init__ only creates its ASGI app and calls AbstractApp's: the same,
         # with operations that decorate once.
         self._middleware_app = _ASGIApp()
-        kwargs.setdefault("validator_map", {"parameter": _ParameterValidator})
+        kwargs.setdefault(
+            "validator_map",
+            {
+                "parameter": _ParameterValidator,
+                # connexion replaces its whole map of body validators with this one.
+                "body": MediaTypeDict(
+                    {**VALIDATOR_MAP["body"], "application/x-www-form-urlencoded": _FormValidator}
+                ),
+            },
+        )
         AbstractApp.__init__(self, import_name, **kwargs)
 
     def add_api(self, specification: dict[str, Any], **kwargs: Any) -> Any:

@@ -114,3 +114,56 @@ def test_body_definitions_are_built_once_per_content_type(
     # connexion asked about nine times per request; each definition is built once for
     # each of the operations' validation and handler layers.
     assert 0 < len(built) <= 12
+
+
+def test_a_form_body_is_parsed_and_its_schema_compiled_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from starlette.formparsers import FormParser
+
+    from tests.authz.conftest import CONFIG, build, code_grant
+    from tests.fakes.app_factory import make_client
+    from tests.fakes.clock import FakeClock
+
+    parses: list[Any] = []
+    original_parse = FormParser.parse
+
+    async def counting_parse(self: FormParser) -> Any:
+        parses.append(self)
+        return await original_parse(self)
+
+    compiled: list[Any] = []
+    original_make = lean_app._form_validator
+
+    def counting_make(schema: dict[str, Any]) -> Any:
+        compiled.append(schema)
+        return original_make(schema)
+
+    monkeypatch.setattr(FormParser, "parse", counting_parse)
+    monkeypatch.setattr(lean_app, "_form_validator", counting_make)
+    lean_app._VALIDATORS.clear()
+    with make_client(build(CONFIG, FakeClock())) as client:
+        grant = code_grant(client)
+        parses.clear()
+        for _ in range(3):
+            # The handler read the fields connexion validated: the grant rotates.
+            answer = client.post(
+                "/api/auth/v1/token",
+                data={
+                    "grant_type": "refresh_token",
+                    "refresh_token": grant["refresh_token"],
+                    "client_id": "cli",
+                },
+            )
+            assert answer.status_code == 200, answer.text
+            grant = answer.json()
+        assert len(parses) == 3
+        # Repeated fields, resolved by connexion once.
+        refused = client.post(
+            "/api/auth/v1/token",
+            data={"grant_type": "refresh_token", "refresh_token": ["x", "t"], "client_id": "cli"},
+        )
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["error_description"] == "Invalid refresh token format"
+        assert len(parses) == 4
+    assert len({id(schema) for schema in compiled}) == len(compiled) <= 2
