@@ -219,7 +219,7 @@ async def test_the_pool_rolls_back_only_an_open_transaction(sqlite_url: str) -> 
             sent.append("rollback")
             await real_rollback()
 
-        driver.rollback = counted_rollback  # type: ignore[method-assign]
+        driver.rollback = counted_rollback
         async with engine.connect() as conn:
             await conn.execute(text("INSERT INTO t VALUES (1)"))
             await conn.commit()
