@@ -17,6 +17,7 @@ import datetime as dt
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -243,6 +244,8 @@ def main() -> int:
     )
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("bench/run.py needs wrk, the load generator (Debian: apt-get install wrk)")
 
     work = args.work_dir.resolve()
     work.mkdir(parents=True, exist_ok=True)
