@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, PoolResetState
+from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from app.db.backstage_config import (
     DatabaseTarget,
@@ -62,11 +62,6 @@ def create_database_engine(
         options["pool_size"] = 1
         options["max_overflow"] = 0
         options["pool_timeout"] = POOL_TIMEOUT_SECONDS
-        # The pool's rollback on every check-in is a round trip to aiosqlite's thread
-        # (~0.06 ms of CPU, a tenth of a refresh grant) even after a commit, when SQLite
-        # has no transaction to end: _rollback_open_transaction does it only when one is
-        # open.
-        options["pool_reset_on_return"] = None
     elif (backend, driver) == ("postgresql", "psycopg"):
         # libpq rounds connect_timeout to whole seconds, with a minimum of 2.
         options["connect_args"] = {"connect_timeout": max(2, round(connect_timeout_seconds))}
@@ -76,8 +71,6 @@ def create_database_engine(
     else:
         raise ValueError(f"unsupported database URL scheme '{parsed.drivername}'")
     engine = create_async_engine(parsed, **options)
-    if backend == "sqlite":
-        event.listen(engine.sync_engine.pool, "reset", _rollback_open_transaction)
     if backend == "sqlite" and not is_memory_sqlite(parsed) and parsed.database:
         path = parsed.database
 
@@ -88,19 +81,6 @@ def create_database_engine(
         # Processes sharing the file (serve --workers N) read while another one writes.
         event.listen(engine.sync_engine, "connect", _sqlite_file_connected)
     return engine
-
-
-def _rollback_open_transaction(
-    dbapi_connection: Any, record: ConnectionPoolEntry, state: PoolResetState
-) -> None:
-    """The pool's reset on return for SQLite: the rollback, only when the connection is
-    in a transaction (an error, or a connection closed without commit or rollback).
-    ``in_transaction`` is SQLite's own flag, read without a round trip: nothing else
-    uses the connection while it is checked in."""
-    if state.terminate_only or not state.asyncio_safe or state.transaction_was_reset:
-        return
-    if record.driver_connection is not None and record.driver_connection.in_transaction:
-        dbapi_connection.rollback()
 
 
 def _create_private_file(path: str) -> None:

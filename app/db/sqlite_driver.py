@@ -5,8 +5,10 @@ queue, a thread wake-up, the event loop's wake-up: ~0.06 ms of CPU here). SQLAlc
 adapter makes four of them per statement (open a cursor, execute, fetch the rows, close
 the cursor), which was most of the database's cost in a refresh grant
 (docs/benchmarks.md). Here the four run together in SQLite's thread, as one call, and the
-cursor the dialect sees holds what they returned. Transactions, commits, rollbacks,
-errors, server-side cursors and the dialect itself stay SQLAlchemy's and aiosqlite's.
+cursor the dialect sees holds what they returned; a commit or rollback with no
+transaction open in SQLite (after a read, at the return to the pool) makes no trip.
+Transactions, errors, server-side cursors and the dialect itself stay SQLAlchemy's and
+aiosqlite's.
 
 The one call goes through aiosqlite's ``Connection._execute``, which SQLAlchemy's own
 adapter also reaches past (its queue, to set the isolation level); both are pinned, and
@@ -114,8 +116,26 @@ class _OneTripCursor(AsyncAdapt_aiosqlite_cursor):
 
 
 class _Connection(AsyncAdapt_aiosqlite_connection):
+    """SQLAlchemy's connection, with no trip for a commit or rollback when SQLite has no
+    transaction open: sqlite3 does nothing then either. That is the case after every
+    read (SQLAlchemy ends each block with a rollback) and at every return to the pool (a
+    rollback again). ``in_transaction`` is SQLite's own flag, read here without a trip:
+    nothing else runs on the connection between awaited statements."""
+
     __slots__ = ()
     _cursor_cls: type[AsyncAdapt_aiosqlite_cursor] = _OneTripCursor
+
+    def _idle(self) -> bool:
+        driver = self._connection
+        return driver._connection is not None and not driver.in_transaction
+
+    def commit(self) -> None:
+        if not self._idle():
+            super().commit()
+
+    def rollback(self) -> None:
+        if not self._idle():
+            super().rollback()
 
 
 class OneTripDBAPI(AsyncAdapt_aiosqlite_dbapi):

@@ -77,6 +77,37 @@ async def test_a_statement_is_one_trip(engine: AsyncEngine) -> None:
         assert trips.count == 3
 
 
+async def test_no_trip_to_end_a_transaction_sqlite_does_not_have(engine: AsyncEngine) -> None:
+    """SQLAlchemy ends every block with a commit or a rollback, and the pool rolls back
+    at each return: a trip each, until SQLite has a transaction to end."""
+    trips = await _trips(engine)
+    async with engine.connect() as conn:
+        await conn.execute(select(items.c.name))
+    assert trips.count == 1
+    async with engine.begin() as conn:
+        await conn.execute(select(items.c.name))
+    assert trips.count == 2
+    async with engine.connect() as conn:
+        await conn.execute(insert(items).values(name="a"))
+        await conn.commit()
+    assert trips.count == 4
+    async with engine.connect() as conn:
+        await conn.execute(insert(items).values(name="b"))
+    # Closed without a commit: rolled back, one trip.
+    assert trips.count == 6
+    async with engine.connect() as conn:
+        raw = await conn.get_raw_connection()
+        driver = raw.driver_connection
+        assert driver is not None
+        await conn.commit()
+        # A transaction SQLAlchemy did not begin: the pool's reset still ends it.
+        await driver.execute("INSERT INTO items (name) VALUES ('c')")
+        assert driver.in_transaction
+    assert not driver.in_transaction
+    async with engine.connect() as conn:
+        assert (await conn.execute(select(items.c.name))).scalars().all() == ["a"]
+
+
 async def test_rows_columns_rowcount_and_new_ids(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
         first = await conn.execute(insert(items).values(name="a"))
