@@ -176,8 +176,7 @@ def build_services(
         log.warning("%s", warning)
     key_store, user_info, static_key = _stores(settings, database, deps)
     sessions = SessionCodec(secrets.all)
-    # In the database whenever there is one: every instance sharing it refuses them.
-    ended, used_nonces = session_records(database.engine if database else None, deps.clock)
+    ended, used_nonces = session_records(database, deps.clock)
     audit = Audit(metrics)
     issuer = TokenIssuer(
         issuer=settings.auth_base_url,

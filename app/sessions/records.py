@@ -12,11 +12,12 @@ from __future__ import annotations
 import hashlib
 from typing import Protocol
 
-from sqlalchemy import Table, delete, insert, select
+from sqlalchemy import Table, bindparam, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.core.clock import Clock
+from app.db.database import Database
 from app.db.errors import bounded
 from app.db.schema import ended_sessions, used_nonces
 
@@ -74,6 +75,11 @@ class DatabaseExpiringKeys:
         # Names the store in 503 messages ("Session store unavailable: ...").
         self._what = what
         self._swept_at = float("-inf")
+        # Asked on every refresh: built once (SQLAlchemy builds and cache-keys a
+        # statement made per call, which cost more than SQLite running it).
+        self._find = select(table.c.key).where(
+            table.c.key == bindparam("digest"), table.c.expires_at > bindparam("now")
+        )
 
     async def add(self, key: str, *, until: float) -> bool:
         table, now, digest = self._table, self._clock.now(), _digest(key)
@@ -101,23 +107,24 @@ class DatabaseExpiringKeys:
         return True
 
     async def contains(self, key: str) -> bool:
-        table = self._table
+        values = {"digest": _digest(key), "now": self._clock.now()}
 
         async def find() -> object:
             async with self._engine.connect() as conn:
-                return await conn.scalar(
-                    select(table.c.key).where(
-                        table.c.key == _digest(key), table.c.expires_at > self._clock.now()
-                    )
-                )
+                return await conn.scalar(self._find, values)
 
         return await bounded(self._what, find) is not None
 
 
-def session_records(engine: AsyncEngine | None, clock: Clock) -> tuple[ExpiringKeys, ExpiringKeys]:
-    """Ended sessions and used nonces: in the database if there is one, else in memory."""
-    if engine is None:
+def session_records(database: Database | None, clock: Clock) -> tuple[ExpiringKeys, ExpiringKeys]:
+    """Ended sessions and used nonces: in the database when other processes can see it
+    (every instance sharing it refuses them), else in memory. A ``:memory:`` database is
+    this process's alone, and so are its records: kept in memory, they spare every
+    refresh a trip to SQLite's thread, which cost ~1.7 ms of CPU per oidc refresh under
+    load (docs/benchmarks.md)."""
+    if database is None or database.is_in_memory:
         return MemoryExpiringKeys(clock), MemoryExpiringKeys(clock)
+    engine = database.engine
     return (
         DatabaseExpiringKeys(engine, ended_sessions, clock, what="Session store"),
         DatabaseExpiringKeys(engine, used_nonces, clock, what="Sign-in state store"),

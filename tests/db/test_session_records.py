@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Table, func, select
@@ -52,11 +53,21 @@ async def test_memory_keys_sweep_expired_ones() -> None:
     assert len(keys) == 1
 
 
-def test_without_a_database_the_records_are_in_memory() -> None:
-    ended, nonces = session_records(None, FakeClock())
+@pytest.mark.parametrize("database", [None, Database("sqlite+aiosqlite:///:memory:")])
+def test_without_a_database_others_see_the_records_are_in_memory(
+    database: Database | None,
+) -> None:
+    ended, nonces = session_records(database, FakeClock())
     assert isinstance(ended, MemoryExpiringKeys)
     assert isinstance(nonces, MemoryExpiringKeys)
     assert ended is not nonces
+
+
+def test_a_database_file_holds_them(tmp_path: Path) -> None:
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'auth.sqlite'}")
+    ended, nonces = session_records(database, FakeClock())
+    assert isinstance(ended, DatabaseExpiringKeys)
+    assert isinstance(nonces, DatabaseExpiringKeys)
 
 
 async def _with_two_instances(
@@ -91,8 +102,8 @@ async def test_database_keys(db_url: str, table: Table) -> None:
 async def test_a_session_ended_on_one_instance_is_ended_on_the_other(shared_db_url: str) -> None:
     async def scenario(one: Database, two: Database) -> None:
         clock = FakeClock()
-        ended_here, _ = session_records(one.engine, clock)
-        ended_there, _ = session_records(two.engine, clock)
+        ended_here, _ = session_records(one, clock)
+        ended_there, _ = session_records(two, clock)
         await ended_here.add("sid", until=clock.now() + 60)
         assert await ended_there.contains("sid")
 
@@ -102,7 +113,7 @@ async def test_a_session_ended_on_one_instance_is_ended_on_the_other(shared_db_u
 async def test_racing_instances_spend_a_nonce_once(shared_db_url: str) -> None:
     async def scenario(one: Database, two: Database) -> None:
         clock = FakeClock()
-        stores = [session_records(db.engine, clock)[1] for db in (one, two) for _ in range(4)]
+        stores = [session_records(db, clock)[1] for db in (one, two) for _ in range(4)]
         wins = await asyncio.gather(*(s.add("nonce", until=clock.now() + 60) for s in stores))
         assert sorted(wins) == [False] * 7 + [True]
 
