@@ -54,7 +54,7 @@ async def test_memory_keys_sweep_expired_ones() -> None:
 
 
 @pytest.mark.parametrize("database", [None, Database("sqlite+aiosqlite:///:memory:")])
-def test_without_a_database_others_see_the_records_are_in_memory(
+def test_without_a_database_other_processes_see_the_records_are_in_memory(
     database: Database | None,
 ) -> None:
     ended, nonces = session_records(database, FakeClock())
