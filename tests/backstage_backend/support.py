@@ -24,7 +24,7 @@ from tests.support.oidc_provider import (
     backstage_client,
     frame_callback,
     free_port,
-    login_through_interactions,
+    popup_sign_in,
     start_openid_provider,
 )
 from tests.support.popup import popup_message
@@ -229,18 +229,7 @@ def split_set_up(
 def oidc_sign_in(split: Split, login: str) -> dict[str, Any]:
     """The popup flow at our server through the real OpenID provider; the popup's message."""
     with httpx2.Client(follow_redirects=False, timeout=30.0, trust_env=False) as browser:
-        start = browser.get(
-            f"{split.auth_api}/oidc/start",
-            params={
-                "scope": "openid email profile",
-                "origin": APP_ORIGIN,
-                "flow": "popup",
-                "env": "development",
-            },
-        )
-        assert start.status_code == 302, start.text
-        back = login_through_interactions(browser, start.headers["location"], login=login)
-        page = browser.get(back.headers["location"])
+        page = popup_sign_in(browser, split.auth_api, login=login, origin=APP_ORIGIN)
         assert page.status_code == 200, page.text
         return popup_message(page.text)
 

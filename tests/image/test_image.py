@@ -27,7 +27,7 @@ from tests.support.oidc_provider import (
     OpenIDProvider,
     backstage_client,
     frame_callback,
-    login_through_interactions,
+    popup_sign_in,
     start_openid_provider,
 )
 from tests.support.popup import popup_message
@@ -121,15 +121,10 @@ def test_healthcheck_command_passes_inside_the_container(server: ImageServer) ->
 
 def test_sign_in_refresh_and_jwks(server: ImageServer, op: OpenIDProvider) -> None:
     with httpx2.Client(follow_redirects=False, timeout=15.0) as browser:
-        start = browser.get(
-            f"{BASE_URL}/api/auth/oidc/start",
-            params={"scope": SCOPE, "origin": APP_ORIGIN, "flow": "popup", "env": "development"},
+        page = popup_sign_in(
+            browser, f"{BASE_URL}/api/auth", login="alice", scope=SCOPE, origin=APP_ORIGIN
         )
-        assert start.status_code == 302, start.text
-        back = login_through_interactions(browser, start.headers["location"], login="alice")
-        callback = back.headers["location"]
-        assert callback.startswith(f"{BASE_URL}/api/auth/oidc/handler/frame?")
-        page = browser.get(callback)
+        assert str(page.url).startswith(f"{BASE_URL}/api/auth/oidc/handler/frame?")
         assert page.status_code == 200
         message = popup_message(page.text)
         assert message["type"] == "authorization_response", message

@@ -22,7 +22,7 @@ from tests.support.oidc_provider import (
     backstage_client,
     frame_callback,
     free_port,
-    login_through_interactions,
+    popup_sign_in,
     start_openid_provider,
 )
 from tests.support.popup import popup_message
@@ -79,13 +79,9 @@ def _server(op: OpenIDProvider, workdir: Path, port: int, **env: str) -> AuthSer
 
 def _sign_in(server: AuthServer, op: OpenIDProvider) -> dict[str, Any]:
     with httpx2.Client(follow_redirects=False, timeout=15.0, trust_env=False) as browser:
-        start = browser.get(
-            f"{server.base_url}/api/auth/oidc/start",
-            params={"scope": SCOPE, "origin": APP_ORIGIN, "flow": "popup", "env": "development"},
+        page = popup_sign_in(
+            browser, f"{server.base_url}/api/auth", login="alice", scope=SCOPE, origin=APP_ORIGIN
         )
-        assert start.status_code == 302, start.text
-        back = login_through_interactions(browser, start.headers["location"], login="alice")
-        page = browser.get(back.headers["location"])
         assert page.status_code == 200
         return popup_message(page.text)
 

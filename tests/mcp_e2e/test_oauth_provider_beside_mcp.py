@@ -22,7 +22,7 @@ from tests.support.oidc_provider import (
     backstage_client,
     frame_callback,
     free_port,
-    login_through_interactions,
+    popup_sign_in,
     start_openid_provider,
 )
 from tests.support.popup import popup_message
@@ -71,13 +71,9 @@ def test_the_oidc_provider_signs_in_and_refreshes(
 ) -> None:
     op, server = stack
     with httpx2.Client(follow_redirects=False, timeout=15.0) as browser:
-        start = browser.get(
-            f"{server.base_url}/api/auth/oidc/start",
-            params={"scope": SCOPE, "origin": APP_ORIGIN, "flow": "popup", "env": "development"},
+        page = popup_sign_in(
+            browser, f"{server.base_url}/api/auth", login="alice", scope=SCOPE, origin=APP_ORIGIN
         )
-        assert start.status_code == 302, start.text
-        back = login_through_interactions(browser, start.headers["location"], login="alice")
-        page = browser.get(back.headers["location"])
         message = popup_message(page.text)
         assert message["type"] == "authorization_response", message
         identity = message["response"]["backstageIdentity"]["identity"]

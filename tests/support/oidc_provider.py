@@ -342,6 +342,28 @@ def _origin(url: str | httpx2.URL) -> tuple[str, str]:
     return parts.scheme, parts.netloc
 
 
+def popup_sign_in(
+    browser: httpx2.Client,
+    auth_api: str,
+    *,
+    login: str,
+    scope: str = "openid email profile",
+    origin: str = "http://localhost:3000",
+    provider: str = "oidc",
+    env: str = "development",
+) -> httpx2.Response:
+    """Our server's popup sign-in at ``auth_api`` (``.../api/auth``) through the real
+    OpenID provider: ``/start``, the provider's login pages, then the callback, whose page
+    (the popup's HTML; its ``url`` is the callback's) is returned."""
+    start = browser.get(
+        f"{auth_api}/{provider}/start",
+        params={"scope": scope, "origin": origin, "flow": "popup", "env": env},
+    )
+    assert start.status_code == 302, start.text
+    back = login_through_interactions(browser, start.headers["location"], login=login)
+    return browser.get(back.headers["location"])
+
+
 def login_through_interactions(
     client: httpx2.Client,
     authorize_url: str,
