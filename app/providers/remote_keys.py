@@ -189,10 +189,13 @@ class RemoteJwks:
         if self._keys is None or self._clock.now() - self._loaded_at >= self._ttl:
             async with self._lock:
                 await self._key_for(None)
+        return self._public()
+
+    def _public(self) -> tuple[PublicKey, ...]:
         return tuple(k for k in self._keys or () if isinstance(k, ECKey | RSAKey | OKPKey))
 
     def _find(self, kid: str | None) -> PublicKey | None:
-        keys = [k for k in self._keys or () if isinstance(k, ECKey | RSAKey | OKPKey)]
+        keys = self._public()
         if kid is None:
             return keys[0] if len(keys) == 1 else None
         for key in keys:
