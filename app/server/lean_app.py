@@ -55,23 +55,24 @@ _pythonic = functools.lru_cache(maxsize=1024)(pythonic)
 _sanitized = functools.lru_cache(maxsize=1024)(sanitized)
 
 
-# (id(definition), what makes its validator) -> (the definition, its validator). The
-# definition is kept so that its id cannot be reused; a full cache (apps built over and
-# over, in tests) restarts.
+# (id(definition), what is made of it) -> (the definition, what was made: a validator,
+# a fact about the schema). The definition is kept so that its id cannot be reused; a full
+# cache (apps built over and over, in tests) restarts.
 _VALIDATORS: dict[tuple[int, Callable[..., Any]], tuple[Any, Any]] = {}
 _MAX_VALIDATORS = 4096
 
 
-def _validator(definition: dict[str, Any], make: Callable[[dict[str, Any]], Any]) -> Any:
+def _once(definition: dict[str, Any], make: Callable[[dict[str, Any]], Any]) -> Any:
+    """``make(definition)``, made once per spec definition (they do not change)."""
     key = (id(definition), make)
     hit = _VALIDATORS.get(key)
     if hit is not None and hit[0] is definition:
         return hit[1]
     if len(_VALIDATORS) >= _MAX_VALIDATORS:
         _VALIDATORS.clear()
-    validator = make(definition)
-    _VALIDATORS[key] = (definition, validator)
-    return validator
+    made = make(definition)
+    _VALIDATORS[key] = (definition, made)
+    return made
 
 
 def _parameter_validator(param: dict[str, Any]) -> Draft4Validator:
@@ -92,7 +93,7 @@ class _ParameterValidator(ParameterValidator):  # type: ignore[misc]
             return None
         if value is not None:
             try:
-                _validator(param, _parameter_validator).validate(value)
+                _once(param, _parameter_validator).validate(value)
             except ValidationError as exception:
                 return str(exception)
             return None
@@ -124,11 +125,11 @@ class _FormValidator(FormDataValidator):  # type: ignore[misc]
 
     @property
     def _validator(self) -> Draft4RequestValidator:
-        return _validator(self._schema, _form_validator)
+        return _once(self._schema, _form_validator)
 
     async def _parse(self, stream: AsyncGenerator[bytes, None], scope: Scope) -> dict[str, Any]:
         form: dict[str, Any] = await super()._parse(stream, scope)
-        if self._uri_parser is not None and not _has_files(self._schema):
+        if self._uri_parser is not None and not _once(self._schema, _has_files):
             scope.setdefault("extensions", {})[_VALIDATED_FORM] = form
         return form
 
